@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+mkdir -p "$(dirname "$VENV")"
 CONSTRAINTS=install/constraints.txt
 MMCV_VARIANT=cpu
 if [ "${SSLBENCH_MMCV_CUDA:-0}" = "1" ]; then MMCV_VARIANT=cuda; fi
@@ -27,7 +28,7 @@ if [ -f "$STAMP" ]; then
 fi
 
 [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
-PY="$VENV/bin/python"
+PY="$(cd "$VENV" && pwd)/bin/python"
 PIP=("$PY" -m pip install --progress-bar off -c "$CONSTRAINTS")
 
 log "base tools and torch/torchvision"
@@ -42,8 +43,7 @@ build_wheels() {
   if [ ${#need[@]} -eq 0 ]; then log "wheelhouse $WHEELHOUSE has mmcv and detectron2"; return; fi
   local tmp; tmp=$(mktemp -d)
   log "downloading sdists (${need[*]})"
-  "$PY" -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
-      -r install/sdists.txt -d "$tmp/sdist"
+  "$PY" install/fetch_sdist.py install/sdists.txt "$tmp/sdist"
   for pkg in "${need[@]}"; do
     local name=$pkg; [ "$pkg" = detectron2 ] && name=pb1-detectron2
     mkdir -p "$tmp/src/$pkg"

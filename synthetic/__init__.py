@@ -1,0 +1,1 @@
+"""sslbench: synthetic datasets with controlled factors of variation."""
