@@ -353,6 +353,13 @@ def _images_under(folder: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) ->
     return sorted(found)
 
 
+def read_class_list(path: Path) -> list[str] | None:
+    """Class names, one a line, from ``path`` (e.g. the ``classes.txt`` of our exports); None if absent."""
+    if not path.is_file():
+        return None
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
 def natural_key(name: str) -> list[Any]:
     """Sort key that orders ``frame2`` before ``frame10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
@@ -366,19 +373,22 @@ class ImageFolderSource(FileSource):
     """torchvision's ImageFolder layout: ``root[/<split>]/<class>/**/<image>``.
 
     Classes are the sorted subfolder names (every subfolder, so the indices agree between splits
-    even where a split lacks a class); images are sorted by path within each class.
+    even where a split lacks a class), unless ``classes`` or a ``root/classes.txt`` (written by
+    :mod:`synthetic.exports` in the dataset's own class order) gives the order; subfolders missing
+    from that list follow it, sorted. Images are sorted by path within each class.
     """
 
     def __init__(self, root: Path | str, image_size: int, split: str | None = None,
-                 cache: bool = True) -> None:
+                 cache: bool = True, classes: Sequence[str] | None = None) -> None:
         self.root = Path(root)
         base = self.root / split if split else self.root
         if not base.is_dir():
             raise ValueError(f"{base}: no such folder; expected an ImageFolder (class subfolders of images)")
-        self.classes = [p.name for p in _subfolders(base)]
+        listed = list(classes) if classes is not None else read_class_list(self.root / "classes.txt") or []
+        self.classes = listed + [p.name for p in _subfolders(base) if p.name not in listed]
         paths, targets = [], []
         for c, name in enumerate(self.classes):
-            files = _images_under(base / name)
+            files = _images_under(base / name) if (base / name).is_dir() else []
             paths += files
             targets += [c] * len(files)
         if not paths:
@@ -465,8 +475,9 @@ class VocSource(FileSource):
     """PASCAL VOC 2012 segmentation: ``JPEGImages/<id>.jpg`` + ``SegmentationClass/<id>.png``
     for the ids of ``ImageSets/Segmentation/<split>.txt``.
 
-    Masks use the store's convention: 0 background, ``c + 1`` class ``c`` of ``classes`` (VOC's 20
-    object classes unless given), 255 void. ``targets`` is the class of the largest object box of
+    Masks use the store's convention: 0 background, ``c + 1`` class ``c`` of ``classes`` (given, or
+    read from ``root/classes.txt`` without its leading "background" as our exports write it, else
+    VOC's 20 object classes), 255 void. ``targets`` is the class of the largest object box of
     ``Annotations/<id>.xml`` where that file exists, else -1.
     """
 
@@ -481,7 +492,10 @@ class VocSource(FileSource):
         self.ids = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
         if not self.ids:
             raise ValueError(f"{listing}: lists no images")
-        self.classes = list(classes) if classes is not None else list(VOC_CLASSES)
+        if classes is None:
+            classes = read_class_list(self.root / "classes.txt") or ["background", *VOC_CLASSES]
+            classes = classes[1:] if classes[0] == "background" else classes
+        self.classes = list(classes)
         self.targets = np.asarray([self._box_class(i) for i in self.ids], dtype=np.int64)
         self._init_files([self.root / "JPEGImages" / f"{i}.jpg" for i in self.ids], image_size, cache)
         self.mask_paths = [self.root / "SegmentationClass" / f"{i}.png" for i in self.ids]

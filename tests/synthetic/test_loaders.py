@@ -484,3 +484,36 @@ def test_as_torch_dataset_with_dataloader(tmp_path: Path) -> None:
 
 def test_shared_decode_pool_is_one_pool() -> None:
     assert loaders.decode_executor() is loaders.decode_executor()
+
+
+# --------------------------------------------------------------------------------------------
+# Our own exports read back
+
+
+def test_exports_read_back_like_the_dataset(tmp_path: Path) -> None:
+    exports = pytest.importorskip("synthetic.exports")
+    pytest.importorskip("pycocotools")
+    root = write_fake_dataset(tmp_path / "ds", n=12, size=SIZE, objects_per_image=2, seed=1)
+    syn = SyntheticSource(root, split="train")
+    ds = syn.dataset
+    out = exports.export(ds, ["coco", "voc", "imagefolder", "frames"])
+
+    coco = open_source(out["coco"] / "annotations_train.json", SIZE)
+    assert coco.classes == CLASSES and len(coco) == len(syn)
+    assert torch.equal(coco.read(np.arange(len(coco))), syn.read(np.arange(len(syn))))
+
+    voc = open_source(out["voc"], SIZE, "train")
+    assert voc.classes == CLASSES
+    np.testing.assert_array_equal(voc.read_masks(np.arange(len(voc))).numpy(), ds.semantic[syn.indices])
+
+    folder = open_source(out["imagefolder"], SIZE, "train")
+    assert folder.classes == CLASSES
+    order = np.argsort(syn.targets, kind="stable")  # ImageFolder groups by class, index order inside
+    np.testing.assert_array_equal(folder.targets, syn.targets[order])
+    assert torch.equal(folder.read(np.arange(len(folder))), syn.read(order))
+
+    frames = open_source(out["frames"], SIZE, format="frames")
+    every = SyntheticSource(root)
+    np.testing.assert_array_equal(frames.video_ids, ds.labels["clip"].to_numpy())
+    np.testing.assert_array_equal(frames.frame_ids, ds.labels["frame"].to_numpy())
+    assert torch.equal(frames.read(np.arange(12)), every.read(np.arange(12)))
