@@ -178,8 +178,16 @@ def open_dataset(root: Path | str) -> SyntheticDataset:
             raise DatasetError(f"{root}: missing {name}.npy; the folder is incomplete, regenerate it")
         arrays[name] = np.load(path, mmap_mode="r")
     n = arrays["images"].shape[0]
-    labels = pd.read_csv(root / "labels.csv")
-    objects = pd.read_csv(root / "objects.csv")
-    if len(labels) != n:
-        raise DatasetError(f"{root}: labels.csv has {len(labels)} rows for {n} images")
+    for name, a in arrays.items():
+        if a.shape[0] != meta.get("num_images", n) or a.shape[1:3] != (meta.get("image_size"),) * 2:
+            raise DatasetError(f"{root}: {name}.npy has shape {a.shape}, meta.json says "
+                               f"{meta.get('num_images')} images of {meta.get('image_size')} px")
+    tables = {}
+    for name in ("labels", "objects"):
+        if not (root / f"{name}.csv").is_file():
+            raise DatasetError(f"{root}: missing {name}.csv; the folder is incomplete, regenerate it")
+        tables[name] = pd.read_csv(root / f"{name}.csv")
+    labels, objects = tables["labels"], tables["objects"]
+    if len(labels) != n or not (labels["index"].to_numpy() == np.arange(n)).all():
+        raise DatasetError(f"{root}: labels.csv must have one row per image in order (index 0..{n - 1})")
     return SyntheticDataset(root=root, meta=meta, labels=labels, objects=objects, **arrays)

@@ -1,0 +1,97 @@
+"""Dataset presets: which factors are sampled, which are fixed, and how images are grouped.
+
+A preset is a frozen dataclass; ``PRESETS`` is the registry used by ``synthetic.generate``.
+
+- ``shapes64``: object-centric, one object per 64-px image, 10 classes x 5 instances, every
+  factor random (texture, colour, viewpoint, lighting, background, scale/position, occluders
+  in 20% of images). The default for pretraining and probes.
+- ``tcvl-XXXX`` (``tcvl-0000`` ... ``tcvl-1111``, the 12 variants of Newell & Deng, "How Useful
+  is Self-Supervised Pretraining for Visual Tasks?", CVPR 2020): the four flags switch texture,
+  colour, viewpoint and lighting between fixed and random; background, scale and position are
+  fixed, so two images of one class and instance in ``tcvl-0000`` are identical.
+- ``scenes``: scene-centric 128-px images with 2-6 objects at different depths (so they
+  occlude each other), everything random; for detection, segmentation and SlotCon.
+- ``video``: clips of 8 frames of 1-2 objects under continuous viewpoint and lighting change
+  with a moving occluder, per-frame boxes (region tracks); for temporal contrastive learning.
+- ``probe-*``: invariance probe sets (Purushwalkam & Gupta, NeurIPS 2020): each set shows one
+  object and varies only one factor: ``probe-occlusion`` (occluded fraction 0 ... 0.75),
+  ``probe-viewpoint`` (azimuth sweep on even sets, elevation sweep on odd sets),
+  ``probe-illum-dir``, ``probe-illum-color``, ``probe-instance`` (every instance of a class at
+  one viewpoint) and ``probe-instance-viewpoint`` (instances and viewpoints both vary). All
+  other factors are drawn at random once per set and held fixed within it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from .meshes import SHAPE_NAMES
+
+TCVL_VARIANTS: tuple[str, ...] = ("0000", "1000", "0100", "0010", "0001", "1100", "0110", "0101",
+                                  "0111", "1110", "1011", "1111")
+PROBES: tuple[str, ...] = ("occlusion", "viewpoint", "illum-dir", "illum-color", "instance", "instance-viewpoint")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How a dataset is sampled. ``unit`` is what ``--n`` counts: images, clips or probe sets."""
+
+    name: str
+    size: int = 64
+    classes: tuple[str, ...] = SHAPE_NAMES
+    instances: int = 5
+    unit: str = "image"                       # image | clip | set
+    objects: tuple[int, int] = (1, 1)         # objects per image, inclusive range
+    texture: bool = True                      # random procedural texture (else plain)
+    colour: bool = True                       # random colour (else the class colour)
+    viewpoint: bool = True                    # random azimuth / elevation / roll (else canonical)
+    lighting: bool = True                     # random direction / intensity / colour (else fixed)
+    backgrounds: tuple[str, ...] = ("plain", "noise", "texture")  # sampled among; "photo" with --backgrounds
+    random_background_colour: bool = True
+    scale: tuple[float, float] = (0.8, 1.2)
+    jitter: float = 0.12                      # max offset of the object centre, fraction of the half-image
+    occluder_prob: float = 0.2
+    frames: int = 8                           # video: frames per clip
+    set_size: int = 8                         # probe: images per set
+    probe: str | None = None
+    splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    fov: float = 40.0
+    distance: float = 4.0
+    exports: tuple[str, ...] = field(default=())
+
+    def images_per_unit(self) -> int:
+        return {"image": 1, "clip": self.frames, "set": self.set_size}[self.unit]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _tcvl(flags: str) -> Preset:
+    t, c, v, l = (f == "1" for f in flags)
+    return Preset(name=f"tcvl-{flags}", texture=t, colour=c, viewpoint=v, lighting=l,
+                  backgrounds=("plain",), random_background_colour=False, scale=(1.0, 1.0),
+                  jitter=0.0, occluder_prob=0.0)
+
+
+def _probe(kind: str) -> Preset:
+    size = 5 if kind.startswith("instance") else 8
+    return Preset(name=f"probe-{kind}", unit="set", probe=kind, set_size=size, occluder_prob=0.0,
+                  scale=(1.0, 1.0), jitter=0.0, splits=(0.0, 0.0, 1.0))
+
+
+PRESETS: dict[str, Preset] = {
+    "shapes64": Preset(name="shapes64"),
+    **{f"tcvl-{f}": _tcvl(f) for f in TCVL_VARIANTS},
+    "scenes": Preset(name="scenes", size=128, objects=(2, 6), scale=(0.45, 0.9), occluder_prob=0.1,
+                     exports=("coco", "voc")),
+    "video": Preset(name="video", unit="clip", objects=(1, 2), scale=(0.55, 0.85), occluder_prob=1.0,
+                    exports=()),
+    **{f"probe-{k}": _probe(k) for k in PROBES},
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; an unknown name raises an error listing the valid ones."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
