@@ -12,6 +12,7 @@ Object frame: y is up; the canonical view looks at the object from +z.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -170,13 +171,16 @@ def _prism(p: dict) -> list[Part]:
 
 
 def _dumbbell(p: dict) -> list[Part]:
-    """Composite: two balls (radii r1, r2) joined by a bar of radius rb and length L."""
-    L, rb = p["L"], p["rb"]
-    parts = [revolve(line((rb, -L / 2), (rb, L / 2), 3), 16)]
-    for r, y in ((p["r1"], -L / 2), (p["r2"], L / 2)):
-        v, f = revolve(arc(r, 0.0, np.pi, 0.0, 10), 20)
-        parts.append((v + np.array([0.0, y, 0.0]), f))
-    return parts
+    """Composite: two balls (radii r1, r2, centres L apart) joined by a bar of radius rb.
+
+    Built as one closed surface of revolution with a crease at each junction (three parts),
+    so the pieces do not interpenetrate.
+    """
+    L, rb, r1, r2 = p["L"], p["rb"], p["r1"], p["r2"]
+    y1, y2 = -L / 2 + math.sqrt(r1**2 - rb**2), L / 2 - math.sqrt(r2**2 - rb**2)
+    return [revolve(arc(r1, -L / 2, math.pi, math.asin(rb / r1), 11), 20),
+            revolve(line((rb, y1), (rb, y2), 3), 20),
+            revolve(arc(r2, L / 2, math.pi - math.asin(rb / r2), 0.0, 11), 20)]
 
 
 Sampler = Callable[[np.random.Generator], dict]
@@ -196,7 +200,7 @@ SHAPES: dict[str, tuple[Callable[[dict], list[Part]], Sampler]] = {
     "prism": (_prism, lambda g: dict(n=int(g.choice([3, 5, 6])), h=g.uniform(0.5, 2.0),
                                      twist=g.choice([0.0, g.uniform(0.2, 0.5)], p=[0.7, 0.3]))),
     "ellipsoid": (_ellipsoid, lambda g: dict(a=1.0, b=g.uniform(0.3, 0.6), c=g.uniform(0.45, 0.8))),
-    "dumbbell": (_dumbbell, lambda g: dict(L=g.uniform(1.2, 2.2), rb=g.uniform(0.1, 0.22),
+    "dumbbell": (_dumbbell, lambda g: dict(L=g.uniform(1.5, 2.4), rb=g.uniform(0.1, 0.22),
                                            r1=g.uniform(0.35, 0.6), r2=g.uniform(0.35, 0.6))),
 }
 SHAPE_NAMES: tuple[str, ...] = tuple(SHAPES)
