@@ -1,11 +1,12 @@
 """Throughput of synthetic.loaders.BatchLoader (batches/s of the loader alone, no model).
 
-    python bench/bench_loader.py                    # makes a 20000-image 64-px fake dataset in a temp dir
+    python bench/bench_loader.py                    # generates a 20000-image shapes64 dataset in a temp dir
     python bench/bench_loader.py data/shapes-20k    # or any folder open_source reads (--image-size for files)
     python bench/bench_loader.py --json bench/out/loader.json
 
 Rows: the dataset's own source (synthetic: memory-mapped), then an ImageFolder of PNGs written from
-its first --png-images images, timed on the first epoch (decoding) and a later one (cache hits).
+its first --png-images images, timed on the first epoch (decoding) and a later one (cache hits);
+last, the training steps/s of a ResNet-18 at the same batch size and image size, for comparison.
 """
 from __future__ import annotations
 
@@ -20,39 +21,34 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synthetic import store  # noqa: E402
+from synthetic.generate import generate  # noqa: E402
 from synthetic.loaders import BatchLoader, ImageFolderSource, ImageSource, open_source  # noqa: E402
 
 
-def make_fake_synthetic(root: Path, n: int, size: int, seed: int = 0, chunk: int = 1000) -> Path:
-    """Write an ``n``-image synthetic-layout dataset of uniform random pixels (no renderer)."""
-    rng = np.random.default_rng(seed)
-    classes = ["a", "b", "c", "d"]
-    staged = store.stage(root)
-    arrays = staged.create_arrays(n, size)
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        arrays["images"][s:e] = rng.integers(0, 256, size=(e - s, size, size, 3), dtype=np.uint8)
-        arrays["semantic"][s:e] = 0
-        arrays["instance"][s:e] = 0
-        arrays["depth"][s:e] = np.inf
-    for a in arrays.values():
-        a.flush()
-    del arrays
-    labels = pd.DataFrame({"index": np.arange(n), "split": "train",
-                           "class": rng.integers(0, len(classes), n)})
-    objects = pd.DataFrame(columns=["image", "object", "class", "instance", "x0", "y0", "x1", "y1", "area"])
-    meta = dict(format=store.FORMAT, format_version=store.FORMAT_VERSION, generator_version="bench",
-                preset="bench-random", seed=seed, n=n, unit="image", num_images=n, image_size=size,
-                classes=classes, factors={}, args={"n": n, "size": size}, args_hash="0" * 16,
-                splits={"train": n}, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    return staged.commit(meta, labels, objects)
+def resnet18_step_rate(batch_size: int, size: int, steps: int = 3) -> float:
+    """Training steps/s of a torchvision ResNet-18 (forward + backward + SGD) on the CPU."""
+    import torch
+    import torchvision
+
+    model = torchvision.models.resnet18(num_classes=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.rand(batch_size, 3, size, size), torch.randint(0, 10, (batch_size,))
+
+    def step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - t)
 
 
 def write_png_folder(source: ImageSource, root: Path, count: int, batch: int = 250) -> Path:
@@ -95,7 +91,8 @@ def bench_source(name: str, source: ImageSource, batch_size: int, epochs: list[s
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"{'source':<28} {'epoch':<12} {'images':>7} {'px':>4} {'batches':>7} {'s':>7} {'batches/s':>10} {'images/s':>10}"
+    head = (f"{'source':<28} {'epoch':<12} {'images':>7} {'px':>4} {'batches':>7} {'s':>7} "
+            f"{'batches/s':>10} {'images/s':>10}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -105,11 +102,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("dataset", nargs="?", type=Path, help="dataset path (default: a fake synthetic one)")
+    p.add_argument("dataset", nargs="?", type=Path, help="dataset path (default: generate shapes64)")
     p.add_argument("--image-size", type=int, default=None, help="for file formats")
     p.add_argument("--split", default=None)
-    p.add_argument("--n", type=int, default=20000, help="images of the fake dataset")
-    p.add_argument("--size", type=int, default=64, help="image size of the fake dataset")
+    p.add_argument("--n", type=int, default=20000, help="images of the generated dataset")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--png-images", type=int, default=2000, help="images in the PNG ImageFolder (0: skip)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs of the dataset's own source")
@@ -122,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         path = args.dataset
         if path is None:
             t = time.perf_counter()
-            path = make_fake_synthetic(tmp / "fake", args.n, args.size)
-            print(f"made {args.n} random {args.size}-px images in {time.perf_counter() - t:.1f}s at {path}")
+            path = generate("shapes64", args.n, 0, tmp / "shapes64", progress=False)
+            print(f"generated {args.n} shapes64 images in {time.perf_counter() - t:.1f}s at {path}")
         source = open_source(path, args.image_size, args.split)
         kind = type(source).__name__
         rows = bench_source(kind, source, args.batch_size, [str(e + 1) for e in range(args.epochs)],
@@ -134,10 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_source("ImageFolderSource (png)", files, args.batch_size,
                                  ["1 (decode)", "2 (cached)"], drop_last=False, prefetch=args.prefetch)
     print_table(rows)
+    size = source.image_size or args.image_size
+    step_rate = resnet18_step_rate(args.batch_size, size)
+    print(f"ResNet-18 training step, batch {args.batch_size} at {size} px: {step_rate:.2f} steps/s "
+          f"(the loader is {rows[-1 - 2 * bool(args.png_images)]['batches_per_s'] / step_rate:.0f}x faster)")
     if args.json:
         env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
-               "dataset": str(args.dataset or f"fake synthetic {args.n}x{args.size}px"),
-               "prefetch": args.prefetch}
+               "dataset": str(args.dataset or f"shapes64 n={args.n}"),
+               "prefetch": args.prefetch, "resnet18_steps_per_s": step_rate}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"env": env, "rows": rows}, indent=1))
         print(f"wrote {args.json}")

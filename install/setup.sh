@@ -35,11 +35,15 @@ log "base tools and torch/torchvision"
 "${PIP[@]}" -q --upgrade pip "setuptools<81" wheel ninja
 "${PIP[@]}" -q torch torchvision
 
+D2_VERSION=$("$PY" install/patch_sdist.py --detectron2-version)
+MMCV_WHEEL_GLOB="$WHEELHOUSE/mmcv-2.1.0-*.whl"
+D2_WHEEL_GLOB="$WHEELHOUSE/pb1_detectron2-${D2_VERSION}-*.whl"
+
 build_wheels() {
   mkdir -p "$WHEELHOUSE"
   local need=()
-  ls "$WHEELHOUSE"/mmcv-2.1.0-*.whl >/dev/null 2>&1 || need+=(mmcv)
-  ls "$WHEELHOUSE"/pb1_detectron2-0.6-*.whl >/dev/null 2>&1 || need+=(detectron2)
+  ls $MMCV_WHEEL_GLOB >/dev/null 2>&1 || need+=(mmcv)
+  ls $D2_WHEEL_GLOB >/dev/null 2>&1 || need+=(detectron2)
   if [ ${#need[@]} -eq 0 ]; then log "wheelhouse $WHEELHOUSE has mmcv and detectron2"; return; fi
   local tmp; tmp=$(mktemp -d)
   log "downloading sdists (${need[*]})"
@@ -49,7 +53,7 @@ build_wheels() {
     mkdir -p "$tmp/src/$pkg"
     tar xzf "$tmp"/sdist/${name}-*.tar.gz -C "$tmp/src/$pkg" --strip-components=1
     "$PY" install/patch_sdist.py "$pkg" "$tmp/src/$pkg"
-    log "building $pkg wheel (mmcv with ops takes 10-20 min on 2 cores)"
+    log "building $pkg wheel$([ "$pkg" = mmcv ] && echo ' (with its ops: 10-20 min on 2 cores)')"
     if [ "$pkg" = mmcv ]; then
       if [ "$MMCV_VARIANT" = cuda ]; then
         ( cd "$tmp/src/mmcv" && MMCV_WITH_OPS=1 FORCE_CUDA=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
@@ -68,6 +72,8 @@ build_wheels() {
 build_wheels
 
 log "sslbench and its dependencies (Detectron2, mmcv, mmseg, mmdet, lightly, ...)"
+# the two local builds by file, so that a rebuilt wheel replaces an installed older one
+"${PIP[@]}" -q --no-deps $MMCV_WHEEL_GLOB $D2_WHEEL_GLOB
 "${PIP[@]}" -q --find-links "$WHEELHOUSE" -e ".[transfer,dev]"
 
 # mmengine pulls the GUI opencv-python, which shares cv2/ with the headless build: keep only the

@@ -67,8 +67,8 @@ class Preset:
 
 
 def _tcvl(flags: str) -> Preset:
-    t, c, v, l = (f == "1" for f in flags)
-    return Preset(name=f"tcvl-{flags}", texture=t, colour=c, viewpoint=v, lighting=l,
+    tex, col, view, light = (f == "1" for f in flags)
+    return Preset(name=f"tcvl-{flags}", texture=tex, colour=col, viewpoint=view, lighting=light,
                   backgrounds=("plain",), random_background_colour=False, scale=(1.0, 1.0),
                   jitter=0.0, occluder_prob=0.0)
 

@@ -336,8 +336,9 @@ def render(spec: Spec, p: Preset, photos: torch.Tensor | None = None) -> tuple[d
     b, s = len(spec.index), p.size
     bank = mesh_bank(p.classes, p.instances)
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-    objs = ObjectBatch(mesh=torch.as_tensor(spec.cls * p.instances + spec.inst), image=torch.as_tensor(spec.obj_image),
-                       rotation=rotation_matrix(*t(spec.view).unbind(1)), translation=t(spec.trans), scale=t(spec.scale))
+    objs = ObjectBatch(mesh=torch.as_tensor(spec.cls * p.instances + spec.inst),
+                       image=torch.as_tensor(spec.obj_image), rotation=rotation_matrix(*t(spec.view).unbind(1)),
+                       translation=t(spec.trans), scale=t(spec.scale))
     r = rasterize(bank, objs, b, s, p.fov)
     first = np.r_[0, np.flatnonzero(np.diff(spec.obj_image)) + 1]
     _half_plane_for_target(spec, r.footprint, first)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from synthetic import generate as gen
@@ -91,7 +90,8 @@ FACTOR_COLUMNS = {
     "texture": ["texture", "texture_freq"],
     "colour": ["color_r", "color_g", "color_b"],
     "viewpoint": ["azimuth", "elevation", "roll", "pose_bin"],
-    "lighting": ["light_azimuth", "light_elevation", "light_intensity", "light_ambient", "light_r", "light_g", "light_b"],
+    "lighting": ["light_azimuth", "light_elevation", "light_intensity", "light_ambient",
+                 "light_r", "light_g", "light_b"],
 }
 
 

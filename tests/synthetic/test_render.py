@@ -16,7 +16,8 @@ def _spheres(depths: list[float], xs: list[float]) -> tuple[MeshBank, ObjectBatc
     bank = MeshBank.from_meshes([build_mesh("ellipsoid", 0), _sphere()])
     m = len(depths)
     objs = ObjectBatch(mesh=torch.ones(m, dtype=torch.long), image=torch.zeros(m, dtype=torch.long),
-                       rotation=torch.eye(3).expand(m, 3, 3), translation=torch.tensor([[x, 0, -d] for x, d in zip(xs, depths)]),
+                       rotation=torch.eye(3).expand(m, 3, 3),
+                       translation=torch.tensor([[x, 0, -d] for x, d in zip(xs, depths)]),
                        scale=torch.ones(m))
     return bank, objs
 
