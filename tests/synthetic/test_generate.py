@@ -279,3 +279,22 @@ def test_scenes_coco_export_validates_with_pycocotools(tmp_path: Path) -> None:
     assert total == len(visible)
     assert (ds.labels["n_objects"] >= 2).all() and (ds.labels["n_objects"] <= 6).all()
     assert (ds.objects["occluded_frac"] > 0.05).any()          # objects occlude one another
+
+
+def test_photo_backgrounds(tmp_path: Path) -> None:
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (80, 120, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    ds = make(tmp_path, "shapes64", 40, backgrounds=photos)
+    assert "photo" in ds.meta["factors"]["background"]["values"] and ds.meta["args"]["photos"]
+    assert (ds.labels["background"] == "photo").sum() > 3
+    (photos / "p0.png").write_bytes((photos / "p1.png").read_bytes())  # other photos: other arguments
+    with pytest.raises(store.DatasetError, match="other arguments"):
+        make(tmp_path, "shapes64", 40, backgrounds=photos)
+    r = run_cli("--preset", "shapes64", "--n", "4", "--backgrounds", str(tmp_path / "none"),
+                "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "expected a folder with .png/.jpg photos" in r.stderr
