@@ -1,0 +1,130 @@
+"""Backbones: torchvision ResNet-18/50 (their own class), Newell & Deng's ResNet-9, a tiny ResNet.
+
+Contract (as timm's): ``num_features``; ``forward_features(x) -> (B, C, h, w)`` the dense feature
+map of the last stage (dense methods and probes); ``forward(x) -> (B, C)`` its global average
+pool; ``min_image_size``. ResNet-18/50 are ``torchvision.models.ResNet`` instances with
+``fc = Identity``, so their state_dict has torchvision's own keys and loads into
+``torchvision.models.resnet18()`` unchanged (only ``fc.*`` is absent).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+
+
+class TorchvisionResNet(torchvision.models.ResNet):
+    """torchvision's ResNet without its classifier; ``small_stem`` swaps the 7x7/2 conv + max-pool
+    for a 3x3/1 conv (the CIFAR-style stem used for 32-64 px images)."""
+
+    def __init__(self, block: type, layers: list[int], small_stem: bool = False) -> None:
+        super().__init__(block, layers)
+        self.num_features = 512 * block.expansion
+        self.small_stem = small_stem
+        if small_stem:
+            self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            self.maxpool = nn.Identity()
+        self.fc = nn.Identity()
+        self.min_image_size = 8 if small_stem else 32
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(self.forward_features(x)), 1)
+
+
+def resnet18(small_stem: bool = False) -> TorchvisionResNet:
+    return TorchvisionResNet(BasicBlock, [2, 2, 2, 2], small_stem)
+
+
+def resnet50(small_stem: bool = False) -> TorchvisionResNet:
+    return TorchvisionResNet(Bottleneck, [3, 4, 6, 3], small_stem)
+
+
+def _conv_bn(cin: int, cout: int, pool: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                               nn.ReLU(inplace=True)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv_bn(channels, channels), _conv_bn(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResNet9(nn.Module):
+    """The 9-layer ResNet (Myrtle's DAWNBench network) used by Newell & Deng, "How Useful is
+    Self-Supervised Pretraining for Visual Tasks?" (CVPR 2020): prep 64, then 128 (+residual),
+    256, 512 (+residual), with a max-pool after each of the last three stages. (B, 512)."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        w = width
+        self.prep = _conv_bn(3, w)
+        self.layer1 = nn.Sequential(_conv_bn(w, 2 * w, pool=True), Residual(2 * w))
+        self.layer2 = _conv_bn(2 * w, 4 * w, pool=True)
+        self.layer3 = nn.Sequential(_conv_bn(4 * w, 8 * w, pool=True), Residual(8 * w))
+        self.num_features = 8 * w
+        self.min_image_size = 8
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer3(self.layer2(self.layer1(self.prep(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x).mean((2, 3))
+
+
+class TinyResNet(nn.Module):
+    """A two-stage ResNet of BasicBlocks for tests: width w then 2w, (B, 2w)."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.stem = _conv_bn(3, width)
+        down = nn.Sequential(nn.Conv2d(width, 2 * width, 1, stride=2, bias=False), nn.BatchNorm2d(2 * width))
+        self.layer1 = BasicBlock(width, width)
+        self.layer2 = BasicBlock(width, 2 * width, stride=2, downsample=down)
+        self.num_features = 2 * width
+        self.min_image_size = 4
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer2(self.layer1(self.stem(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x).mean((2, 3))
+
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": resnet18,
+    "resnet50": resnet50,
+    "resnet9": ResNet9,
+    "tiny": TinyResNet,
+}
+
+
+def build_backbone(name: str, **kwargs) -> nn.Module:
+    """Build a registered backbone; an unknown name raises an error listing the valid names."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}")
+    try:
+        return BACKBONES[name](**kwargs)
+    except TypeError as e:
+        raise ValueError(f"backbone {name!r}: bad arguments {kwargs} ({e})") from e
+
+
+def check_image_size(backbone: nn.Module, name: str, size: int) -> None:
+    """Raise a clear error if the backbone cannot take ``size`` x ``size`` images."""
+    if size < backbone.min_image_size:
+        raise ValueError(f"image size {size}: backbone {name!r} needs at least {backbone.min_image_size} px"
+                         + (" (use backbone.small_stem=true for small images)" if hasattr(backbone, "small_stem")
+                            and not backbone.small_stem else ""))

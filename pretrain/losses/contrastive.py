@@ -1,0 +1,44 @@
+"""Instance-contrastive and siamese losses (pure functions)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent of SimCLR (Chen et al., "A Simple Framework for Contrastive Learning of Visual
+    Representations", ICML 2020, eq. 1).
+
+    z1, z2: (B, D) projections of two views of the same B images. Each of the 2B rows is
+    classified against the other 2B - 1 (its positive is the other view of its image); returns
+    the mean cross-entropy over the 2B rows. Matches lightly's ``NTXentLoss`` (no memory bank).
+    """
+    b = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
+    return F.cross_entropy(logits, target)
+
+
+def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Negative cosine similarity of BYOL / SimSiam (Grill et al., NeurIPS 2020; Chen & He,
+    "Exploring Simple Siamese Representation Learning", CVPR 2021, eq. 1).
+
+    p: (B, D) predictions, z: (B, D) targets (gradient stopped here). Returns -mean cos(p, z).
+    """
+    return -F.cosine_similarity(p, z.detach(), dim=-1).mean()
+
+
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor | None, temperature: float) -> torch.Tensor:
+    """InfoNCE of MoCo (He et al., "Momentum Contrast for Unsupervised Visual Representation
+    Learning", CVPR 2020, eq. 1): q, k (B, D) L2-normalised queries / positive keys, queue
+    (K, D) L2-normalised negatives (or None: the other keys of the batch are the negatives).
+    Returns the mean cross-entropy with the positive at index 0.
+    """
+    pos = (q * k).sum(1, keepdim=True)
+    neg = q @ (k.T if queue is None else queue.T)
+    if queue is None:
+        neg = neg.masked_fill(torch.eye(q.shape[0], dtype=torch.bool, device=q.device), float("-inf"))
+    logits = torch.cat([pos, neg], 1) / temperature
+    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))

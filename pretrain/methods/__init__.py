@@ -1,0 +1,1 @@
+"""The method registry (filled in as methods land)."""

@@ -1,0 +1,61 @@
+"""The Method contract shared by every SSL method.
+
+A method is a small ``nn.Module`` built from a backbone and its own config dataclass; its
+``loss(views)`` returns ``(loss, logs)``; ``after_step(progress)`` runs after each optimiser
+step (EMA teachers, queues); ``backbone_for_export()`` is the network written to ``ckpt.pt``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..views import Views
+
+
+@dataclass
+class MethodContext:
+    """What a method may know about the run: the data statistics and sizes."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    num_classes: int
+    dataset_size: int
+    image_size: int
+    total_steps: int
+
+
+class Method(nn.Module):
+    """Base class: holds the backbone and normalises inputs. Subclasses define ``Config`` (a
+    dataclass), ``loss``, and optionally ``after_step`` / ``exported``."""
+
+    Config: type = type(None)
+    needs: frozenset[str] = frozenset()   # "labels", "pairs", "regions": what the data layer must supply
+    exported: str = "online"             # which branch backbone_for_export returns: online | momentum
+    trains: bool = True                  # False for the untrained `random` baseline
+
+    def __init__(self, backbone: nn.Module, cfg, ctx: MethodContext) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.cfg = cfg
+        self.ctx = ctx
+        self.register_buffer("mean", torch.tensor(ctx.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(ctx.std).view(1, 3, 1, 1), persistent=False)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) in [0, 1] -> normalised with the data mean / std."""
+        return (x - self.mean) / self.std
+
+    def encode(self, x: torch.Tensor, backbone: nn.Module | None = None) -> torch.Tensor:
+        """Pooled features (B, num_features) of images in [0, 1]."""
+        return (backbone or self.backbone)(self.normalize(x))
+
+    def loss(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def after_step(self, progress: float) -> None:
+        """Called after every optimiser step with progress in [0, 1]."""
+
+    def backbone_for_export(self) -> nn.Module:
+        return self.backbone
