@@ -734,10 +734,14 @@ class BatchLoader:
         return images, self._targets[index], index
 
     def __iter__(self) -> Iterator[Batch]:
-        plan = self.batches()
+        return self.iter_plan(self.batches())
+
+    def iter_plan(self, plan: Sequence[np.ndarray]) -> Iterator[Batch]:
+        """Read the given batches of source indices in order (prefetched like ``__iter__``); used
+        to resume mid-epoch and to read one process's share of a global batch."""
         if self.prefetch == 0:
             return (self.read_batch(idx) for idx in plan)
-        return self._prefetched(plan)
+        return self._prefetched(list(plan))
 
     def _prefetched(self, plan: list[np.ndarray]) -> Iterator[Batch]:
         """Yield the batches of ``plan`` read by a background thread through a bounded queue."""

@@ -54,6 +54,10 @@ class Method(nn.Module):
     def loss(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
+    def forward(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
+        """``loss`` through ``__call__`` (so DDP's gradient hooks see the step)."""
+        return self.loss(views)
+
     def after_step(self, progress: float) -> None:
         """Called after every optimiser step with progress in [0, 1]."""
 
