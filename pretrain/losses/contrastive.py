@@ -42,3 +42,23 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor | None, tempe
         neg = neg.masked_fill(torch.eye(q.shape[0], dtype=torch.bool, device=q.device), float("-inf"))
     logits = torch.cat([pos, neg], 1) / temperature
     return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+
+def nt_xent_with_negatives(z1: torch.Tensor, z2: torch.Tensor, zneg: torch.Tensor,
+                           temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent (SimCLR, Chen et al., ICML 2020, eq. 1) with per-image extra negatives.
+
+    z1, z2: (B, D) projections of two views of the same B images; zneg: (B, K, D) projections of
+    K extra ("hard") negatives of each image (e.g. the saliency study's background-swapped
+    images). Each of the 2B rows is classified against the other 2B - 1 rows plus the K negatives
+    of its own image (both views of image i share image i's negatives). With K = 0 this is
+    exactly ``nt_xent`` (same logits, same targets).
+    """
+    b = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))
+    neg = F.normalize(zneg, dim=-1).repeat(2, 1, 1)               # (2B, K, D)
+    logits = torch.cat([logits, torch.einsum("nd,nkd->nk", z, neg) / temperature], 1)
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
+    return F.cross_entropy(logits, target)

@@ -1,0 +1,104 @@
+"""MoCo v2 (He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised Visual
+Representation Learning", CVPR 2020; Chen, Fan, Girshick, He, "Improved Baselines with
+Momentum Contrastive Learning", arXiv:2003.04297)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..ema import ema_update, make_teacher
+from ..heads import mlp
+from ..losses.contrastive import info_nce
+from ..views import Views
+from .base import Method, MethodContext
+
+
+@dataclass
+class Config:
+    """MoCo v2's settings.
+
+    queue_size: K negatives (paper 65536 for ImageNet; default 4096 for small data sets: the
+    queue should stay well below the data set size or it holds stale keys of the same images);
+    momentum: constant key-encoder momentum (paper 0.999 at ~5k steps/epoch; default 0.99 for
+    short runs); temperature: 0.2 (MoCo v2); proj_hidden / proj_dim: the v2 MLP head without BN
+    (2048 -> 128); symmetric: also contrast views[1]'s queries with views[0]'s keys and average
+    the two losses (as in the MoCo CIFAR demo and MoCo v3; the paper's v2 is asymmetric).
+    """
+
+    queue_size: int = 4096
+    momentum: float = 0.99
+    temperature: float = 0.2
+    proj_hidden: int = 2048
+    proj_dim: int = 128
+    symmetric: bool = True
+
+
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every process (no gradient); ``x`` itself when not distributed."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+class MoCoV2(Method):
+    """MoCo v2: query encoder = backbone + projector (trained), key encoder = its EMA (frozen,
+    ``after_step``); queue: a (queue_size, proj_dim) buffer of L2-normalised keys with a pointer.
+
+    Shapes: views x1, x2 (B, 3, h, w) -> q = normalise(projector(backbone(x))) (B, proj_dim),
+    k likewise from the key encoder; loss = InfoNCE(q1, k2, queue) (+ InfoNCE(q2, k1, queue),
+    averaged, when ``symmetric``). After the loss the B keys k2 (views[1]'s keys, gathered from
+    every process when distributed) replace the oldest queue entries (one key per image per step,
+    also when symmetric). The queue is only updated in training mode. The key encoder runs with
+    BN in training mode (batch statistics) and no shuffle-BN (one process = one BN group, where
+    shuffling is a no-op). ``exported = "online"`` (the query encoder's backbone).
+    """
+
+    Config = Config
+    exported = "online"
+
+    def __init__(self, backbone: nn.Module, cfg: Config, ctx: MethodContext) -> None:
+        super().__init__(backbone, cfg, ctx)
+        self.projector = mlp(backbone.num_features, cfg.proj_hidden, cfg.proj_dim, bn=False)
+        self.key_backbone = make_teacher(self.backbone)
+        self.key_projector = make_teacher(self.projector)
+        self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.projector(self.encode(x)), dim=1)
+
+    @torch.no_grad()
+    def key(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.key_projector(self.encode(x, self.key_backbone)), dim=1)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Write ``keys`` (n, D) over the oldest entries (wrapping around) and advance the pointer."""
+        keys = _gather(keys.detach()).to(self.queue.dtype)[-self.queue.shape[0]:]
+        n, size = keys.shape[0], self.queue.shape[0]
+        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
+        self.queue[idx] = keys
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+
+    def loss(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
+        x1, x2 = views.views[:2]
+        q1, k2 = self.query(x1), self.key(x2)
+        queue = self.queue.clone().detach()
+        loss = info_nce(q1, k2.to(q1.dtype), queue.to(q1.dtype), self.cfg.temperature)
+        if self.cfg.symmetric:
+            q2, k1 = self.query(x2), self.key(x1)
+            loss = 0.5 * (loss + info_nce(q2, k1.to(q2.dtype), queue.to(q2.dtype), self.cfg.temperature))
+        if self.training:
+            self.enqueue(k2)
+        pos = (q1.detach() * k2).sum(1).mean()
+        return loss, {"loss": loss.item(), "pos_cos": pos.item()}
+
+    def after_step(self, progress: float) -> None:
+        ema_update(self.key_backbone, self.backbone, self.cfg.momentum)
+        ema_update(self.key_projector, self.projector, self.cfg.momentum)
