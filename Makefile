@@ -1,12 +1,19 @@
 # sslbench — `make setup` then `make test`; see README.md.
-PY      := .venv/bin/python
-PYTEST  := $(PY) -m pytest
-PRESET  ?= shapes64
-N       ?= 20000
-SEED    ?= 0
-DATA    ?= data
+PY       := .venv/bin/python
+PYTEST   := $(PY) -m pytest
+# synthetic data: make data DATASET=shapes64 N=20000 SEED=0
+DATA_DIR ?= data
+DATASET  ?= shapes64
+N        ?= 20000
+SEED     ?= 0
+# pretraining: make pretrain METHOD=byol AUG=default DATA=data/shapes64 PRESET=cpu ARGS="--optim.lr=0.1"
+METHOD   ?= simclr
+AUG      ?=
+PRESET   ?= cpu
+DATA     ?= $(DATA_DIR)/shapes64
+ARGS     ?=
 
-.PHONY: setup test test-slow bench data sheet clean
+.PHONY: setup test test-slow bench data sheet pretrain clean
 
 setup:                 ## create .venv and install everything (Detectron2, mmcv with CPU ops, mmseg)
 	bash install/setup.sh
@@ -17,15 +24,18 @@ test:                  ## the default suite (no `slow` tests); fails if no test 
 test-slow:             ## the heavy checks only
 	$(PYTEST) -m slow -q
 
-bench:                 ## timings: synthetic generation and data loading -> bench/out/*.json
+bench:                 ## timings -> bench/out/*.json (figures in bench/RESULTS.md)
 	$(PY) bench/bench_generate.py --json bench/out/generate.json
 	$(PY) bench/bench_loader.py --json bench/out/loader.json
 
-data:                  ## generate a dataset: make data PRESET=shapes64 N=20000 SEED=0
-	$(PY) -m synthetic.generate --preset $(PRESET) --n $(N) --seed $(SEED) --out $(DATA)/$(PRESET)
+data:                  ## generate a synthetic dataset into $(DATA_DIR)/$(DATASET)
+	$(PY) -m synthetic.generate --preset $(DATASET) --n $(N) --seed $(SEED) --out $(DATA_DIR)/$(DATASET)
 
-sheet:                 ## contact sheet of a generated dataset: make sheet PRESET=shapes64
-	$(PY) -m synthetic.show $(DATA)/$(PRESET) --out $(DATA)/$(PRESET)-sheet.png
+sheet:                 ## contact sheet of $(DATA_DIR)/$(DATASET)
+	$(PY) -m synthetic.show $(DATA_DIR)/$(DATASET) --out $(DATA_DIR)/$(DATASET)-sheet.png
+
+pretrain:              ## self-supervised pretraining -> runs/<run_id>/ckpt.pt
+	$(PY) -m pretrain --method $(METHOD) $(if $(AUG),--aug $(AUG)) --preset $(PRESET) --data $(DATA) $(ARGS)
 
 clean:
 	rm -rf .pytest_cache bench/out

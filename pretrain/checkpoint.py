@@ -68,7 +68,7 @@ def provenance() -> dict[str, Any]:
             return ""
 
     return {"git_sha": git("rev-parse", "HEAD") or "unknown", "dirty": bool(git("status", "--porcelain")),
-            "torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "torch": str(torch.__version__), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def export_checkpoint(path: Path | str, backbone: nn.Module, *, name: str, kwargs: dict, exported: str,

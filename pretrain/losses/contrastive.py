@@ -62,3 +62,22 @@ def nt_xent_with_negatives(z1: torch.Tensor, z2: torch.Tensor, zneg: torch.Tenso
     logits = torch.cat([logits, torch.einsum("nd,nkd->nk", z, neg) / temperature], 1)
     target = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
     return F.cross_entropy(logits, target)
+
+
+def nt_xent_global(z1: torch.Tensor, z2: torch.Tensor, z1_all: torch.Tensor, z2_all: torch.Tensor, offset: int,
+                   temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent for one process of a data-parallel run (SimCLR's global batch, sec. 2.2).
+
+    z1, z2: (b, D) this process's projections; z1_all, z2_all: (B, D) everybody's (gathered, this
+    process's rows at ``offset``). The local 2b rows are classified against all 2B candidates, so
+    the mean of the per-process losses equals ``nt_xent(z1_all, z2_all)``.
+    """
+    b, n = z1.shape[0], z1_all.shape[0]
+    q = F.normalize(torch.cat([z1, z2]), dim=1)
+    k = F.normalize(torch.cat([z1_all, z2_all]), dim=1)
+    logits = q @ k.T / temperature
+    local = torch.arange(b, device=q.device) + offset
+    self_col = torch.cat([local, local + n])
+    logits[torch.arange(2 * b, device=q.device), self_col] = float("-inf")
+    target = torch.cat([local + n, local])
+    return F.cross_entropy(logits, target)

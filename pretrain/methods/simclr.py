@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from ..heads import mlp
-from ..losses.contrastive import nt_xent, nt_xent_with_negatives
+from ..losses.contrastive import nt_xent, nt_xent_global, nt_xent_with_negatives
 from ..views import Views
 from .base import Method, MethodContext
 
@@ -33,7 +34,8 @@ class SimCLR(Method):
 
     Hard negatives: if ``views.negatives`` (B, K, 3, h, w) is given, the B*K images are encoded
     and projected by the same network ((B, K, proj_dim)) and added to the negatives of both
-    views of their image (``nt_xent_with_negatives``). ``exported = "online"`` (the backbone).
+    views of their image (``nt_xent_with_negatives``). Under DDP the negatives are the whole
+    global batch (``nt_xent_global``). ``exported = "online"`` (the backbone).
     """
 
     Config = Config
@@ -42,13 +44,23 @@ class SimCLR(Method):
         super().__init__(backbone, cfg, ctx)
         self.projector = mlp(backbone.num_features, cfg.proj_hidden, cfg.proj_dim)
 
+    def _global_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """Negatives from every process's batch (differentiable all_gather), as in the paper."""
+        from torch.distributed.nn.functional import all_gather
+
+        z1_all, z2_all = torch.cat(all_gather(z1)), torch.cat(all_gather(z2))
+        return nt_xent_global(z1, z2, z1_all, z2_all, dist.get_rank() * z1.shape[0], self.cfg.temperature)
+
     def project(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(self.encode(x))
 
     def loss(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
         z1, z2 = self.project(views.views[0]), self.project(views.views[1])
         if views.negatives is None:
-            loss = nt_xent(z1, z2, self.cfg.temperature)
+            if dist.is_initialized() and dist.get_world_size() > 1:
+                loss = self._global_loss(z1, z2)
+            else:
+                loss = nt_xent(z1, z2, self.cfg.temperature)
             return loss, {"loss": loss.item()}
         b, k = views.negatives.shape[:2]
         zneg = self.project(views.negatives.flatten(0, 1)).view(b, k, -1)
