@@ -81,8 +81,8 @@ NON_SEMANTIC = {("train", "log_every"), ("train", "ckpt_every"), ("train", "out"
 # Presets: overrides applied before the user's. `cpu` shows real signal in minutes on 2 cores;
 # `full` holds the papers' ImageNet settings for GPUs (same code path).
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"backbone.name": "resnet18", "data.batch_size": 256, "train.epochs": 10, "optim.name": "sgd",
-            "optim.lr": 0.3, "optim.weight_decay": 5e-4},
+    "cpu": {"backbone.name": "resnet18", "data.batch_size": 128, "train.epochs": 5, "optim.name": "sgd",
+            "optim.lr": 0.6, "optim.weight_decay": 5e-4},
     "full": {"backbone.name": "resnet50", "data.batch_size": 256, "train.epochs": 200, "optim.name": "sgd",
              "optim.lr": 0.03, "optim.weight_decay": 1e-4, "data.path": "data/imagenet/train"},
     "test": {"backbone.name": "tiny", "data.batch_size": 16, "train.steps": 4, "train.log_every": 1,
@@ -99,7 +99,7 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
                        "train.epochs": 800, "aug": "multicrop"},
     ("full", "slotcon"): {"optim.name": "lars", "optim.lr": 1.0, "optim.weight_decay": 1e-5, "data.batch_size": 512,
                           "train.epochs": 800, "data.path": "data/coco/train2017"},
-    ("cpu", "byol"): {"optim.lr": 0.4, "aug": "byol"},
+    ("cpu", "mocov2"): {"optim.lr": 0.12},
     ("cpu", "simsiam"): {"optim.lr": 0.1},
 }
 

@@ -85,7 +85,7 @@ class SlotCon(Method):
 
     loss = w * grouping + (1 - w) * contrastive, each averaged over the two directions (the
     authors sum them: a factor 2). ``Views.boxes`` is required for cropped views (without it
-    the two views are taken to show the same region); ``Views.extra["flips"]``, optionally a
+    the two views are taken to show the same region); ``Views.extra["flipped"]``, optionally a
     per-view (B,) bool of horizontal flips applied after cropping. Exports the teacher backbone
     (``exported = "momentum"``), as the paper evaluates the teacher.
     """
@@ -129,7 +129,7 @@ class SlotCon(Method):
         boxes = [b.to(xs[0].device, torch.float32) for b in (views.boxes or [self._full_box(xs[0])] * 2)]
         region, valid = box_intersection(boxes[0], boxes[1])
         region = torch.where(valid.unsqueeze(1), region, boxes[0])  # any finite box; masked out below
-        flips = views.extra.get("flips") or [None, None]
+        flips = views.extra.get("flipped") or [None, None]
         size = tuple(max(s) for s in zip(student[0][1].shape[-2:], student[1][1].shape[-2:]))
         align = lambda m, i: align_to_region(m, boxes[i], region, size, flips[i])  # noqa: E731
         rows = lambda m: m.permute(0, 2, 3, 1).flatten(0, 2)  # noqa: E731

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The learning check behind the README figure: cpu-preset pretraining on shapes64, then a linear probe.
+#   bash bench/learning.sh [DATA] [METHODS...]      (default: data/shapes64 random simclr mocov2 byol)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-data/shapes64}; shift || true
+methods=${*:-random simclr mocov2 byol}
+[ -d "$data" ] || .venv/bin/python -m synthetic.generate --preset shapes64 --n 20000 --seed 0 --out "$data"
+for m in $methods; do
+  start=$(date +%s)
+  ckpt=$(.venv/bin/python -m pretrain --method "$m" --preset cpu --data "$data" --quiet)
+  echo "$m trained in $(( $(date +%s) - start ))s: $ckpt"
+  .venv/bin/python bench/linear_probe.py "$data" "$ckpt" --json "bench/out/learning-$m.json"
+done

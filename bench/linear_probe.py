@@ -1,0 +1,63 @@
+"""Linear probe of a checkpoint's frozen pooled features on a synthetic dataset (class labels).
+
+    .venv/bin/python bench/linear_probe.py DATA CKPT [--train 5000] [--test 2000] [--json OUT]
+
+Multinomial logistic regression (scikit-learn, lbfgs, standardised features) on the train split,
+accuracy on the test split. (The evaluation suite's own linear probe lives in evaluate/.)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from pretrain.checkpoint import load_backbone  # noqa: E402
+from synthetic.loaders import open_source  # noqa: E402
+
+
+@torch.no_grad()
+def features(model: torch.nn.Module, meta: dict, data: Path, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    src = open_source(data, split=split)
+    idx = np.arange(min(n, len(src)))
+    mean = torch.tensor(meta["data"]["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(meta["data"]["std"]).view(1, 3, 1, 1)
+    out = [model((src.read(idx[s:s + 500]).float() / 255 - mean) / std) for s in range(0, len(idx), 500)]
+    return torch.cat(out).numpy(), src.targets[idx]
+
+
+def probe(ckpt: Path, data: Path, n_train: int = 5000, n_test: int = 2000) -> float:
+    """Test accuracy (%) of a logistic regression on the frozen features."""
+    model, meta = load_backbone(ckpt)
+    xtr, ytr = features(model, meta, data, "train", n_train)
+    xte, yte = features(model, meta, data, "test", n_test)
+    scaler = StandardScaler().fit(xtr)
+    clf = LogisticRegression(max_iter=3000).fit(scaler.transform(xtr), ytr)
+    return 100.0 * clf.score(scaler.transform(xte), yte)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data", type=Path)
+    ap.add_argument("ckpt", type=Path)
+    ap.add_argument("--train", type=int, default=5000)
+    ap.add_argument("--test", type=int, default=2000)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    acc = probe(a.ckpt, a.data, a.train, a.test)
+    row = {"ckpt": str(a.ckpt), "data": str(a.data), "linear_probe_top1": round(acc, 2)}
+    print(row)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
