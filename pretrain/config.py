@@ -84,7 +84,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"backbone.name": "resnet18", "data.batch_size": 128, "train.epochs": 5, "optim.name": "sgd",
             "optim.lr": 0.6, "optim.weight_decay": 5e-4},
     "full": {"backbone.name": "resnet50", "data.batch_size": 256, "train.epochs": 200, "optim.name": "sgd",
-             "optim.lr": 0.03, "optim.weight_decay": 1e-4, "data.path": "data/imagenet/train"},
+             "optim.lr": 0.03, "optim.weight_decay": 1e-4, "data.path": "data/imagenet", "data.image_size": 224,
+             "data.split": "train", "data.stats_images": 10000},
     "test": {"backbone.name": "tiny", "data.batch_size": 16, "train.steps": 4, "train.log_every": 1,
              "train.ckpt_every": 2, "optim.lr": 0.05, "data.stats_images": 64},
 }
@@ -98,7 +99,8 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("full", "swav"): {"optim.name": "lars", "optim.lr": 0.6, "optim.weight_decay": 1e-6, "data.batch_size": 4096,
                        "train.epochs": 800, "aug": "multicrop"},
     ("full", "slotcon"): {"optim.name": "lars", "optim.lr": 1.0, "optim.weight_decay": 1e-5, "data.batch_size": 512,
-                          "train.epochs": 800, "data.path": "data/coco/train2017"},
+                          "train.epochs": 800, "data.path": "data/coco/annotations/instances_train2017.json",
+                          "data.split": ""},
     ("cpu", "mocov2"): {"optim.lr": 0.12},
     ("cpu", "simsiam"): {"optim.lr": 0.1},
 }

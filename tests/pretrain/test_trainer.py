@@ -231,3 +231,22 @@ def test_ddp_two_gloo_processes_match_one_process(shapes_dir: Path, tmp_path: Pa
     assert all(abs(a - b) < 0.2 * abs(a) for a, b in zip(l1, l2))
     _, meta = load_backbone(next((tmp_path / "two").glob("*/ckpt.pt")))
     assert meta["train"]["world_size"] == 2
+
+
+@pytest.mark.parametrize("preset", list(C.PRESETS))
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_preset_builds_a_valid_config(preset: str, method: str) -> None:
+    cfg = C.build_config(method, None, preset, {})
+    assert cfg.aug in AUGMENTATIONS and cfg.optim.name in ("sgd", "adamw", "lars")
+    T.method_config(METHODS[method], cfg.method_cfg)
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "swav"])
+def test_full_preset_runs_the_same_code_path(method: str, shapes_dir: Path, tmp_path: Path) -> None:
+    """The papers' GPU recipes (LARS, their augmentations) on tiny data and a tiny backbone."""
+    cfg = C.build_config(method, None, "full", {
+        "backbone.name": "tiny", "data.path": str(shapes_dir), "data.image_size": 0, "data.split": "train",
+        "data.batch_size": 16, "data.stats_images": 64, "train.steps": 2, "train.out": str(tmp_path),
+        "train.tensorboard": False})
+    _, meta = load_backbone(T.train(cfg, progress=False) / "ckpt.pt")
+    assert meta["config"]["optim"]["name"] == "lars" and meta["train"]["complete"]
