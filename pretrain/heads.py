@@ -4,7 +4,8 @@ from __future__ import annotations
 from torch import nn
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, bn: bool = True, last_bn: bool = False) -> nn.Sequential:
+def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2, bn: bool = True,
+        last_bn: bool = False) -> nn.Sequential:
     """``layers``-layer MLP (Linear [+ BN] + ReLU between layers; optional affine-free BN at the end).
 
     SimCLR: mlp(d, 2048, 128, 2); MoCo v2: mlp(d, 2048, 128, 2, bn=False); BYOL projector /

@@ -5,6 +5,8 @@ from .grouping import (batch_center, ema_center, grouping_loss, semantic_groupin
                        teacher_assignments)
 from .pretext import cmc_loss, gaussian_kl, pirl_nce, rotation_loss, vae_loss
 
-__all__ = ["batch_center", "cmc_loss", "ema_center", "gaussian_kl", "grouping_loss", "info_nce", "negative_cosine",
-           "nt_xent", "nt_xent_global", "nt_xent_with_negatives", "pirl_nce", "rotation_loss", "semantic_grouping", "sinkhorn",
-           "slot_contrastive", "swapped_prediction", "swav_loss", "teacher_assignments", "vae_loss"]
+__all__ = [
+    "batch_center", "cmc_loss", "ema_center", "gaussian_kl", "grouping_loss", "info_nce", "negative_cosine",
+    "nt_xent", "nt_xent_global", "nt_xent_with_negatives", "pirl_nce", "rotation_loss", "semantic_grouping",
+    "sinkhorn", "slot_contrastive", "swapped_prediction", "swav_loss", "teacher_assignments", "vae_loss",
+]

@@ -1,0 +1,45 @@
+"""It must really learn: cpu-preset pretraining on shapes64 beats the random backbone by >= 15
+points of linear-probe accuracy (`make test-slow`; about 15 minutes per method on 2 cores)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pretrain import config as C
+from pretrain import trainer as T
+from synthetic.generate import generate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from linear_probe import probe  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def shapes64(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate("shapes64", 20000, 0, tmp_path_factory.mktemp("data") / "shapes64", progress=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+def pretrain(method: str, data: Path, out: Path) -> Path:
+    cfg = C.build_config(method, None, "cpu", {"data.path": str(data), "train.out": str(out)})
+    return T.train(cfg, progress=False) / "ckpt.pt"
+
+
+@pytest.fixture(scope="module")
+def random_accuracy(shapes64: Path, runs: Path) -> float:
+    return probe(pretrain("random", shapes64, runs), shapes64)
+
+
+@pytest.mark.parametrize("method", ["simclr", "mocov2", "byol"])
+def test_pretraining_beats_random_by_15_points(method: str, shapes64: Path, runs: Path,
+                                               random_accuracy: float) -> None:
+    acc = probe(pretrain(method, shapes64, runs), shapes64)
+    print(f"{method}: linear probe {acc:.1f}% vs random {random_accuracy:.1f}%")
+    assert acc >= random_accuracy + 15
