@@ -274,6 +274,11 @@ def _to_device(views: Any, device: str) -> Any:
     views.masks = None if views.masks is None else [mv(v) for v in views.masks]
     views.negatives, views.targets, views.indices = mv(views.negatives), mv(views.targets), mv(views.indices)
     views.boxes = None if views.boxes is None else [mv(b) for b in views.boxes]
+    for k, v in views.extra.items():
+        if isinstance(v, torch.Tensor):
+            views.extra[k] = mv(v)
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, torch.Tensor) for x in v):
+            views.extra[k] = [mv(x) for x in v]
     return views
 
 
