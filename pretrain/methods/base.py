@@ -43,6 +43,11 @@ class Method(nn.Module):
         self.register_buffer("mean", torch.tensor(ctx.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(ctx.std).view(1, 3, 1, 1), persistent=False)
 
+    @classmethod
+    def data_needs(cls, cfg) -> frozenset[str]:
+        """What the data layer must supply for a method built with ``cfg`` (default: ``needs``)."""
+        return cls.needs
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) in [0, 1] -> normalised with the data mean / std."""
         return (x - self.mean) / self.std

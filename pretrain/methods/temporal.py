@@ -43,11 +43,15 @@ class Temporal(Method):
 
     needs = frozenset({"pairs"})
 
+    @classmethod
+    def data_needs(cls, cfg: "Temporal.Config") -> frozenset[str]:
+        return frozenset({"pairs", "regions"}) if cfg.mode == "regions" else frozenset({"pairs"})
+
     def __init__(self, backbone: nn.Module, cfg: "Temporal.Config", ctx: MethodContext) -> None:
         super().__init__(backbone, cfg, ctx)
         if cfg.mode not in ("frames", "regions"):
             raise ValueError(f"temporal: unknown mode {cfg.mode!r}; valid modes: frames, regions")
-        self.needs = frozenset({"pairs", "regions"}) if cfg.mode == "regions" else frozenset({"pairs"})
+        self.needs = self.data_needs(cfg)
         self.head = mlp(backbone.num_features, cfg.dim_hidden, cfg.dim_out, bn=False)
         self.key_backbone = make_teacher(backbone)
         self.key_head = make_teacher(self.head)

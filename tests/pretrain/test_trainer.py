@@ -250,3 +250,19 @@ def test_full_preset_runs_the_same_code_path(method: str, shapes_dir: Path, tmp_
         "train.tensorboard": False})
     _, meta = load_backbone(T.train(cfg, progress=False) / "ckpt.pt")
     assert meta["config"]["optim"]["name"] == "lars" and meta["train"]["complete"]
+
+
+def test_temporal_on_tracked_regions(video_dir: Path, tmp_path: Path) -> None:
+    cfg = cfg_for("temporal", video_dir, tmp_path, **{"method_cfg.mode": "regions"})
+    run = T.build_run(cfg)
+    assert run.data.regions and run.data.pairs
+    raw = next(run.data.batches(0, 0, 0, 0, 1))
+    assert raw.pair is not None and raw.boxes is not None and raw.pair_boxes is not None
+    assert (raw.boxes[:, 2] > raw.boxes[:, 0]).all() and (raw.pair_boxes[:, 3] > raw.pair_boxes[:, 1]).all()
+    _, meta = load_backbone(T.train(cfg, progress=False) / "ckpt.pt")
+    assert meta["config"]["method_cfg"] == {"mode": "regions"}
+
+
+def test_temporal_needs_a_video_dataset(shapes_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="expected a dataset made with `--preset video`"):
+        T.build_run(cfg_for("temporal", shapes_dir, tmp_path))
