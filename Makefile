@@ -13,7 +13,7 @@ PRESET   ?= cpu
 DATA     ?= $(DATA_DIR)/shapes64
 ARGS     ?=
 
-.PHONY: setup test test-slow bench data sheet pretrain clean
+.PHONY: setup test test-slow bench learning data sheet pretrain clean
 
 setup:                 ## create .venv and install everything (Detectron2, mmcv with CPU ops, mmseg)
 	bash install/setup.sh
@@ -27,6 +27,11 @@ test-slow:             ## the heavy checks only
 bench:                 ## timings -> bench/out/*.json (figures in bench/RESULTS.md)
 	$(PY) bench/bench_generate.py --json bench/out/generate.json
 	$(PY) bench/bench_loader.py --json bench/out/loader.json
+	$(PY) bench/bench_augment.py --json bench/out/augment.json
+	$(PY) bench/bench_pretrain.py --json bench/out/pretrain.json
+
+learning:              ## the learning check: cpu-preset SimCLR / MoCo v2 / BYOL vs random, linear probe
+	bash bench/learning.sh $(DATA) random simclr mocov2 byol
 
 data:                  ## generate a synthetic dataset into $(DATA_DIR)/$(DATASET)
 	$(PY) -m synthetic.generate --preset $(DATASET) --n $(N) --seed $(SEED) --out $(DATA_DIR)/$(DATASET)
