@@ -118,6 +118,8 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     mcfg = method_config(cls, cfg.method_cfg)
     data = open_pretrain_data(cfg.data, cls.data_needs(mcfg))
     check_image_size(backbone, cfg.backbone.name, data.image_size)
+    view_size = getattr(getattr(policy, "config", None), "out_size", None) or data.image_size
+    check_image_size(backbone, cfg.backbone.name, view_size)
     spe = data.steps_per_epoch()
     total = cfg.train.steps if cfg.train.steps > 0 else max(1, int(round(cfg.train.epochs * spe)))
     d = dist_info or Dist()
@@ -127,7 +129,7 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     torch.manual_seed(cfg.train.seed)
     backbone = build_backbone(cfg.backbone.name, **cfg.backbone.kwargs)  # seeded initialisation
     ctx = MethodContext(mean=mean, std=std, num_classes=data.num_classes, dataset_size=len(data),
-                        image_size=data.image_size, total_steps=total)
+                        image_size=view_size, total_steps=total)
     method = cls(backbone, mcfg, ctx).to(device)
     return Run(cfg=cfg, run_id=rid, dir=Path(cfg.train.out) / rid, data=data, method=method, policy=policy,
                total_steps=total, steps_per_epoch=spe, mean=mean, std=std, device=device, dist=d)

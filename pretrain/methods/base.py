@@ -22,7 +22,7 @@ class MethodContext:
     std: tuple[float, float, float]
     num_classes: int
     dataset_size: int
-    image_size: int
+    image_size: int          # side of the training views (the policy's out_size, else the data's)
     total_steps: int
 
 

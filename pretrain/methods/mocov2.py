@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ema import ema_update, make_teacher
+from ..batchnorm import grouped_forward
 from ..heads import mlp
 from ..losses.contrastive import info_nce
 from ..views import Views
@@ -26,7 +27,10 @@ class Config:
     momentum: constant key-encoder momentum (paper 0.999 at ~5k steps/epoch; default 0.99 for
     short runs); temperature: 0.2 (MoCo v2); proj_hidden / proj_dim: the v2 MLP head without BN
     (2048 -> 128); symmetric: also contrast views[1]'s queries with views[0]'s keys and average
-    the two losses (as in the MoCo CIFAR demo and MoCo v3; the paper's v2 is asymmetric).
+    the two losses (as in the MoCo CIFAR demo and MoCo v3; the paper's v2 is asymmetric);
+    bn_splits: shuffling BN on one process (``pretrain.batchnorm``): queries and keys run in this
+    many BN groups, the keys shuffled first (the paper shuffles across 8 GPUs; 1 turns it off).
+    Without it the key encoder's batch statistics leak the positive and the features degrade.
     """
 
     queue_size: int = 4096
@@ -35,6 +39,7 @@ class Config:
     proj_hidden: int = 2048
     proj_dim: int = 128
     symmetric: bool = True
+    bn_splits: int = 8
 
 
 def _gather(x: torch.Tensor) -> torch.Tensor:
@@ -55,8 +60,8 @@ class MoCoV2(Method):
     averaged, when ``symmetric``). After the loss the B keys k2 (views[1]'s keys, gathered from
     every process when distributed) replace the oldest queue entries (one key per image per step,
     also when symmetric). The queue is only updated in training mode. The key encoder runs with
-    BN in training mode (batch statistics) and no shuffle-BN (one process = one BN group, where
-    shuffling is a no-op). ``exported = "online"`` (the query encoder's backbone).
+    BN in training mode with shuffling BN emulated in ``bn_splits`` groups.
+    ``exported = "online"`` (the query encoder's backbone).
     """
 
     Config = Config
@@ -71,11 +76,14 @@ class MoCoV2(Method):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
     def query(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.projector(self.encode(x)), dim=1)
+        z = grouped_forward(lambda c: self.projector(self.encode(c)), x, self.cfg.bn_splits)
+        return F.normalize(z, dim=1)
 
     @torch.no_grad()
     def key(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.key_projector(self.encode(x, self.key_backbone)), dim=1)
+        z = grouped_forward(lambda c: self.key_projector(self.encode(c, self.key_backbone)), x,
+                            self.cfg.bn_splits, shuffle=self.cfg.bn_splits > 1)
+        return F.normalize(z, dim=1)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:

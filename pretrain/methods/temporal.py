@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ema import ema_update, make_teacher
+from ..batchnorm import grouped_forward
 from ..heads import mlp
 from ..losses.contrastive import info_nce
 from ..views import Views
@@ -27,8 +28,9 @@ class Temporal(Method):
     q = normalize(head(backbone(views[0]))) (B, 128); key encoder an EMA copy (constant
     momentum), k from views[1]; negatives a queue (queue_size, 128) of past keys (0: the other
     keys of the batch). Loss: ``info_nce`` at T = 0.2 (symmetrised over the two frames if
-    ``symmetric``). Exports the query backbone. No shuffle-BN (single process; under DDP the
-    keys are all-gathered into the queue, which ``after_step`` updates: training mode only).
+    ``symmetric``). Exports the query backbone. Shuffling BN emulated in ``bn_splits`` groups
+    (``pretrain.batchnorm``). Under DDP the keys are all-gathered into the queue, which
+    ``after_step`` updates (training mode only).
     """
 
     @dataclass
@@ -40,6 +42,7 @@ class Temporal(Method):
         queue_size: int = 4096       # negatives; paper (MoCo v2) 65536; 0 = in-batch negatives
         temperature: float = 0.2     # paper 0.2
         symmetric: bool = False      # paper: asymmetric (MoCo v2)
+        bn_splits: int = 8           # shuffling BN on one process, as in mocov2 (1 = off)
 
     needs = frozenset({"pairs"})
 
@@ -62,7 +65,8 @@ class Temporal(Method):
     def embed(self, x: torch.Tensor, key: bool = False) -> torch.Tensor:
         """(B, 3, h, w) in [0, 1] -> L2-normalised (B, dim_out) query (or key) embeddings."""
         bb, head = (self.key_backbone, self.key_head) if key else (self.backbone, self.head)
-        return F.normalize(head(self.encode(x, bb)), dim=1)
+        z = grouped_forward(lambda c: head(self.encode(c, bb)), x, self.cfg.bn_splits, shuffle=key)
+        return F.normalize(z, dim=1)
 
     def loss(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
         pairs = ((0, 1), (1, 0)) if self.cfg.symmetric else ((0, 1),)

@@ -112,8 +112,10 @@ def test_moco_queue_pointer_and_newest_keys():
     model = build(MoCoV2)
     v = views()
     ptr0 = int(model.queue_ptr)
+    torch.manual_seed(0)                    # the same shuffling-BN permutation for both key passes
     model.loss(v)
     assert int(model.queue_ptr) == ptr0 + B
+    torch.manual_seed(0)
     keys = model.key(v.views[1])
     assert torch.allclose(model.queue[ptr0:ptr0 + B], keys, atol=1e-6)
     assert torch.allclose(model.queue.norm(dim=1), torch.ones(model.queue.shape[0]), atol=1e-5)
