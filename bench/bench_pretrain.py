@@ -5,7 +5,9 @@
 For each image size (ResNet-18, the `cpu` preset's backbone, batch 256, two views):
 - bare: forward + backward + SGD of the backbone alone on 2 x batch random images (the limit);
 - ours: steps/s of `pretrain.trainer.train` (data loading, batched augmentation, projector,
-  NT-Xent, optimiser) on a generated shapes64 dataset, timed between steps after a warm-up;
+  NT-Xent, optimiser) on a generated shapes64 dataset, timed between steps after a warm-up, in
+  float32 (`--train.amp=off`, the like-for-like figure) and with the default `--train.amp=auto`
+  (bf16 autocast on CPUs with native bf16);
 - lightly: the same SimCLR (torchvision ResNet-18, lightly's SimCLRProjectionHead, NTXentLoss,
   SimCLRTransform on PIL images, torch DataLoader with 2 workers) — the usual style;
 and reports overhead = ours / bare (target >= 0.85) and ours / lightly (target >= 1.5).
@@ -49,11 +51,11 @@ def bare_rate(size: int, batch: int, steps: int) -> float:
     return steps / (time.perf_counter() - t)
 
 
-def ours_rate(data: Path, out: Path, batch: int, steps: int, warmup: int = 2) -> float:
+def ours_rate(data: Path, out: Path, batch: int, steps: int, amp: str, warmup: int = 2) -> float:
     stamps: list[float] = []
     cfg = C.build_config("simclr", "default", "cpu", {
         "data.path": str(data), "data.batch_size": batch, "train.steps": steps + warmup, "train.out": str(out),
-        "train.tensorboard": False, "train.ckpt_every": 10_000, "train.log_every": 10_000})
+        "train.tensorboard": False, "train.ckpt_every": 10_000, "train.log_every": 10_000, "train.amp": amp})
     T.train(cfg, progress=False, after_step=lambda s: stamps.append(time.perf_counter()))
     return steps / (stamps[-1] - stamps[warmup - 1])
 
@@ -114,11 +116,14 @@ def main() -> None:
         for size in (int(s) for s in a.sizes.split(",")):
             data = generate("shapes64", a.images, 0, Path(tmp) / f"shapes{size}", size=size, progress=False)
             row = {"size": size, "batch": a.batch, "bare_steps_per_s": bare_rate(size, a.batch, a.steps),
-                   "ours_steps_per_s": ours_rate(data, Path(tmp) / "runs", a.batch, a.steps)}
+                   "ours_steps_per_s": ours_rate(data, Path(tmp) / "runs", a.batch, a.steps, "off"),
+                   "ours_auto_amp_steps_per_s": ours_rate(data, Path(tmp) / "runs-amp", a.batch, a.steps, "auto"),
+                   "cpu_bf16": T.cpu_has_bf16()}
             row["overhead_ratio"] = row["ours_steps_per_s"] / row["bare_steps_per_s"]
             if not a.no_lightly:
                 row["lightly_steps_per_s"] = lightly_rate(data, size, a.batch, a.steps)
                 row["ours_over_lightly"] = row["ours_steps_per_s"] / row["lightly_steps_per_s"]
+                row["ours_auto_amp_over_lightly"] = row["ours_auto_amp_steps_per_s"] / row["lightly_steps_per_s"]
             rows.append(row)
             print({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     if a.json:
