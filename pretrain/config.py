@@ -50,7 +50,7 @@ class TrainConfig:
     epochs: float = 10.0
     steps: int = 0                 # > 0 overrides epochs
     seed: int = 0
-    amp: str = "auto"              # auto (bf16/fp16 on CUDA, bf16 on CPUs with native bf16, else off) | off | bf16 | fp16
+    amp: str = "auto"              # auto: bf16/fp16 on CUDA, bf16 on CPUs with native bf16; off | bf16 | fp16
     device: str = "auto"           # auto | cpu | cuda
     log_every: int = 10
     ckpt_every: int = 100          # steps between atomic checkpoints (ckpt.pt + resume.pt)
