@@ -3,8 +3,10 @@
 A preset is a frozen dataclass; ``PRESETS`` is the registry used by ``synthetic.generate``.
 
 - ``shapes64``: object-centric, one object per 64-px image, 10 classes x 5 instances, every
-  factor random (texture, colour, viewpoint, lighting, background, scale/position, occluders
-  in 20% of images). The default for pretraining and probes.
+  factor random (texture, colour, viewpoint, lighting, scale/position, occluders in 20% of
+  images) on a plain background of random colour. The default for pretraining and probes.
+- ``shapes64-clutter``: the same with noise / texture backgrounds too: the background becomes
+  an instance cue that contrastive methods latch onto (the setting of the saliency studies).
 - ``tcvl-XXXX`` (``tcvl-0000`` ... ``tcvl-1111``, the 12 variants of Newell & Deng, "How Useful
   is Self-Supervised Pretraining for Visual Tasks?", CVPR 2020): the four flags switch texture,
   colour, viewpoint and lighting between fixed and random; background, scale and position are
@@ -80,7 +82,8 @@ def _probe(kind: str) -> Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "shapes64": Preset(name="shapes64"),
+    "shapes64": Preset(name="shapes64", backgrounds=("plain",)),
+    "shapes64-clutter": Preset(name="shapes64-clutter"),
     **{f"tcvl-{f}": _tcvl(f) for f in TCVL_VARIANTS},
     "scenes": Preset(name="scenes", size=128, objects=(2, 6), scale=(0.45, 0.9), occluder_prob=0.1,
                      exports=("coco", "voc")),
