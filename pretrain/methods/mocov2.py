@@ -76,13 +76,15 @@ class MoCoV2(Method):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
     def query(self, x: torch.Tensor) -> torch.Tensor:
-        z = grouped_forward(lambda c: self.projector(self.encode(c)), x, self.cfg.bn_splits)
+        z = grouped_forward(lambda c: self.projector(self.encode(c)), x, self.cfg.bn_splits,
+                            (self.backbone, self.projector))
         return F.normalize(z, dim=1)
 
     @torch.no_grad()
     def key(self, x: torch.Tensor) -> torch.Tensor:
         z = grouped_forward(lambda c: self.key_projector(self.encode(c, self.key_backbone)), x,
-                            self.cfg.bn_splits, shuffle=self.cfg.bn_splits > 1)
+                            self.cfg.bn_splits, (self.key_backbone, self.key_projector),
+                            shuffle=self.cfg.bn_splits > 1)
         return F.normalize(z, dim=1)
 
     @torch.no_grad()

@@ -65,7 +65,7 @@ class Temporal(Method):
     def embed(self, x: torch.Tensor, key: bool = False) -> torch.Tensor:
         """(B, 3, h, w) in [0, 1] -> L2-normalised (B, dim_out) query (or key) embeddings."""
         bb, head = (self.key_backbone, self.key_head) if key else (self.backbone, self.head)
-        z = grouped_forward(lambda c: head(self.encode(c, bb)), x, self.cfg.bn_splits, shuffle=key)
+        z = grouped_forward(lambda c: head(self.encode(c, bb)), x, self.cfg.bn_splits, (bb, head), shuffle=key)
         return F.normalize(z, dim=1)
 
     def loss(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
