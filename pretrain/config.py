@@ -106,7 +106,13 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+YAML11_WORDS = {"yes", "no", "on", "off", "y", "n"}    # booleans in YAML 1.1, plain words here
+
+
 def parse_value(text: str) -> Any:
+    """A CLI value as YAML (numbers, lists, dicts, true / false); words like ``off`` stay strings."""
+    if text.strip().lower() in YAML11_WORDS:
+        return text
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

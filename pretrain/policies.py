@@ -15,7 +15,9 @@ A policy is a callable ``policy(batch, gen) -> Views`` with a ``config`` datacla
   ``Views.extra["source"][i]`` 0 (images) or 1 (pair); targets / indices are passed through.
 
 Policies (``AUGMENTATIONS``): ``default`` (SimCLR / MoCo v2), ``mild``, ``aggressive``, ``byol``,
-``multicrop`` (SwAV), ``none``.
+``multicrop`` (SwAV), ``none``; the saliency policies ``sgd``, ``sgd-only``, ``random-mask``,
+``sal-mask``, ``sal-mask-hn`` (``pretrain.saliency_policies``). A policy with a ``bind(data_path,
+mean, std)`` method is bound to the dataset by the trainer before the first batch.
 """
 from __future__ import annotations
 
@@ -291,6 +293,22 @@ AUGMENTATIONS: dict[str, PolicyFactory] = {
     "byol": _factory(ByolPolicy, "BYOL's asymmetric pair (Grill et al., 2020, table 6)."),
     "multicrop": _factory(MulticropPolicy, "SwAV multi-crop: 2 global + 4 small views."),
     "none": _factory(NonePolicy, "Identical un-augmented views (baselines, debugging)."),
+}
+
+
+# Saliency policies (they build on the classes above, hence imported here).
+from .saliency_policies import MaskPolicy, SgdPolicy, sgd_only_pipeline  # noqa: E402
+
+SALIENCY_POLICIES = ("sgd", "sgd-only", "random-mask", "sal-mask", "sal-mask-hn")
+AUGMENTATIONS |= {
+    "sgd": _factory(SgdPolicy, "default + salient-object segmentation (RC saliency, background removed, p 0.5)."),
+    "sgd-only": _factory(SgdPolicy, "salient-object segmentation as the only augmentation (p 0.5 per view).",
+                         **sgd_only_pipeline()),
+    "random-mask": _factory(MaskPolicy, "default + random grid masking of the query, high-pass fill."),
+    "sal-mask": _factory(MaskPolicy, "default + saliency-guided masking of the query (SCDA), high-pass fill.",
+                         saliency="scda"),
+    "sal-mask-hn": _factory(MaskPolicy, "sal-mask + one hard negative (key view, 40-70% of foreground masked).",
+                            saliency="scda", hard_negatives=1),
 }
 
 

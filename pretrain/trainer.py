@@ -125,6 +125,10 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     """Check the config and build data, backbone, method and policy (every bad input fails here)."""
     cls = get_method(cfg.method)
     policy = build_policy(cfg.aug, **cfg.aug_cfg)
+    if getattr(policy.config, "hard_negatives", 0) and not cls.uses_negatives:
+        users = ", ".join(sorted(n for n, m in METHODS.items() if m.uses_negatives))
+        raise ValueError(f"augmentation {cfg.aug!r} makes hard negatives, which method {cfg.method!r} does not use; "
+                         f"methods with hard negatives: {users}")
     backbone = build_backbone(cfg.backbone.name, **cfg.backbone.kwargs)
     mcfg = method_config(cls, cfg.method_cfg)
     data = open_pretrain_data(cfg.data, cls.data_needs(mcfg))
@@ -136,6 +140,8 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     d = dist_info or Dist()
     device = pick_device(cfg.train.device, d.local_rank)
     mean, std = data.stats()
+    if hasattr(policy, "bind"):
+        policy.bind(cfg.data.path, torch.tensor(mean), torch.tensor(std))
     rid = C.run_id(cfg, data.name)
     torch.manual_seed(cfg.train.seed)
     backbone = build_backbone(cfg.backbone.name, **cfg.backbone.kwargs)  # seeded initialisation

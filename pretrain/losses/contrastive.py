@@ -30,36 +30,44 @@ def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return -F.cosine_similarity(p, z.detach(), dim=-1).mean()
 
 
-def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor | None, temperature: float) -> torch.Tensor:
+def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor | None, temperature: float,
+             extra: torch.Tensor | None = None, alpha: float = 1.0) -> torch.Tensor:
     """InfoNCE of MoCo (He et al., "Momentum Contrast for Unsupervised Visual Representation
     Learning", CVPR 2020, eq. 1): q, k (B, D) L2-normalised queries / positive keys, queue
     (K, D) L2-normalised negatives (or None: the other keys of the batch are the negatives).
     Returns the mean cross-entropy with the positive at index 0.
+
+    extra: optional (B, K, D) L2-normalised per-query hard negatives t, added as the logits
+    alpha * q.t / temperature (the masking paper's hard negatives, Chen et al., WACV 2024, eq. 3).
     """
     pos = (q * k).sum(1, keepdim=True)
     neg = q @ (k.T if queue is None else queue.T)
     if queue is None:
         neg = neg.masked_fill(torch.eye(q.shape[0], dtype=torch.bool, device=q.device), float("-inf"))
-    logits = torch.cat([pos, neg], 1) / temperature
+    parts = [pos, neg]
+    if extra is not None:
+        parts.append(alpha * torch.einsum("bd,bkd->bk", q, extra.to(q.dtype)))
+    logits = torch.cat(parts, 1) / temperature
     return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
 def nt_xent_with_negatives(z1: torch.Tensor, z2: torch.Tensor, zneg: torch.Tensor,
-                           temperature: float = 0.5) -> torch.Tensor:
+                           temperature: float = 0.5, alpha: float = 1.0) -> torch.Tensor:
     """NT-Xent (SimCLR, Chen et al., ICML 2020, eq. 1) with per-image extra negatives.
 
     z1, z2: (B, D) projections of two views of the same B images; zneg: (B, K, D) projections of
     K extra ("hard") negatives of each image (e.g. the saliency study's background-swapped
     images). Each of the 2B rows is classified against the other 2B - 1 rows plus the K negatives
-    of its own image (both views of image i share image i's negatives). With K = 0 this is
-    exactly ``nt_xent`` (same logits, same targets).
+    of its own image (both views of image i share image i's negatives), with logits
+    alpha * z.t / temperature (alpha: the masking paper's hard-negative weight, default 1).
+    With K = 0 this is exactly ``nt_xent`` (same logits, same targets).
     """
     b = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))
     neg = F.normalize(zneg, dim=-1).repeat(2, 1, 1)               # (2B, K, D)
-    logits = torch.cat([logits, torch.einsum("nd,nkd->nk", z, neg) / temperature], 1)
+    logits = torch.cat([logits, alpha * torch.einsum("nd,nkd->nk", z, neg) / temperature], 1)
     target = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
     return F.cross_entropy(logits, target)
 

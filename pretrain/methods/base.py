@@ -34,6 +34,7 @@ class Method(nn.Module):
     needs: frozenset[str] = frozenset()   # "labels", "pairs", "regions": what the data layer must supply
     exported: str = "online"             # which branch backbone_for_export returns: online | momentum
     trains: bool = True                  # False for the untrained `random` baseline
+    uses_negatives: bool = False         # whether ``loss`` consumes ``Views.negatives`` (hard negatives)
 
     def __init__(self, backbone: nn.Module, cfg, ctx: MethodContext) -> None:
         super().__init__()

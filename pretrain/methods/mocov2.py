@@ -31,6 +31,8 @@ class Config:
     bn_splits: shuffling BN on one process (``pretrain.batchnorm``): queries and keys run in this
     many BN groups, the keys shuffled first (the paper shuffles across 8 GPUs; 1 turns it off).
     Without it the key encoder's batch statistics leak the positive and the features degrade.
+    proj_bn: BN in the projection MLP's hidden layer (off in the paper's v2 head).
+    hard_negative_alpha: weight alpha of hard-negative logits alpha * q.t / T (masking paper).
     """
 
     queue_size: int = 4096
@@ -40,6 +42,8 @@ class Config:
     proj_dim: int = 128
     symmetric: bool = True
     bn_splits: int = 8
+    proj_bn: bool = False
+    hard_negative_alpha: float = 1.0
 
 
 def _gather(x: torch.Tensor) -> torch.Tensor:
@@ -60,16 +64,19 @@ class MoCoV2(Method):
     averaged, when ``symmetric``). After the loss the B keys k2 (views[1]'s keys, gathered from
     every process when distributed) replace the oldest queue entries (one key per image per step,
     also when symmetric). The queue is only updated in training mode. The key encoder runs with
-    BN in training mode with shuffling BN emulated in ``bn_splits`` groups.
+    BN in training mode with shuffling BN emulated in ``bn_splits`` groups. Hard negatives
+    (``views.negatives``, e.g. ``sal-mask-hn``) are encoded by the key encoder and added to both
+    directions' logits as alpha * q.t / T.
     ``exported = "online"`` (the query encoder's backbone).
     """
 
     Config = Config
+    uses_negatives = True
     exported = "online"
 
     def __init__(self, backbone: nn.Module, cfg: Config, ctx: MethodContext) -> None:
         super().__init__(backbone, cfg, ctx)
-        self.projector = mlp(backbone.num_features, cfg.proj_hidden, cfg.proj_dim, bn=False)
+        self.projector = mlp(backbone.num_features, cfg.proj_hidden, cfg.proj_dim, bn=cfg.proj_bn)
         self.key_backbone = make_teacher(self.backbone)
         self.key_projector = make_teacher(self.projector)
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
@@ -96,14 +103,22 @@ class MoCoV2(Method):
         self.queue[idx] = keys
         self.queue_ptr.copy_((self.queue_ptr + n) % size)
 
+    def hard_negatives(self, views: Views) -> torch.Tensor | None:
+        """Key-encoder embeddings (B, K, proj_dim) of ``views.negatives`` (B, K, 3, h, w), or None."""
+        if views.negatives is None:
+            return None
+        b, k = views.negatives.shape[:2]
+        return self.key(views.negatives.flatten(0, 1)).view(b, k, -1)
+
     def loss(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
         x1, x2 = views.views[:2]
         q1, k2 = self.query(x1), self.key(x2)
         queue = self.queue.clone().detach()
-        loss = info_nce(q1, k2.to(q1.dtype), queue.to(q1.dtype), self.cfg.temperature)
+        hard, alpha, tau = self.hard_negatives(views), self.cfg.hard_negative_alpha, self.cfg.temperature
+        loss = info_nce(q1, k2.to(q1.dtype), queue.to(q1.dtype), tau, hard, alpha)
         if self.cfg.symmetric:
             q2, k1 = self.query(x2), self.key(x1)
-            loss = 0.5 * (loss + info_nce(q2, k1.to(q2.dtype), queue.to(q2.dtype), self.cfg.temperature))
+            loss = 0.5 * (loss + info_nce(q2, k1.to(q2.dtype), queue.to(q2.dtype), tau, hard, alpha))
         if self.training:
             self.enqueue(k2)
         pos = (q1.detach() * k2).sum(1).mean()

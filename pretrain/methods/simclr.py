@@ -20,12 +20,14 @@ class Config:
 
     proj_hidden / proj_dim: the 2-layer projection head g (2048 -> 128, paper sec. B.9 / fig. 8);
     temperature: tau of NT-Xent (0.5 is the paper's CIFAR-10 / lightly value; 0.1 for ImageNet
-    at batch 4096, paper tab. 5).
+    at batch 4096, paper tab. 5); hard_negative_alpha: weight alpha of the hard-negative logits
+    alpha * z.t / tau (masking paper: 1 by default, 2 in its runs).
     """
 
     proj_hidden: int = 2048
     proj_dim: int = 128
     temperature: float = 0.5
+    hard_negative_alpha: float = 1.0
 
 
 class SimCLR(Method):
@@ -39,6 +41,7 @@ class SimCLR(Method):
     """
 
     Config = Config
+    uses_negatives = True
 
     def __init__(self, backbone: nn.Module, cfg: Config, ctx: MethodContext) -> None:
         super().__init__(backbone, cfg, ctx)
@@ -64,5 +67,5 @@ class SimCLR(Method):
             return loss, {"loss": loss.item()}
         b, k = views.negatives.shape[:2]
         zneg = self.project(views.negatives.flatten(0, 1)).view(b, k, -1)
-        loss = nt_xent_with_negatives(z1, z2, zneg, self.cfg.temperature)
+        loss = nt_xent_with_negatives(z1, z2, zneg, self.cfg.temperature, self.cfg.hard_negative_alpha)
         return loss, {"loss": loss.item(), "hard_negatives": float(k)}

@@ -8,10 +8,10 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from pretrain import augment as A
-from pretrain.policies import AUGMENTATIONS, Policy, build_policy
+from pretrain.policies import AUGMENTATIONS, SALIENCY_POLICIES, Policy, build_policy
 from pretrain.views import RawBatch, Views
 
-POLICIES = sorted(AUGMENTATIONS)
+POLICIES = sorted(set(AUGMENTATIONS) - set(SALIENCY_POLICIES))   # saliency ones: test_saliency_policies.py
 # overrides that switch every photometric op off (a white frame then stays white)
 NO_COLOUR = {"none": {}, "byol": {"jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": (0, 0), "solarize_p": (0, 0)},
              "*": {"jitter_p": 0.0, "grayscale_p": 0.0, "blur_p": 0.0}}

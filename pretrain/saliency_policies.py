@@ -1,0 +1,278 @@
+"""Saliency augmentation policies (registered in ``pretrain.policies.AUGMENTATIONS``).
+
+* ``sgd`` / ``sgd-only``: salient-object segmentation as an augmentation (global-contrast HC / RC
+  saliency, Cheng et al. 2015): with probability ``seg_p`` per view the object is kept and the
+  background removed or replaced (``fill``), before the default pipeline (``sgd``) or as the only
+  augmentation (``sgd-only``).
+* ``random-mask``: random patch masking on a G x G grid (the masking paper's baseline).
+* ``sal-mask``: saliency-guided masking (Chen et al., WACV 2024), masked cells split between
+  foreground and background in proportion to saliency; ``sal-mask-hn`` adds hard negatives.
+
+Saliency comes from the offline hashed cache (``python -m pretrain.saliency precompute``; missing
+entries are computed on first use and stored) for HC / RC, or from SCDA on a frozen sslbench
+checkpoint. Maps read once are kept in memory by dataset index for the rest of the run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import masking as M
+from .augment import augment_view, crop_boxes
+from .policies import DefaultConfig, DefaultPolicy, _sources
+from .views import RawBatch, Views
+
+CACHED_ALGOS = ("hc", "rc")
+BRANCHES = ("query", "key", "both")
+
+
+class SaliencyMaps:
+    """Per-image saliency maps (B, 1, H, W) in [0, 1] of raw batches, from the hashed cache.
+
+    algo / params: the cached algorithm; cache: cache folder (None: ``<data>/.saliency``, set by
+    ``bind``); size: side at which saliency is computed (None: the images' own resolution; the
+    map is resized back to the image). Maps are memoised by dataset index.
+    """
+
+    def __init__(self, algo: str, params: dict | None, cache: str | None, size: int | None) -> None:
+        if algo not in CACHED_ALGOS:
+            raise ValueError(f"unknown saliency algorithm {algo!r}; valid: {', '.join(CACHED_ALGOS)}")
+        self.algo, self.params, self.cache_dir, self.size = algo, dict(params or {}), cache, size
+        self._cache: Any = None
+        self._memo: dict[int, Tensor] = {}
+
+    def bind(self, data_path: str | Path) -> None:
+        from .saliency.__main__ import default_cache_dir
+        from .saliency.cache import SaliencyCache
+
+        root = Path(self.cache_dir) if self.cache_dir else default_cache_dir(data_path)
+        self._cache = SaliencyCache(root, self.algo, self.params)
+
+    def __call__(self, images: Tensor, indices: Tensor | None) -> Tensor:
+        """uint8 (B, 3, H, W) -> float (B, 1, H, W)."""
+        if self._cache is None:
+            self.bind(".")
+        keys = indices.tolist() if indices is not None else [None] * images.shape[0]
+        missing = [i for i, k in enumerate(keys) if k is None or k not in self._memo]
+        if missing:
+            maps = self._compute(images[missing])
+            for j, i in enumerate(missing):
+                if keys[i] is not None:
+                    self._memo[keys[i]] = maps[j].half()
+        out = torch.empty(images.shape[0], 1, *images.shape[-2:])
+        for i, k in enumerate(keys):
+            out[i, 0] = self._memo[k].float() if k in self._memo else maps[missing.index(i)]
+        return out.to(images.device)
+
+    def _compute(self, images: Tensor) -> Tensor:
+        h, w = images.shape[-2:]
+        x = images
+        if self.size and self.size != max(h, w):
+            x = F.interpolate(images.float(), scale_factor=self.size / max(h, w), mode="bilinear",
+                              antialias=True, align_corners=False).round().clamp(0, 255).byte()
+        rgb = np.ascontiguousarray(x.permute(0, 2, 3, 1).cpu().numpy())
+        maps = torch.from_numpy(self._cache.get_many(rgb))
+        if maps.shape[-2:] != (h, w):
+            maps = F.interpolate(maps[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+        return maps.clamp(0, 1)
+
+
+def view_saliency(maps: Tensor, box: Tensor, flipped: Tensor, out: tuple[int, int]) -> Tensor:
+    """A source map (B, 1, H, W) warped like a view: cropped to its box, resized, mirrored."""
+    v = crop_boxes(maps, box, out)
+    return torch.where(flipped.to(v.device).view(-1, 1, 1, 1), v.flip(-1), v)
+
+
+# --------------------------------------------------------------------------------------------
+# salient segmentation as an augmentation
+
+
+@dataclass
+class SgdConfig(DefaultConfig):
+    """The default pipeline plus salient-object segmentation of the source image.
+
+    seg_p: probability, per view and image, that the object is kept and the background filled;
+    fill: black | grey | mean | noise | swap (the next image's background); algo: hc | rc;
+    params: the algorithm's parameters; threshold: 'adaptive' (2 x mean saliency) or a number;
+    cache: the saliency cache folder (None: ``<data>/.saliency``); saliency_size: side at which
+    saliency is computed (None: the training resolution) -- with ``out_size`` and
+    ``data.image_size`` the low- vs high-resolution settings.
+    """
+
+    seg_p: float = 0.5
+    fill: str = "black"
+    algo: str = "rc"
+    params: dict | None = None
+    threshold: Any = "adaptive"
+    cache: str | None = None
+    saliency_size: int | None = None
+
+
+class SgdPolicy(DefaultPolicy):
+    """``sgd`` (and ``sgd-only`` with the pipeline switched off): per view, the segmented image
+    replaces the source with probability ``seg_p``; images without a salient region stay as is.
+    ``Views.masks[i]``: the view's foreground (float (B, 1, h, w)) as warped by its crop."""
+
+    Config = SgdConfig
+
+    def __init__(self, config: SgdConfig) -> None:
+        super().__init__(config)
+        if config.fill not in M.SEGMENT_FILLS:
+            raise ValueError(f"unknown segmentation fill {config.fill!r}; valid fills: {', '.join(M.SEGMENT_FILLS)}")
+        M.adaptive_foreground(torch.zeros(1, 1, 1, 1), config.threshold)      # validates the threshold
+        self.maps = SaliencyMaps(config.algo, config.params, config.cache, config.saliency_size)
+
+    def bind(self, data_path: str | Path, mean: Tensor, std: Tensor) -> None:
+        self.maps.bind(data_path)
+
+    def __call__(self, batch: RawBatch, gen: torch.Generator) -> Views:
+        if batch.pair is not None or batch.boxes is not None:
+            raise ValueError("saliency policies take single images, not video pairs or tracked regions")
+        x = _sources(batch)[0][0]
+        sal = self.maps(batch.images, batch.indices)
+        fg = M.adaptive_foreground(sal, self.config.threshold)
+        has_fg = fg.flatten(1).any(1)
+        views, boxes, flipped, masks = [], [], [], []
+        for cfg in self.pipelines(*x.shape[-2:]):
+            pick = (torch.rand(x.shape[0], generator=gen) < self.config.seg_p).to(x.device) & has_fg
+            src = torch.where(pick.view(-1, 1, 1, 1), M.segment(x, fg, self.config.fill, gen), x)
+            av = augment_view(src, cfg, gen)
+            views.append(av.image)
+            boxes.append(av.box)
+            flipped.append(av.flipped)
+            masks.append(view_saliency(fg.float(), av.box, av.flipped, tuple(av.image.shape[-2:])))
+        return Views(views=views, masks=masks, targets=batch.targets, indices=batch.indices, boxes=boxes,
+                     extra={"flipped": flipped, "source": [0] * len(views)})
+
+
+# --------------------------------------------------------------------------------------------
+# masking
+
+
+@dataclass
+class MaskConfig(DefaultConfig):
+    """Grid masking after the default pipeline (Chen et al., WACV 2024).
+
+    grid: G (None: one cell per 32 px, at least 4; 7 at 224 px); ratio: r ~ U[ratio];
+    fill: highpass (both views high-passed, masked cells Gaussian noise) | blur | mean;
+    branch: which view is masked -- query (views[0], the paper's choice), key (views[1]) or both;
+    saliency: none (random masking) | scda | hc | rc; scda_checkpoint: the frozen sslbench
+    checkpoint SCDA uses (required for scda); algo params / cache / saliency_size: as in ``sgd``;
+    hard_negatives: K masked copies of the key view per image (0 = off), with
+    r ~ U[hard_ratio] of its foreground cells masked, returned as ``Views.negatives``.
+    """
+
+    grid: int | None = None
+    ratio: tuple[float, float] = (0.05, 0.25)
+    fill: str = "highpass"
+    branch: str = "query"
+    saliency: str = "none"
+    scda_checkpoint: str | None = None
+    params: dict | None = None
+    cache: str | None = None
+    saliency_size: int | None = None
+    hard_negatives: int = 0
+    hard_ratio: tuple[float, float] = (0.4, 0.7)
+
+
+class MaskPolicy(DefaultPolicy):
+    """``random-mask`` / ``sal-mask`` / ``sal-mask-hn``: the default views, then masking.
+
+    Views.masks[i]: float (B, 1, h, w), 1 on masked pixels (None for an unmasked view);
+    Views.negatives: (B, K, 3, h, w) hard negatives or None; with the highpass fill every view
+    and negative is a high-pass image (un-normalised so that ``Method.encode`` yields the paper's
+    normalised high-pass input; values leave [0, 1]).
+    """
+
+    Config = MaskConfig
+
+    def __init__(self, config: MaskConfig) -> None:
+        super().__init__(config)
+        c = config
+        if c.fill not in M.MASK_FILLS:
+            raise ValueError(f"unknown mask fill {c.fill!r}; valid fills: {', '.join(M.MASK_FILLS)}")
+        if c.branch not in BRANCHES:
+            raise ValueError(f"unknown masked branch {c.branch!r}; valid: {', '.join(BRANCHES)}")
+        if c.saliency not in ("none", "scda") + CACHED_ALGOS:
+            raise ValueError(f"unknown saliency {c.saliency!r}; valid: none, scda, {', '.join(CACHED_ALGOS)}")
+        if c.hard_negatives and c.saliency == "none":
+            raise ValueError("hard negatives mask foreground cells: they need saliency (scda, hc or rc), not 'none'")
+        if c.n_views < 2:
+            raise ValueError("masking policies need a query and a key view (n_views >= 2)")
+        self.scda: Any = None
+        if c.saliency == "scda":
+            if not c.scda_checkpoint:
+                raise ValueError("saliency 'scda' needs a frozen checkpoint: --aug_cfg.scda_checkpoint=PATH/ckpt.pt")
+            from .saliency.scda import SCDA
+
+            self.scda = SCDA(c.scda_checkpoint)
+        self.maps = SaliencyMaps(c.saliency, c.params, c.cache, c.saliency_size) if c.saliency in CACHED_ALGOS \
+            else None
+        self.mean = torch.full((3,), 0.5)
+        self.std = torch.full((3,), 0.25)
+
+    def bind(self, data_path: str | Path, mean: Tensor, std: Tensor) -> None:
+        self.mean, self.std = torch.as_tensor(mean).float(), torch.as_tensor(std).float()
+        if self.maps is not None:
+            self.maps.bind(data_path)
+
+    def _masked(self, i: int) -> bool:
+        return {"query": i == 0, "key": i == 1, "both": i in (0, 1)}[self.config.branch]
+
+    def _foreground(self, view: Tensor, sal: Tensor | None, box: Tensor, flipped: Tensor, grid: int) -> Tensor:
+        """Salient cells (B, G, G) of one augmented view."""
+        if self.scda is not None:
+            return self.scda.masks_at((view.clamp(0, 1) * 255).round().byte(), grid).to(view.device)
+        assert sal is not None
+        return M.grid_foreground(view_saliency(sal, box, flipped, tuple(view.shape[-2:])), grid)
+
+    def __call__(self, batch: RawBatch, gen: torch.Generator) -> Views:
+        c = self.config
+        out = super().__call__(batch, gen)
+        sal = self.maps(batch.images, batch.indices) if self.maps is not None else None
+        views, masks = list(out.views), []
+        negatives = None
+        for i, v in enumerate(views):
+            h, w = v.shape[-2:]
+            grid = c.grid or M.default_grid(min(h, w))
+            fg = None if c.saliency == "none" else self._foreground(v, sal, out.boxes[i], out.extra["flipped"][i],
+                                                                     grid)
+            if i == 1 and c.hard_negatives:
+                negatives = self._hard_negatives(v, fg, gen)
+            base = M.high_pass(v, self.mean, self.std) if c.fill == "highpass" else v
+            if not self._masked(i):
+                views[i] = base
+                masks.append(None)
+                continue
+            cells = M.random_cells(v.shape[0], grid, c.ratio, gen) if fg is None else \
+                M.saliency_guided_cells(fg, c.ratio, gen)
+            pixels = M.cells_to_pixels(cells, h, w).to(v.device)
+            views[i] = M.fill_masked(base, pixels, c.fill, gen, self.mean, self.std)
+            masks.append(pixels.float())
+        out.views, out.masks, out.negatives = views, masks, negatives
+        return out
+
+    def _hard_negatives(self, key: Tensor, fg: Tensor, gen: torch.Generator) -> Tensor:
+        """K copies of the key view with r ~ U[hard_ratio] of their foreground cells masked. (B, K, 3, h, w)."""
+        c = self.config
+        h, w = key.shape[-2:]
+        base = M.high_pass(key, self.mean, self.std) if c.fill == "highpass" else key
+        negs = []
+        for _ in range(c.hard_negatives):
+            pixels = M.cells_to_pixels(M.hard_negative_cells(fg, c.hard_ratio, gen), h, w).to(key.device)
+            negs.append(M.fill_masked(base, pixels, c.fill, gen, self.mean, self.std))
+        return torch.stack(negs, 1)
+
+
+def sgd_only_pipeline() -> dict[str, Any]:
+    """The settings that switch the default pipeline off (the whole image, no flip / colour / blur)."""
+    return {"crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0), "flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0,
+            "blur_p": 0.0}
+
+

@@ -1,0 +1,264 @@
+"""Saliency augmentation policies: segmentation, random / saliency-guided masking, branches,
+hard negatives, the cache in training, and every policy with every method it applies to."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pretrain import config as C
+from pretrain import masking as M
+from pretrain import trainer as T
+from pretrain.losses.contrastive import info_nce, nt_xent_with_negatives
+from pretrain.policies import SALIENCY_POLICIES, build_policy
+from pretrain.views import RawBatch
+from synthetic.loaders import open_source
+
+TWO_VIEW_METHODS = ("simclr", "mocov2", "byol", "simsiam")
+NEGATIVE_METHODS = ("simclr", "mocov2")
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def scda_ckpt(shapes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("scda")
+    cfg = C.build_config("random", None, "test", {"data.path": str(shapes_dir), "train.out": str(out),
+                                                  "train.tensorboard": False})
+    return T.train(cfg, progress=False) / "ckpt.pt"
+
+
+def settings(name: str, cache: Path, scda: Path) -> dict:
+    """Test settings of a policy: HC saliency (fast) in a temporary cache, SCDA from ``scda``."""
+    if name in ("sgd", "sgd-only"):
+        return {"algo": "hc", "cache": str(cache)}
+    if name.startswith("sal-mask"):
+        return {"scda_checkpoint": str(scda), "grid": 4}
+    return {"grid": 4}
+
+
+def shapes_batch(shapes_dir: Path, n: int = 8) -> RawBatch:
+    src = open_source(shapes_dir, split="all")
+    idx = torch.arange(n)
+    return RawBatch(images=src.read(idx.numpy()), targets=torch.zeros(n, dtype=torch.long), indices=idx)
+
+
+# --------------------------------------------------------------------------------------------
+# every policy
+
+
+@pytest.mark.parametrize("name", SALIENCY_POLICIES)
+def test_policy_views_and_determinism(name: str, shapes_dir: Path, scda_ckpt: Path, tmp_path: Path) -> None:
+    batch = shapes_batch(shapes_dir)
+    make = lambda: build_policy(name, **settings(name, tmp_path / "cache", scda_ckpt))  # noqa: E731
+    a, b, c = make()(batch, gen(1)), make()(batch, gen(1)), make()(batch, gen(2))
+    assert len(a.views) == 2 and all(v.shape == (8, 3, 32, 32) and torch.isfinite(v).all() for v in a.views)
+    assert all(torch.equal(x, y) for x, y in zip(a.views, b.views))
+    assert any(not torch.equal(x, y) for x, y in zip(a.views, c.views))
+    assert a.masks is not None and len(a.masks) == 2
+    assert (a.negatives is not None) == name.endswith("-hn")
+    if a.negatives is not None:
+        assert a.negatives.shape == (8, 1, 3, 32, 32)
+
+
+# hard negatives apply to SimCLR and MoCo v2 only (the refusal for the others is tested below)
+PAIRS = [(n, m) for n in SALIENCY_POLICIES for m in TWO_VIEW_METHODS if not n.endswith("-hn") or m in NEGATIVE_METHODS]
+
+
+@pytest.mark.parametrize("name, method", PAIRS)
+def test_policy_trains_with_method(name: str, method: str, shapes_dir: Path, scda_ckpt: Path, tmp_path: Path) -> None:
+    aug_cfg = {f"aug_cfg.{k}": v for k, v in settings(name, tmp_path / "cache", scda_ckpt).items()}
+    cfg = C.build_config(method, name, "test", {"data.path": str(shapes_dir), "train.out": str(tmp_path / "runs"),
+                                                "train.tensorboard": False, "train.steps": 2, **aug_cfg})
+    run_dir = T.train(cfg, progress=False)
+    assert (run_dir / "ckpt.pt").is_file()
+    losses = [line for line in (run_dir / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert losses and all("NaN" not in line for line in losses)
+
+
+def test_hard_negatives_refused_for_methods_without_them(shapes_dir: Path, scda_ckpt: Path, tmp_path: Path) -> None:
+    cfg = C.build_config("byol", "sal-mask-hn", "test", {"data.path": str(shapes_dir), "train.out": str(tmp_path),
+                                                          "aug_cfg.scda_checkpoint": str(scda_ckpt)})
+    with pytest.raises(ValueError, match="hard negatives.*simclr"):
+        T.train(cfg, progress=False)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"fill": "pink"}, "valid fills"), ({"branch": "middle"}, "valid: query"), ({"saliency": "magic"}, "valid: none"),
+    ({"saliency": "none", "hard_negatives": 1}, "need saliency"), ({"scda_checkpoint": None}, "scda_checkpoint"),
+])
+def test_bad_mask_settings(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_policy("sal-mask", **overrides)
+
+
+def test_missing_scda_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+        build_policy("sal-mask", scda_checkpoint=str(tmp_path / "nope.pt"))
+
+
+# --------------------------------------------------------------------------------------------
+# segmentation
+
+
+def test_sgd_only_with_p1_is_the_segmented_image(shapes_dir: Path, tmp_path: Path) -> None:
+    batch = shapes_batch(shapes_dir)
+    policy = build_policy("sgd-only", algo="hc", cache=str(tmp_path), seg_p=1.0, fill="grey")
+    out = policy(batch, gen())
+    x = batch.images.float() / 255
+    fg = M.adaptive_foreground(policy.maps(batch.images, batch.indices))
+    expected = torch.where(fg.flatten(1).any(1).view(-1, 1, 1, 1), M.segment(x, fg, "grey", gen()), x)
+    for v in out.views:
+        torch.testing.assert_close(v, expected, atol=1e-5, rtol=0)
+    assert (out.views[0] == 0.5).float().mean() > 0.3          # the background is gone
+
+
+def test_sgd_with_p0_is_the_default_pipeline(shapes_dir: Path, tmp_path: Path) -> None:
+    batch = shapes_batch(shapes_dir)
+    sgd = build_policy("sgd", algo="hc", cache=str(tmp_path), seg_p=0.0)(batch, gen(5))
+    # the same draws as the default policy, except one Bernoulli draw per view
+    g = gen(5)
+    default = build_policy("default")
+    x = batch.images.float() / 255
+    from pretrain.augment import augment_view
+    for i, cfg in enumerate(default.pipelines(32, 32)):
+        torch.rand(8, generator=g)
+        assert torch.equal(sgd.views[i], augment_view(x, cfg, g).image)
+
+
+@pytest.mark.parametrize("fill", M.SEGMENT_FILLS)
+def test_segment_keeps_foreground(fill: str) -> None:
+    x = torch.rand(3, 3, 8, 8, generator=gen())
+    fg = torch.zeros(3, 1, 8, 8, dtype=torch.bool)
+    fg[:, :, 2:6, 2:6] = True
+    y = M.segment(x, fg, fill, gen(9))
+    assert torch.equal(y[:, :, 2:6, 2:6], x[:, :, 2:6, 2:6])
+    assert not torch.equal(y, x)
+    if fill == "swap":
+        assert torch.equal(y[1, :, 0], x[0, :, 0])
+
+
+def test_maps_come_from_the_cache_once(shapes_dir: Path, tmp_path: Path) -> None:
+    batch = shapes_batch(shapes_dir)
+    first = build_policy("sgd", algo="hc", cache=str(tmp_path))
+    first(batch, gen())
+    assert first.maps._cache.stats["computed"] == 8
+    first(batch, gen())                                      # memoised by dataset index
+    assert first.maps._cache.stats["computed"] == 8 and first.maps._cache.stats["hits"] == 0
+    second = build_policy("sgd", algo="hc", cache=str(tmp_path))
+    second(batch, gen())                                     # a new run reads the stored maps
+    assert second.maps._cache.stats == {"hits": 8, "misses": 0, "computed": 0, "corrupt": 0}
+    other = build_policy("sgd", algo="hc", cache=str(tmp_path), params={"delta": 0.5})
+    other(batch, gen())                                      # another parameter misses
+    assert other.maps._cache.stats["computed"] == 8
+
+
+# --------------------------------------------------------------------------------------------
+# masking
+
+
+def test_saliency_guided_proportions_hold_statistically() -> None:
+    """Over many draws: masked cells = int(r G^2), of which round(r fg_ratio G^2) foreground."""
+    g, grid, n = gen(3), 7, 4000
+    fg = torch.rand(n, grid, grid, generator=g) < torch.rand(n, 1, 1, generator=g).clamp(0.1, 0.9)
+    cells = M.saliency_guided_cells(fg, (0.05, 0.25), g)
+    masked = cells.flatten(1).sum(1).float()
+    in_fg = (cells & fg).flatten(1).sum(1).float()
+    n_fg = fg.flatten(1).sum(1).float()
+    r = 0.05 + 0.2 * torch.rand(n, generator=gen(99))                # independent draws of the formula
+    total = (r * 49).floor()
+    assert abs(masked.mean() - total.mean()) < 0.1
+    assert abs(in_fg.mean() - torch.minimum(torch.round(r * n_fg), total).mean()) < 0.1
+    share = in_fg.sum() / masked.sum()                              # masked cells split like saliency
+    assert abs(share - (n_fg * masked).sum() / 49 / masked.sum()) < 0.05
+    assert ((in_fg <= n_fg) & (masked - in_fg <= 49 - n_fg)).all()
+
+
+def test_random_cells_counts() -> None:
+    cells = M.random_cells(2000, 7, (0.05, 0.25), gen(1))
+    counts = cells.flatten(1).sum(1)
+    assert counts.min() >= 2 and counts.max() <= 12                 # int(0.05*49) .. int(0.25*49)
+    assert abs(cells.float().mean(0).std().item()) < 0.02         # uniform over the cells
+
+
+def test_hard_negative_cells_mask_only_foreground() -> None:
+    fg = torch.zeros(500, 7, 7, dtype=torch.bool)
+    fg[:, 1:6, 1:6] = True                                         # 25 fg cells
+    cells = M.hard_negative_cells(fg, (0.4, 0.7), gen(2))
+    assert not (cells & ~fg).any()
+    counts = cells.flatten(1).sum(1)
+    assert counts.min() >= 10 and counts.max() <= 18               # round(r * 25), r in [0.4, 0.7]
+
+
+@pytest.mark.parametrize("fill", ["mean", "blur"])
+@pytest.mark.parametrize("branch", ["query", "key", "both"])
+def test_masked_branch(branch: str, fill: str, shapes_dir: Path) -> None:
+    batch = shapes_batch(shapes_dir)
+    default = build_policy("default")(batch, gen(7))
+    out = build_policy("random-mask", branch=branch, fill=fill, grid=4)(batch, gen(7))
+    for i in (0, 1):
+        masked = branch == "both" or (branch == "query") == (i == 0)
+        assert torch.equal(out.views[i], default.views[i]) != masked
+        assert (out.masks[i] is not None) == masked
+        if masked:
+            unmasked = out.masks[i] == 0
+            assert torch.equal(out.views[i][unmasked.expand_as(out.views[i])],
+                               default.views[i][unmasked.expand_as(out.views[i])])
+
+
+def test_highpass_views_and_noise_fill() -> None:
+    x = torch.rand(4, 3, 32, 32, generator=gen())
+    mean, std = torch.tensor([0.4, 0.5, 0.6]), torch.tensor([0.2, 0.25, 0.3])
+    hp = M.high_pass(x, mean, std)
+    z = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    zn = (hp - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    torch.testing.assert_close(zn, z - M.gaussian_blur_fixed(z, 11, 5.0))
+    assert zn.mean().abs() < 0.05                                  # a high-pass image has ~zero mean
+    pixels = torch.zeros(4, 1, 32, 32, dtype=torch.bool)
+    pixels[:, :, :16] = True
+    filled = M.fill_masked(hp, pixels, "highpass", gen(), mean, std)
+    noise = ((filled - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))[:, :, :16]
+    assert abs(noise.std().item() - 1) < 0.05 and abs(noise.mean().item()) < 0.05
+    assert torch.equal(filled[:, :, 16:], hp[:, :, 16:])
+
+
+def test_hard_negatives_are_masked_copies_of_the_key(shapes_dir: Path, scda_ckpt: Path) -> None:
+    batch = shapes_batch(shapes_dir)
+    out = build_policy("sal-mask-hn", scda_checkpoint=str(scda_ckpt), fill="mean", grid=4)(batch, gen(3))
+    neg, key = out.negatives[:, 0], out.views[1]
+    differs = (neg != key).any(1)                                   # (B, h, w) changed pixels
+    assert differs.flatten(1).any(1).float().mean() > 0.5          # most images have a foreground to mask
+
+
+# --------------------------------------------------------------------------------------------
+# hard negatives in the losses
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+def test_info_nce_hard_negative_logits(alpha: float) -> None:
+    g = gen(4)
+    q, k = F.normalize(torch.randn(5, 8, generator=g), dim=1), F.normalize(torch.randn(5, 8, generator=g), dim=1)
+    queue = F.normalize(torch.randn(11, 8, generator=g), dim=1)
+    t = F.normalize(torch.randn(5, 2, 8, generator=g), dim=-1)
+    tau = 0.2
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T, alpha * torch.einsum("bd,bkd->bk", q, t)], 1) / tau
+    expected = -(logits[:, 0] - logits.logsumexp(1)).mean()
+    torch.testing.assert_close(info_nce(q, k, queue, tau, t, alpha), expected)
+    assert info_nce(q, k, queue, tau, t, alpha) > info_nce(q, k, queue, tau)
+
+
+def test_nt_xent_hard_negative_weight() -> None:
+    g = gen(5)
+    z1, z2, zn = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g), torch.randn(4, 3, 6, generator=g)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n = F.normalize(zn, dim=-1).repeat(2, 1, 1)
+    sim = z @ z.T / 0.5
+    sim.fill_diagonal_(float("-inf"))
+    logits = torch.cat([sim, 2.0 * torch.einsum("nd,nkd->nk", z, n) / 0.5], 1)
+    target = torch.cat([torch.arange(4, 8), torch.arange(4)])
+    torch.testing.assert_close(nt_xent_with_negatives(z1, z2, zn, 0.5, alpha=2.0), F.cross_entropy(logits, target))
