@@ -2,7 +2,6 @@
 hard negatives, the cache in training, and every policy with every method it applies to."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
