@@ -12,8 +12,10 @@ AUG      ?=
 PRESET   ?= cpu
 DATA     ?= $(DATA_DIR)/shapes64
 ARGS     ?=
+# saliency cache: make saliency DATA=data/shapes64 ALGO=rc
+ALGO     ?= rc
 
-.PHONY: setup test test-slow bench learning data sheet pretrain clean
+.PHONY: setup test test-slow bench learning data sheet pretrain saliency clean
 
 setup:                 ## create .venv and install everything (Detectron2, mmcv with CPU ops, mmseg)
 	bash install/setup.sh
@@ -29,6 +31,7 @@ bench:                 ## timings -> bench/out/*.json (figures in bench/RESULTS.
 	$(PY) bench/bench_loader.py --json bench/out/loader.json
 	$(PY) bench/bench_augment.py --json bench/out/augment.json
 	$(PY) bench/bench_pretrain.py --json bench/out/pretrain.json
+	$(PY) bench/bench_saliency.py --json bench/out/saliency.json
 
 learning:              ## the learning check: cpu-preset SimCLR / MoCo v2 / BYOL vs random, linear probe
 	bash bench/learning.sh $(DATA) random simclr mocov2 byol
@@ -41,6 +44,9 @@ sheet:                 ## contact sheet of $(DATA_DIR)/$(DATASET)
 
 pretrain:              ## self-supervised pretraining -> runs/<run_id>/ckpt.pt
 	$(PY) -m pretrain --method $(METHOD) $(if $(AUG),--aug $(AUG)) --preset $(PRESET) --data $(DATA) $(ARGS)
+
+saliency:              ## precompute the saliency cache of $(DATA) with $(ALGO) (hc | rc)
+	$(PY) -m pretrain.saliency precompute --data $(DATA) --algo $(ALGO) --workers 2
 
 clean:
 	rm -rf .pytest_cache bench/out
