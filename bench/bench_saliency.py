@@ -36,7 +36,7 @@ from pretrain.saliency import hc, rc  # noqa: E402
 
 # C++ reference timings in ms (golden README): name -> (HC, RC)
 CPP_MS = {"china": (2.26, 21.0), "chelsea": (1.58, 18.4), "astronaut": (2.98, 29.4), "coffee": (1.76, 18.7)}
-DEFAULT_GOLDEN = Path("/work/shared/golden/saliency")
+DEFAULT_GOLDEN = Path(__file__).resolve().parents[1] / "tests" / "golden" / "saliency"
 
 
 def timed(fn: Callable[[], Any], repeats: int, warmup: int) -> float:

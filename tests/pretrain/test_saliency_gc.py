@@ -1,13 +1,10 @@
 """HC / RC global-contrast saliency against maps of the authors' C++ (CmSaliencyRC), plus input handling
 and salient-object masks.
 
-The golden maps and their provenance are described in the README next to them: tests/golden/saliency/
-when copied into the repository, else the project's shared reference data (/work/shared/golden/saliency,
-or $SSLBENCH_SALIENCY_GOLDEN).
+The golden maps (and the README that says how the C++ made them) are in tests/golden/saliency/.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -19,17 +16,7 @@ from pretrain.saliency.global_contrast import quantize, to_rgb_uint8
 from pretrain.saliency.segment import segment_image_reference
 
 
-def _golden_dir() -> Path | None:
-    candidates = [os.environ.get("SSLBENCH_SALIENCY_GOLDEN"),
-                  Path(__file__).resolve().parents[1] / "golden" / "saliency", "/work/shared/golden/saliency"]
-    for c in candidates:
-        if c and (Path(c) / "china_rc.npy").is_file():
-            return Path(c)
-    return None
-
-
-GOLDEN = _golden_dir()
-needs_golden = pytest.mark.skipif(GOLDEN is None, reason="golden saliency maps not found")
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "saliency"
 # name -> Felzenszwalb region count of the reference run (golden README)
 REGIONS = {"china": 41, "chelsea": 23, "astronaut": 55, "coffee": 28}
 NAMES = list(REGIONS)
@@ -37,7 +24,6 @@ NAMES = list(REGIONS)
 
 def load_rgb(name: str) -> np.ndarray:
     """The golden input as the C++ read it (imread: BGR), returned in RGB order."""
-    assert GOLDEN is not None
     bgr = cv2.imread(str(GOLDEN / f"{name}.png"), cv2.IMREAD_COLOR)
     return np.ascontiguousarray(bgr[..., ::-1])
 
@@ -53,7 +39,6 @@ def golden_images() -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------------------- golden maps
 
-@needs_golden
 @pytest.mark.parametrize("name", NAMES)
 def test_hc_matches_reference(name: str, golden_images: dict[str, np.ndarray]) -> None:
     ours, ref = hc(golden_images[name]), np.load(GOLDEN / f"{name}_hc.npy")
@@ -61,7 +46,6 @@ def test_hc_matches_reference(name: str, golden_images: dict[str, np.ndarray]) -
     assert np.abs(ours - ref).max() <= 0.01
 
 
-@needs_golden
 @pytest.mark.parametrize("name", NAMES)
 def test_rc_matches_reference(name: str, golden_images: dict[str, np.ndarray]) -> None:
     ours, ref = rc(golden_images[name]), np.load(GOLDEN / f"{name}_rc.npy")
@@ -70,7 +54,6 @@ def test_rc_matches_reference(name: str, golden_images: dict[str, np.ndarray]) -
     assert np.corrcoef(ours.ravel().astype(np.float64), ref.ravel().astype(np.float64))[0, 1] >= 0.99
 
 
-@needs_golden
 @pytest.mark.parametrize("name", NAMES)
 def test_segmentation_region_counts(name: str, golden_images: dict[str, np.ndarray]) -> None:
     labels, n = segment_image(lab_of(golden_images[name]))
@@ -79,7 +62,6 @@ def test_segmentation_region_counts(name: str, golden_images: dict[str, np.ndarr
     assert labels.min() == 0 and labels.max() == n - 1
 
 
-@needs_golden
 def test_fast_segmentation_equals_reference_transcription(golden_images: dict[str, np.ndarray]) -> None:
     """The skimage-backed path against the step-by-step reference (float32 weights, `<=`, raster edge
     order): a full image and two crops at other parameters, labels included (raster numbering)."""
@@ -94,14 +76,12 @@ def test_fast_segmentation_equals_reference_transcription(golden_images: dict[st
         np.testing.assert_array_equal(fast, ref)
 
 
-@needs_golden
 def test_labels_in_raster_order(golden_images: dict[str, np.ndarray]) -> None:
     labels, n = segment_image(lab_of(golden_images["chelsea"]))
     _, first = np.unique(labels.ravel(), return_index=True)
     assert (np.diff(first) > 0).all() and len(first) == n
 
 
-@needs_golden
 def test_quantisation_palette(golden_images: dict[str, np.ndarray]) -> None:
     rgb = golden_images["china"]
     pal = quantize(rgb)
