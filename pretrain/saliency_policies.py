@@ -163,7 +163,8 @@ class MaskConfig(DefaultConfig):
     fill: highpass (both views high-passed, masked cells Gaussian noise) | blur | mean;
     branch: which view is masked -- query (views[0], the paper's choice), key (views[1]) or both;
     saliency: none (random masking) | scda | hc | rc; scda_checkpoint: the frozen sslbench
-    checkpoint SCDA uses (required for scda); algo params / cache / saliency_size: as in ``sgd``;
+    checkpoint SCDA uses (required for scda); scda_largest_component: keep only the largest
+    connected salient region (the paper) or every cell above the mean; algo params / cache / saliency_size: as in ``sgd``;
     hard_negatives: K masked copies of the key view per image (0 = off), with
     r ~ U[hard_ratio] of its foreground cells masked, returned as ``Views.negatives``.
     """
@@ -174,6 +175,7 @@ class MaskConfig(DefaultConfig):
     branch: str = "query"
     saliency: str = "none"
     scda_checkpoint: str | None = None
+    scda_largest_component: bool = True
     params: dict | None = None
     cache: str | None = None
     saliency_size: int | None = None
@@ -211,7 +213,7 @@ class MaskPolicy(DefaultPolicy):
                 raise ValueError("saliency 'scda' needs a frozen checkpoint: --aug_cfg.scda_checkpoint=PATH/ckpt.pt")
             from .saliency.scda import SCDA
 
-            self.scda = SCDA(c.scda_checkpoint)
+            self.scda = SCDA(c.scda_checkpoint, largest_component=c.scda_largest_component)
         self.maps = SaliencyMaps(c.saliency, c.params, c.cache, c.saliency_size) if c.saliency in CACHED_ALGOS \
             else None
         self.mean = torch.full((3,), 0.5)

@@ -16,7 +16,7 @@ from pretrain.policies import SALIENCY_POLICIES, build_policy
 from pretrain.views import RawBatch
 from synthetic.loaders import open_source
 
-TWO_VIEW_METHODS = ("simclr", "mocov2", "byol", "simsiam")
+TWO_VIEW_METHODS = ("simclr", "mocov2", "byol", "simsiam", "swav")
 NEGATIVE_METHODS = ("simclr", "mocov2")
 
 
