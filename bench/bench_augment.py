@@ -13,9 +13,6 @@ per-sample Dataset transform does. Median of --repeats timed batches after one w
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +28,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from pretrain.augment import blur_kernel_size  # noqa: E402
 from pretrain.policies import auto_blur, build_policy  # noqa: E402
 from pretrain.views import RawBatch  # noqa: E402
+from results_json import write_results  # noqa: E402
 
 
 def torchvision_pipeline(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -100,12 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size:>5} {'speed-up (batched / per image)':<42} {ratio:>20.1f}x")
         rows += [pair[0] | {"speedup": ratio}, pair[1]]
     if args.json:
-        env = {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
-               "threads": args.threads, "machine": platform.machine(), "device": str(device),
+        env = {"torch": torch.__version__, "threads": args.threads, "device": str(device),
                "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"env": env, "rows": rows}, indent=1))
-        print(f"wrote {args.json}")
+        write_results(args.json, env, rows)
     return 0
 
 

@@ -11,9 +11,6 @@ last, the training steps/s of a ResNet-18 at the same batch size and image size,
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from synthetic.generate import generate  # noqa: E402
 from synthetic.loaders import BatchLoader, ImageFolderSource, ImageSource, open_source  # noqa: E402
+from results_json import write_results  # noqa: E402
 
 
 def resnet18_step_rate(batch_size: int, size: int, steps: int = 3) -> float:
@@ -135,12 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ResNet-18 training step, batch {args.batch_size} at {size} px: {step_rate:.2f} steps/s "
           f"(the loader is {rows[-1 - 2 * bool(args.png_images)]['batches_per_s'] / step_rate:.0f}x faster)")
     if args.json:
-        env = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
-               "dataset": str(args.dataset or f"shapes64 n={args.n}"),
-               "prefetch": args.prefetch, "resnet18_steps_per_s": step_rate}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"env": env, "rows": rows}, indent=1))
-        print(f"wrote {args.json}")
+        env = {"dataset": str(args.dataset or f"shapes64 n={args.n}"), "prefetch": args.prefetch,
+               "resnet18_steps_per_s": step_rate}
+        write_results(args.json, env, rows)
     return 0
 
 

@@ -17,8 +17,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -33,6 +31,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretrain.saliency import hc, rc  # noqa: E402
+from results_json import write_results  # noqa: E402
 
 # C++ reference timings in ms (golden README): name -> (HC, RC)
 CPP_MS = {"china": (2.26, 21.0), "chelsea": (1.58, 18.4), "astronaut": (2.98, 29.4), "coffee": (1.76, 18.7)}
@@ -80,12 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"image": name, "height": rgb.shape[0], "width": rgb.shape[1], "algo": algo, "ms": ms,
                          "cpp_ms": cpp, "ratio": ms / cpp})
     if args.json:
-        env = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
-               "cpus": os.cpu_count(), "threads": 1, "machine": platform.machine(), "repeats": args.repeats,
+        env = {"numpy": np.__version__, "opencv": cv2.__version__, "threads": 1, "repeats": args.repeats,
                "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"env": env, "rows": rows}, indent=1))
-        print(f"wrote {args.json}")
+        write_results(args.json, env, rows)
     return 0
 
 
