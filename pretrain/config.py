@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 YAML11_WORDS = {"yes", "no", "on", "off", "y", "n"}    # booleans in YAML 1.1, plain words here
+FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def parse_value(text: str) -> Any:
@@ -114,9 +116,15 @@ def parse_value(text: str) -> Any:
     if text.strip().lower() in YAML11_WORDS:
         return text
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):      # YAML 1.1 reads 1e-5 (no dot) as a string
+        try:
+            return float(value) if FLOAT.fullmatch(value.strip()) else value
+        except ValueError:
+            return value
+    return value
 
 
 def set_path(cfg: Config, path: str, value: Any) -> None:

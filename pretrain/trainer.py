@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +20,8 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
+
+from synthetic.store import write_text_atomic
 
 from . import config as C
 from .backbones import build_backbone, check_image_size
@@ -176,13 +179,13 @@ def _save(run: Run, step: int, opt: torch.optim.Optimizer, scaler: Any, complete
 def _prepare_dir(run: Run, resume: bool, overwrite: bool) -> dict | None:
     """Decide what to do with an existing run folder; returns the resume state or None."""
     ckpt, res = run.dir / "ckpt.pt", run.dir / "resume.pt"
-    if overwrite:
+    if overwrite or not res.exists():
+        if resume and not overwrite:
+            log.warning("--resume: no resume.pt in %s; starting from step 0", run.dir)
         for f in (ckpt, res):
             f.unlink(missing_ok=True)
-        return None
-    if not res.exists():
-        if resume:
-            log.warning("--resume: no resume.pt in %s; starting from step 0", run.dir)
+        _trim_log(run.dir / "log.jsonl", 0)
+        shutil.rmtree(run.dir / "tb", ignore_errors=True)
         return None
     state = torch.load(res, map_location="cpu", weights_only=True)
     changed = C.diff(C.semantic_dict(C.config_from_dict(state["config"])), C.semantic_dict(run.cfg))
@@ -194,7 +197,16 @@ def _prepare_dir(run: Run, resume: bool, overwrite: bool) -> dict | None:
     if not resume:
         raise RunExists(f"{run.dir}: a partial run stopped at step {state['step']}; pass --resume to continue "
                         "it or --overwrite to start again")
+    _trim_log(run.dir / "log.jsonl", int(state["step"]))
     return state
+
+
+def _trim_log(path: Path, last_step: int) -> None:
+    """Keep only the log rows of steps <= ``last_step`` (rows past a resumed checkpoint are redone)."""
+    if not path.exists():
+        return
+    rows = [r for r in path.read_text().splitlines() if r.strip() and json.loads(r).get("step", 0) <= last_step]
+    write_text_atomic(path, "".join(r + "\n" for r in rows))
 
 
 def train(cfg: C.Config, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
@@ -216,7 +228,7 @@ def train(cfg: C.Config, *, resume: bool = False, overwrite: bool = False, progr
         run.dir.mkdir(parents=True, exist_ok=True)
         C_write = {"config": run.cfg.to_dict(), "run_id": run.run_id, "total_steps": run.total_steps,
                    "steps_per_epoch": run.steps_per_epoch}
-        (run.dir / "config.json").write_text(json.dumps(C_write, indent=1, sort_keys=True))
+        write_text_atomic(run.dir / "config.json", json.dumps(C_write, indent=1, sort_keys=True))
     if not run.method.trains:
         _save(run, 0, torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0), None, complete=True)
         log.info("%s: %s exported without training", run.dir, cfg.method)

@@ -1,6 +1,7 @@
 """The training engine end to end: every method trains and exports; resume, determinism, DDP, bad input."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -103,6 +104,11 @@ def test_same_seed_same_weights_and_resume_equals_uninterrupted(shapes_dir: Path
     c = T.train(cfg, resume=True, progress=False)
     wc = torch.load(c / "resume.pt", weights_only=True)["method"]
     assert all(torch.equal(wa[k], wc[k]) for k in wa)            # queue, EMA teacher, BN stats too
+    rows = {d: [json.loads(r) for r in (d / "log.jsonl").read_text().splitlines()] for d in (a, c)}
+    assert [r["step"] for r in rows[c]] == [r["step"] for r in rows[a]] == list(range(1, 7))  # no row twice
+    assert [r["loss"] for r in rows[c]] == [r["loss"] for r in rows[a]]
+    T.train(cfg, overwrite=True, progress=False)
+    assert [json.loads(r)["step"] for r in (c / "log.jsonl").read_text().splitlines()] == list(range(1, 7))
 
 
 def test_resume_with_another_config_is_refused(shapes_dir: Path, tmp_path: Path) -> None:
@@ -266,3 +272,22 @@ def test_temporal_on_tracked_regions(video_dir: Path, tmp_path: Path) -> None:
 def test_temporal_needs_a_video_dataset(shapes_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="expected a dataset made with `--preset video`"):
         T.build_run(cfg_for("temporal", shapes_dir, tmp_path))
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--train.amp", "off"], {"train.amp": "off"}),
+    (["--train.amp=bf16", "--optim.lr=0.1"], {"train.amp": "bf16", "optim.lr": 0.1}),
+    (["--optim.weight_decay=1e-5", "--optim.lr=2E-3", "--data.path=1e5x"],
+     {"optim.weight_decay": 1e-5, "optim.lr": 2e-3, "data.path": "1e5x"}),
+    (["--train.tensorboard=false", "--aug_cfg.crop_scale=[0.5, 1.0]"],
+     {"train.tensorboard": False, "aug_cfg.crop_scale": [0.5, 1.0]}),
+    (["--method_cfg.proj_bn", "true", "--train.device=no"], {"method_cfg.proj_bn": True, "train.device": "no"}),
+])
+def test_cli_values_parse_as_yaml_but_words_stay_strings(args: list[str], expected: dict) -> None:
+    assert C.parse_overrides(args) == expected
+
+
+@pytest.mark.parametrize("args", [["optim.lr=0.1"], ["--optim.lr"], ["--"]])
+def test_cli_malformed_settings_are_refused(args: list[str]) -> None:
+    with pytest.raises(ValueError, match="--"):
+        C.parse_overrides(args)
