@@ -44,6 +44,7 @@ class OptimConfig:
     warmup_frac: float = 0.05      # linear warm-up over this fraction of the steps
     schedule: str = "cosine"       # cosine | constant
     clip_grad: float = 0.0         # max gradient norm, 0 = off
+    lars_eta: float = 0.001        # LARS trust coefficient (0.001 in the papers; 0.02 for short CIFAR-size runs)
 
 
 @dataclass
@@ -83,7 +84,7 @@ NON_SEMANTIC = {("train", "log_every"), ("train", "ckpt_every"), ("train", "out"
 # `full` holds the papers' ImageNet settings for GPUs (same code path).
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {"backbone.name": "resnet18", "data.batch_size": 128, "train.epochs": 15, "optim.name": "sgd",
-            "optim.lr": 0.6, "optim.weight_decay": 5e-4, "aug_cfg.out_size": 32},
+            "optim.lr": 0.6, "optim.weight_decay": 5e-4, "aug": "mild", "aug_cfg.out_size": 32},
     "full": {"backbone.name": "resnet50", "data.batch_size": 256, "train.epochs": 200, "optim.name": "sgd",
              "optim.lr": 0.03, "optim.weight_decay": 1e-4, "data.path": "data/imagenet", "data.image_size": 224,
              "data.split": "train", "data.stats_images": 10000},
@@ -102,7 +103,9 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("full", "slotcon"): {"optim.name": "lars", "optim.lr": 1.0, "optim.weight_decay": 1e-5, "data.batch_size": 512,
                           "train.epochs": 800, "data.path": "data/coco/annotations/instances_train2017.json",
                           "data.split": ""},
-    ("cpu", "mocov2"): {"optim.lr": 0.12},
+    # cpu: the short-run settings that learn within the preset's budget (README "It learns").
+    ("cpu", "mocov2"): {"optim.lr": 0.6, "method_cfg.proj_bn": True, "method_cfg.queue_size": 1024},
+    ("cpu", "byol"): {"optim.lr": 0.2, "data.batch_size": 64},
     ("cpu", "simsiam"): {"optim.lr": 0.1},
 }
 

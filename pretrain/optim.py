@@ -58,7 +58,7 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int) -> torc
             g.pop("lars")
         return torch.optim.AdamW(groups, lr=lr)
     if cfg.name == "lars":
-        return LARS(groups, lr=lr, momentum=cfg.momentum)
+        return LARS(groups, lr=lr, momentum=cfg.momentum, eta=cfg.lars_eta)
     raise ValueError(f"unknown optimiser {cfg.name!r}; valid: sgd, adamw, lars")
 
 

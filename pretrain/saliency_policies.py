@@ -164,8 +164,8 @@ class MaskConfig(DefaultConfig):
     branch: which view is masked -- query (views[0], the paper's choice), key (views[1]) or both;
     saliency: none (random masking) | scda | hc | rc; scda_checkpoint: the frozen sslbench
     checkpoint SCDA uses (required for scda); scda_largest_component: keep only the largest
-    connected salient region (the paper) or every cell above the mean; algo params / cache / saliency_size: as in ``sgd``;
-    hard_negatives: K masked copies of the key view per image (0 = off), with
+    connected salient region (the paper) or every cell above the mean; algo params / cache /
+    saliency_size: as in ``sgd``; hard_negatives: K masked copies of the key view per image (0 = off), with
     r ~ U[hard_ratio] of its foreground cells masked, returned as ``Views.negatives``.
     """
 

@@ -1,0 +1,179 @@
+"""Frozen features, extracted once per (checkpoint, dataset, split, layer) and cached on disk.
+
+The cache key is made of content hashes: the sha256 of the checkpoint file, a fingerprint of the
+dataset (a synthetic dataset's generation-argument hash, or the names, sizes and modification
+times of an image folder's files), the split, the layer, the number of images and this module's
+``VERSION``. Every frozen-feature protocol (linear, kNN, clustering, invariance) reads a
+:class:`FeatureSet` through :func:`extract`; a warm cache costs one ``np.load``.
+
+    fs = extract("runs/x/ckpt.pt", "data/shapes64", "train")     # (N, D) float32 + targets
+    fs.features, fs.targets, fs.indices
+
+Layers (``LAYERS``): ``pool`` -- the backbone's pooled output (what a linear probe reads).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pretrain.backbones import check_image_size
+from pretrain.checkpoint import load_backbone
+from synthetic.loaders import SyntheticSource, open_source
+
+log = logging.getLogger(__name__)
+VERSION = 1
+DEFAULT_CACHE = Path(os.environ.get("SSLBENCH_CACHE", Path.home() / ".cache" / "sslbench")) / "features"
+LAYERS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
+    "pool": lambda model, x: model(x),
+}
+STATS = {"forward_batches": 0, "extractions": 0, "cache_hits": 0}   # counters read by tests and the suite
+
+
+class FeatureError(ValueError):
+    """A checkpoint and a dataset that do not fit together, or an unusable split."""
+
+
+@dataclass
+class FeatureSet:
+    """Features of one split: ``features`` float32 (N, D), ``targets`` int64 (N,) (-1: no label),
+    ``indices`` int64 (N,) positions in the split, ``key`` the cache key, ``cached`` whether they
+    came from disk."""
+
+    features: np.ndarray
+    targets: np.ndarray
+    indices: np.ndarray
+    key: str
+    cached: bool = False
+
+
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file's bytes (memoised by path, size and mtime)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _SHA_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA_MEMO[memo] = h.hexdigest()
+    return _SHA_MEMO[memo]
+
+
+def dataset_fingerprint(source: Any) -> str:
+    """A content fingerprint of an image source: synthetic -> its generation-argument hash;
+    file formats -> hash of the (path, size, mtime) of every file, in the source's order."""
+    if isinstance(source, SyntheticSource):
+        return f"syn-{source.dataset.meta['args_hash']}"
+    paths = getattr(source, "paths", None) or getattr(source, "files", None)
+    if not paths:
+        raise FeatureError(f"{source!r}: cannot fingerprint this source (no file list)")
+    h = hashlib.sha256()
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"files-{h.hexdigest()[:16]}"
+
+
+def feature_key(ckpt_sha: str, data_fp: str, split: str, layer: str, n: int) -> str:
+    blob = f"v{VERSION}|{ckpt_sha}|{data_fp}|{split}|{layer}|{n}".encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path, key: str) -> FeatureSet | None:
+    try:
+        with np.load(path) as z:
+            return FeatureSet(z["features"], z["targets"], z["indices"], key, cached=True)
+    except Exception as e:  # a truncated or foreign file is recomputed, never trusted
+        log.warning("feature cache %s unreadable (%s); recomputing", path, type(e).__name__)
+        return None
+
+
+def check_fits(model: nn.Module, meta: dict, source: Any, ckpt: Path | str, data: Path | str) -> None:
+    """One clear FeatureError if the backbone cannot take the dataset's images."""
+    size = getattr(source, "image_size", None)
+    if not size:
+        raise FeatureError(f"{data}: image size unknown; pass image_size for file datasets")
+    try:
+        check_image_size(model, meta["backbone"]["name"], int(size))
+    except ValueError as e:
+        raise FeatureError(f"{ckpt} on {data}: {e}") from e
+    if len(meta["data"].get("mean", [])) != 3:
+        raise FeatureError(f"{ckpt}: trained on {len(meta['data'].get('mean', []))}-channel data, "
+                           f"{data} has 3-channel RGB images")
+
+
+@torch.no_grad()
+def compute(model: nn.Module, meta: dict, source: Any, layer: str, n: int, batch_size: int = 256,
+            device: str = "cpu", progress: bool = True, desc: str = "features") -> np.ndarray:
+    """Features (n, D) float32 of the first ``n`` images of ``source``, normalised with the
+    checkpoint's mean / std."""
+    fn = LAYERS[layer]
+    mean = torch.tensor(meta["data"]["mean"], device=device).view(1, 3, 1, 1)
+    std = torch.tensor(meta["data"]["std"], device=device).view(1, 3, 1, 1)
+    out = []
+    for s in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
+        x = source.read(np.arange(s, min(n, s + batch_size))).to(device).float().div_(255)
+        out.append(fn(model, (x - mean) / std).flatten(1).float().cpu())
+        STATS["forward_batches"] += 1
+    return torch.cat(out).numpy()
+
+
+def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "pool", limit: int | None = None,
+            cache_dir: Path | str | None = DEFAULT_CACHE, batch_size: int = 256, device: str = "cpu",
+            image_size: int | None = None, progress: bool = True) -> FeatureSet:
+    """The :class:`FeatureSet` of ``split`` of ``data`` under checkpoint ``ckpt`` (first ``limit``
+    images), from the cache when present; computed and stored atomically otherwise.
+
+    Raises FeatureError for an unknown layer, an empty split, or a dataset the backbone cannot take;
+    CheckpointError (from ``load_backbone``) for a file that is not an sslbench checkpoint.
+    """
+    if layer not in LAYERS:
+        raise FeatureError(f"unknown layer {layer!r}; valid: {', '.join(LAYERS)}")
+    source = open_source(data, image_size=image_size, split=split)
+    n = len(source) if limit is None else min(limit, len(source))
+    if n == 0:
+        raise FeatureError(f"{data}: split {split!r} is empty")
+    key = feature_key(file_sha256(ckpt), dataset_fingerprint(source), split, layer, n)
+    path = Path(cache_dir) / f"{key}.npz" if cache_dir is not None else None
+    if path is not None and path.exists() and (hit := _load(path, key)) is not None:
+        STATS["cache_hits"] += 1
+        return hit
+    model, meta = load_backbone(ckpt, device=device)
+    check_fits(model, meta, source, ckpt, data)
+    log.info("extracting %s features of %s/%s (%d images) with %s", layer, data, split, n, ckpt)
+    feats = compute(model, meta, source, layer, n, batch_size, device, progress, f"features {split}")
+    targets = np.asarray(source.targets[:n], dtype=np.int64)
+    idx = np.arange(n, dtype=np.int64)
+    STATS["extractions"] += 1
+    if path is not None:
+        _save_atomic(path, features=feats, targets=targets, indices=idx)
+    return FeatureSet(feats, targets, idx, key)
+
+
+__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "file_sha256", "dataset_fingerprint"]

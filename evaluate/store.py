@@ -1,0 +1,367 @@
+"""Results store: one SQLite row per metric value, with its provenance (DESIGN.md, "Results store").
+
+Every evaluation writes its numbers here; reports read them back as a pandas frame. A row is::
+
+    id, run_id, ckpt_sha256, task, dataset, split, metric, value (REAL), seed (INTEGER or NULL),
+    eval_config (canonical JSON: sorted keys, no spaces), created (ISO 8601, UTC)
+
+The database runs in WAL mode, so readers never block the writer. Each ``add`` / ``replace`` is
+one ``BEGIN IMMEDIATE`` transaction (all rows or none) that waits up to ``BUSY_TIMEOUT_S`` for
+other writers, so any number of processes can write at once and lose nothing. A connection is
+opened per operation: a ``ResultsStore`` is only a path, safe to pickle into worker processes.
+WAL needs a local filesystem (not NFS).
+
+    python -m evaluate.store results/results.sqlite [--csv results.csv]
+
+prints a summary per (task, dataset, split, metric) and optionally exports every row as CSV.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import numbers
+import sqlite3
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from synthetic.store import write_text_atomic
+
+FORMAT = "sslbench-results"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+COLUMNS = ("id", "run_id", "ckpt_sha256", "task", "dataset", "split", "metric", "value", "seed",
+           "eval_config", "created")
+TEXT_FIELDS = ("run_id", "ckpt_sha256", "task", "dataset", "split", "metric")
+# (ckpt, task, dataset, split, eval_config): the rows that ``replace`` swaps out together
+REPLACE_KEY = ("ckpt_sha256", "task", "dataset", "split", "eval_config")
+_POSITION = {column: i for i, column in enumerate(COLUMNS[1:])}  # column -> index in a ``_row`` tuple
+
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE results (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        ckpt_sha256 TEXT NOT NULL,
+        task TEXT NOT NULL,
+        dataset TEXT NOT NULL,
+        split TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value REAL NOT NULL,
+        seed INTEGER,
+        eval_config TEXT NOT NULL,
+        created TEXT NOT NULL)""",
+    "CREATE INDEX results_ckpt_task_dataset ON results (ckpt_sha256, task, dataset)",
+)
+_INSERT = f"INSERT INTO results ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
+
+
+class StoreError(ValueError):
+    """A results store file is not an SQLite database, or not one this version of sslbench made."""
+
+
+@dataclass
+class Result:
+    """One metric value of one evaluation of one checkpoint."""
+
+    run_id: str
+    ckpt_sha256: str
+    task: str
+    dataset: str
+    split: str
+    metric: str
+    value: float
+    seed: int | None = None
+    eval_config: dict[str, Any] = field(default_factory=dict)
+
+
+def eval_config_key(cfg: Mapping[str, Any]) -> str:
+    """Canonical JSON of an evaluation config (sorted keys, compact): equal configs, equal keys."""
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"eval_config must be a dict, got {type(cfg).__name__}")
+    try:
+        return json.dumps(cfg, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"eval_config must be JSON-serialisable with finite numbers: {e}") from e
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars (sqlite3 binds only the latter)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _row(result: Result, created: str) -> tuple:
+    """Validated INSERT parameters of one result."""
+    if not isinstance(result, Result):
+        raise TypeError(f"expected evaluate.store.Result, got {type(result).__name__}")
+    for name in TEXT_FIELDS:
+        text = getattr(result, name)
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"metric {result.metric!r}: {name} must be a non-empty string, got {text!r}")
+    value = _plain(result.value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"metric {result.metric!r} ({result.task}/{result.dataset}/{result.split}): "
+                         f"value must be a finite number, got {result.value!r}")
+    seed = _plain(result.seed)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise ValueError(f"metric {result.metric!r}: seed must be an int or None, got {result.seed!r}")
+    return (result.run_id, result.ckpt_sha256, result.task, result.dataset, result.split, result.metric,
+            float(value), None if seed is None else int(seed), eval_config_key(result.eval_config), created)
+
+
+def _where(filters: Mapping[str, Any]) -> tuple[str, list]:
+    """SQL WHERE clause and parameters: ``col = v``; None -> IS NULL; a list/tuple/set -> IN."""
+    clauses, params = [], []
+    for column, want in filters.items():
+        if column not in COLUMNS:
+            raise ValueError(f"unknown filter {column!r}; valid columns: {', '.join(COLUMNS)}")
+        many = isinstance(want, (list, tuple, set, frozenset))
+        values = [_plain(eval_config_key(v) if isinstance(v, Mapping) else v) for v in (want if many else [want])]
+        if not many and values[0] is None:
+            clauses.append(f"{column} IS NULL")
+        else:
+            clauses.append(f"{column} IN ({', '.join('?' * len(values))})" if many else f"{column} = ?")
+            params += values
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+    return frame.astype({"id": "int64", "value": "float64", "seed": "Int64"})
+
+
+def _replace_scopes(rows: list[tuple], key: dict[str, Any], split: str | None) -> list[dict[str, Any]]:
+    """The row filters ``replace`` deletes: the named evaluation, or each key found in ``rows``."""
+    if all(v is None for v in key.values()) and split is None:
+        found = sorted({tuple(row[_POSITION[c]] for c in REPLACE_KEY) for row in rows})
+        return [dict(zip(REPLACE_KEY, values)) for values in found]
+    missing = [name for name, v in key.items() if v is None]
+    if missing:
+        raise ValueError(f"replace: pass {', '.join(missing)} too, or none of the evaluation key")
+    scope = {**key, "eval_config": eval_config_key(key["eval_config"])}
+    if split is not None:
+        scope["split"] = split
+    for row in rows:
+        wrong = [c for c, v in scope.items() if row[_POSITION[c]] != v]
+        if wrong:
+            raise ValueError(f"replace: metric {row[_POSITION['metric']]!r} has another {', '.join(wrong)} "
+                             f"than the evaluation being replaced")
+    return [scope]
+
+
+class ResultsStore:
+    """The SQLite results store at ``path`` (created, with its folder, if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._open()
+        except StoreError:
+            raise
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"{self.path}: cannot open as an sslbench results store ({e}); "
+                             f"expected an SQLite file made by evaluate.store") from e
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.path)!r})"
+
+    # ------------------------------------------------------------------------------ connection
+
+    def _connect(self) -> sqlite3.Connection:
+        # autocommit mode: transactions are explicit; timeout = SQLite's busy timeout for locks
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; the write lock is taken up front, so writers queue, not fail."""
+        with self._read() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def _open(self) -> None:
+        """Switch to WAL, then create the schema in an empty file or check an existing one."""
+        with self._read() as con:
+            try:
+                mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError):  # locked, unreadable: not about the content
+                    raise
+                raise StoreError(f"{self.path}: not an SQLite database ({e}); "
+                                 f"expected a results store made by evaluate.store") from e
+            if mode != "wal" and con.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode; expected a local, writable file")
+        with self._transaction() as con:
+            tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not tables:
+                self._create(con)
+            else:
+                self._check(con, tables)
+
+    def _create(self, con: sqlite3.Connection) -> None:
+        for statement in _SCHEMA:
+            con.execute(statement)
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [("format", FORMAT), ("schema_version", str(SCHEMA_VERSION)), ("created", created)])
+
+    def _check(self, con: sqlite3.Connection, tables: set[str]) -> None:
+        expected = f"expected format {FORMAT!r} schema_version {SCHEMA_VERSION}"
+        if "meta" not in tables or "results" not in tables:
+            raise StoreError(f"{self.path}: an SQLite database with tables {sorted(tables)}, "
+                             f"not a results store; {expected}")
+        meta = dict(con.execute("SELECT key, value FROM meta"))
+        if meta.get("format") != FORMAT or meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise StoreError(f"{self.path}: format {meta.get('format')!r} schema_version "
+                             f"{meta.get('schema_version')}; {expected}")
+        columns = tuple(row[1] for row in con.execute("PRAGMA table_info(results)"))
+        if columns != COLUMNS:
+            raise StoreError(f"{self.path}: results table has columns {list(columns)}; expected {list(COLUMNS)}")
+
+    # ---------------------------------------------------------------------------------- writing
+
+    @staticmethod
+    def _rows(results: Iterable[Result]) -> list[tuple]:
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return [_row(r, created) for r in results]
+
+    def add(self, results: Iterable[Result]) -> int:
+        """Write ``results`` in one transaction (all or none); returns the number of rows added.
+
+        Every result is validated first: a non-finite value raises ValueError naming the metric
+        and nothing is written.
+        """
+        rows = self._rows(results)
+        if rows:
+            with self._transaction() as con:
+                con.executemany(_INSERT, rows)
+        return len(rows)
+
+    def delete(self, *, ckpt_sha256: str, task: str, dataset: str, eval_config: Mapping[str, Any],
+               split: str | None = None) -> int:
+        """Delete one evaluation's rows (every split unless ``split`` is given); returns the count."""
+        filters = {"ckpt_sha256": ckpt_sha256, "task": task, "dataset": dataset,
+                   "eval_config": eval_config_key(eval_config)}
+        if split is not None:
+            filters["split"] = split
+        where, params = _where(filters)
+        with self._transaction() as con:
+            return con.execute(f"DELETE FROM results{where}", params).rowcount
+
+    def replace(self, results: Iterable[Result], *, ckpt_sha256: str | None = None, task: str | None = None,
+                dataset: str | None = None, eval_config: Mapping[str, Any] | None = None,
+                split: str | None = None) -> tuple[int, int]:
+        """Atomically swap an evaluation's old rows for ``results`` (a ``--force`` rerun).
+
+        With the evaluation named (``ckpt_sha256``, ``task``, ``dataset``, ``eval_config`` and
+        optionally ``split``), all its rows go, even metrics or splits the rerun no longer
+        produces, and every result must belong to it. Without, the rows of each (ckpt, task,
+        dataset, split, eval_config) present in ``results`` go. Returns (rows deleted, rows added).
+        """
+        rows = self._rows(results)
+        scopes = _replace_scopes(rows, {"ckpt_sha256": ckpt_sha256, "task": task, "dataset": dataset,
+                                        "eval_config": eval_config}, split)
+        deleted = 0
+        with self._transaction() as con:
+            for scope in scopes:
+                where, params = _where(scope)
+                deleted += con.execute(f"DELETE FROM results{where}", params).rowcount
+            con.executemany(_INSERT, rows)
+        return deleted, len(rows)
+
+    # ---------------------------------------------------------------------------------- reading
+
+    def query(self, **filters: Any) -> pd.DataFrame:
+        """Rows matching every filter (column=value; None matches NULL; a list matches any of its
+        values; an ``eval_config`` dict matches its canonical JSON), in insertion order."""
+        where, params = _where(filters)
+        with self._read() as con:
+            rows = con.execute(f"SELECT {', '.join(COLUMNS)} FROM results{where} ORDER BY id", params).fetchall()
+        return _frame(rows)
+
+    def has(self, ckpt_sha256: str | None, task: str, dataset: str, eval_config: Mapping[str, Any], *,
+            split: str | None = None, run_id: str | None = None) -> bool:
+        """Whether any row exists for this checkpoint (by sha256 and/or ``run_id``), task, dataset,
+        eval config and, if given, split: lets a suite skip evaluations already done."""
+        if ckpt_sha256 is None and run_id is None:
+            raise ValueError("has: pass ckpt_sha256 or run_id")
+        given = {"ckpt_sha256": ckpt_sha256, "run_id": run_id, "split": split}
+        filters = {k: v for k, v in given.items() if v is not None}
+        where, params = _where({**filters, "task": task, "dataset": dataset,
+                                "eval_config": eval_config_key(eval_config)})
+        with self._read() as con:
+            return con.execute(f"SELECT 1 FROM results{where} LIMIT 1", params).fetchone() is not None
+
+    def __len__(self) -> int:
+        with self._read() as con:
+            return con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Every row as a pandas frame (columns ``COLUMNS``; ``seed`` is a nullable Int64)."""
+        return self.query()
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Export every row to ``path`` as CSV, written atomically; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, self.to_frame().to_csv(index=False))
+        return path
+
+    def summary(self) -> pd.DataFrame:
+        """Rows, checkpoints and mean / min / max value per (task, dataset, split, metric)."""
+        sql = ("SELECT task, dataset, split, metric, COUNT(*), COUNT(DISTINCT ckpt_sha256), AVG(value), "
+               "MIN(value), MAX(value) FROM results GROUP BY task, dataset, split, metric "
+               "ORDER BY task, dataset, split, metric")
+        with self._read() as con:
+            rows = con.execute(sql).fetchall()
+        return pd.DataFrame.from_records(rows, columns=["task", "dataset", "split", "metric", "rows",
+                                                        "checkpoints", "mean", "min", "max"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m evaluate.store PATH [--csv OUT]``: print a summary, optionally export CSV."""
+    parser = argparse.ArgumentParser(prog="python -m evaluate.store", description=main.__doc__)
+    parser.add_argument("path", type=Path, help="results store (SQLite file)")
+    parser.add_argument("--csv", type=Path, metavar="OUT", help="also write every row to OUT as CSV")
+    args = parser.parse_args(argv)
+    if not args.path.is_file():
+        print(f"error: {args.path}: no such file; expected a results store", file=sys.stderr)
+        return 2
+    try:
+        store = ResultsStore(args.path)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    frame = store.to_frame()
+    print(f"{args.path}: {len(frame)} rows, {frame['ckpt_sha256'].nunique()} checkpoints, "
+          f"{frame['task'].nunique()} tasks")
+    if len(frame):
+        print(store.summary().to_string(index=False))
+    if args.csv is not None:
+        print(f"wrote {store.to_csv(args.csv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Results store: round trip, filters, CSV, WAL, atomic adds, bad files, and concurrent writers."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evaluate.store import COLUMNS, Result, ResultsStore, StoreError, eval_config_key, main
+
+SHA_A, SHA_B = "a" * 64, "b" * 64
+LINEAR = {"lr": 0.1, "epochs": 10, "layers": [4]}
+
+
+def results(sha: str = SHA_A, task: str = "linear", split: str = "val", cfg: dict | None = None,
+            value: float = 0.5) -> list[Result]:
+    cfg = LINEAR if cfg is None else cfg
+    return [Result(f"run-{sha[:4]}", sha, task, "cifar10", split, "top1", value, seed=0, eval_config=cfg),
+            Result(f"run-{sha[:4]}", sha, task, "cifar10", split, "top5", value + 0.25, eval_config=cfg)]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ResultsStore:
+    return ResultsStore(tmp_path / "nested" / "results.sqlite")
+
+
+def test_round_trip(store: ResultsStore) -> None:
+    assert store.add(results()) == 2
+    frame = store.to_frame()
+    assert list(frame.columns) == list(COLUMNS) and len(store) == 2
+    row = frame.iloc[0]
+    assert (row.run_id, row.ckpt_sha256, row.task, row.dataset, row.split, row.metric, row.value, row.seed) == \
+        ("run-aaaa", SHA_A, "linear", "cifar10", "val", "top1", 0.5, 0)
+    assert pd.isna(frame.iloc[1].seed) and frame.seed.dtype == "Int64"
+    assert row.eval_config == eval_config_key(LINEAR) == '{"epochs":10,"layers":[4],"lr":0.1}'
+    assert row.created.endswith("+00:00")
+
+
+def test_reopen_and_wal_mode(store: ResultsStore) -> None:
+    store.add(results())
+    assert len(ResultsStore(store.path)) == 2
+    with sqlite3.connect(store.path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "results_ckpt_task_dataset" in indexes
+
+
+def test_filters_and_has(store: ResultsStore) -> None:
+    store.add(results(SHA_A) + results(SHA_B, task="knn") + results(SHA_B, split="test"))
+    assert len(store.query(ckpt_sha256=SHA_B)) == 4
+    assert store.query(task="knn", metric="top5").value.tolist() == [0.75]
+    assert len(store.query(seed=None)) == 3 and len(store.query(split=["val", "nope"])) == 4
+    assert len(store.query(eval_config=LINEAR)) == 6 and store.query(eval_config={"lr": 1}).empty
+    assert store.has(SHA_A, "linear", "cifar10", {"layers": [4], "lr": 0.1, "epochs": 10})  # any key order
+    assert store.has(SHA_A, "linear", "cifar10", LINEAR, split="val")
+    assert store.has(None, "knn", "cifar10", LINEAR, run_id="run-bbbb")
+    assert not store.has(SHA_A, "linear", "cifar10", LINEAR, split="test")
+    assert not store.has(SHA_A, "linear", "cifar10", {"lr": 0.2})
+    assert not store.has(SHA_A, "linear", "cifar10", LINEAR, run_id="run-bbbb")
+    with pytest.raises(ValueError, match="valid columns"):
+        store.query(model="x")
+    with pytest.raises(ValueError, match="ckpt_sha256 or run_id"):
+        store.has(None, "linear", "cifar10", LINEAR)
+    with pytest.raises(TypeError, match="eval_config must be a dict"):
+        store.has(SHA_A, "linear", "cifar10", "val")  # split is keyword-only
+
+
+def test_delete_and_replace(store: ResultsStore) -> None:
+    store.add(results(SHA_A) + results(SHA_A, split="test") + results(SHA_B))
+    assert store.delete(ckpt_sha256=SHA_A, task="linear", dataset="cifar10", eval_config=LINEAR, split="test") == 2
+    assert store.replace(results(SHA_A, value=0.9)) == (2, 2)
+    frame = store.query(ckpt_sha256=SHA_A)
+    assert frame.value.tolist() == [0.9, 1.15] and len(store) == 4
+    assert store.delete(ckpt_sha256=SHA_B, task="linear", dataset="cifar10", eval_config={"lr": 9}) == 0
+
+
+def test_replace_a_named_evaluation(store: ResultsStore) -> None:
+    store.add(results(SHA_A) + results(SHA_A, split="test") + results(SHA_B))
+    key = {"ckpt_sha256": SHA_A, "task": "linear", "dataset": "cifar10", "eval_config": LINEAR}
+    rerun = results(SHA_A, value=0.9)[:1]  # the rerun has one split and one metric left
+    assert store.replace(rerun, **key) == (4, 1)
+    assert store.query(ckpt_sha256=SHA_A).value.tolist() == [0.9] and len(store) == 3
+    with pytest.raises(ValueError, match="another ckpt_sha256"):
+        store.replace(results(SHA_B), **key)
+    with pytest.raises(ValueError, match="pass dataset, eval_config too"):
+        store.replace(rerun, ckpt_sha256=SHA_A, task="linear")
+    assert len(store) == 3
+
+
+def test_csv_export(store: ResultsStore, tmp_path: Path) -> None:
+    store.add(results())
+    out = store.to_csv(tmp_path / "export" / "results.csv")
+    back = pd.read_csv(out)
+    assert list(back.columns) == list(COLUMNS) and back.value.tolist() == [0.5, 0.75]
+    assert [p.name for p in out.parent.iterdir()] == ["results.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), None, "0.5"])
+def test_bad_value_writes_nothing(store: ResultsStore, bad: object) -> None:
+    store.add(results())
+    rows = results(SHA_B) + [Result("r", SHA_B, "linear", "cifar10", "val", "loss", bad)]
+    with pytest.raises(ValueError, match="'loss'"):
+        store.add(rows)
+    with pytest.raises(ValueError, match="'loss'"):
+        store.replace(results(SHA_A, value=0.1) + [Result("r", SHA_A, "linear", "cifar10", "val", "loss", bad)])
+    assert store.to_frame().value.tolist() == [0.5, 0.75]
+
+
+def test_failed_transaction_rolls_back(store: ResultsStore) -> None:
+    store.add(results())
+    with pytest.raises(RuntimeError):
+        with store._transaction() as con:
+            con.execute("DELETE FROM results")
+            raise RuntimeError("interrupted")
+    assert len(store) == 2
+
+
+def test_garbage_file_is_refused(tmp_path: Path) -> None:
+    garbage = tmp_path / "results.sqlite"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"results\.sqlite: not an SQLite database"):
+        ResultsStore(garbage)
+
+
+def test_other_schema_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE things (x)")
+    with pytest.raises(StoreError, match="not a results store"):
+        ResultsStore(other)
+    store = ResultsStore(tmp_path / "old.sqlite")
+    with sqlite3.connect(store.path) as con:
+        con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema_version 0; expected"):
+        ResultsStore(store.path)
+
+
+def test_cli_summary_and_csv(store: ResultsStore, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store.add(results() + results(SHA_B))
+    assert main([str(store.path), "--csv", str(tmp_path / "out.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "4 rows, 2 checkpoints, 1 tasks" in out and "top5" in out
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 4
+    assert main([str(tmp_path / "missing.sqlite")]) == 2
+
+
+# --------------------------------------------------------------------------------- concurrency
+
+WORKERS, ROWS, PER_TRANSACTION = 4, 200, 5
+
+
+def write_rows(path: str, worker: int, start: mp.synchronize.Event) -> None:
+    """Worker process: open the (possibly not yet created) store, then add rows in small batches."""
+    start.wait()
+    store = ResultsStore(path)
+    for first in range(0, ROWS, PER_TRANSACTION):
+        store.add(Result(f"w{worker}", SHA_A, "linear", "cifar10", "val", f"m{i}", float(i), seed=worker)
+                  for i in range(first, first + PER_TRANSACTION))
+
+
+def test_parallel_writers_lose_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.sqlite")
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=write_rows, args=(path, w, start)) for w in range(WORKERS)]
+    for p in procs:
+        p.start()
+    start.set()  # every worker races to create the store, then to write
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * WORKERS
+    frame = ResultsStore(path).to_frame()
+    assert len(frame) == WORKERS * ROWS
+    assert not frame.duplicated(["seed", "metric"]).any()
+    assert sorted(frame.groupby("seed").size().tolist()) == [ROWS] * WORKERS

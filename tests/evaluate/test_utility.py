@@ -1,0 +1,132 @@
+"""Utility metric against the authors' ``calc_utility`` (Newell & Deng, CVPR 2020).
+
+The golden cases in tests/golden/metrics/ are copied from the project's shared reference data
+(../shared/golden/metrics/README.md, section 2, says how they were made); the small cases below
+are computed by hand.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluate.utility import calc_utility, get_x_val
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics"
+CASES = ["case1_always_better_below_max", "case2_early_stop", "case3_worse_than_scratch"]
+TYPES = {"int": int, "float64": np.float64}
+
+
+def load_case(name: str) -> dict:
+    return json.loads((GOLDEN / f"utility_{name}.json").read_text())
+
+
+def valid_runs(inputs: dict, which: str) -> dict[int, list[float]]:
+    """``{n: validation accuracies}`` in the original dict's insertion order."""
+    return {n: inputs[f"{which}_valid"][str(n)] for n in inputs[f"{which}_key_order"]}
+
+
+def assert_types(values: list, names: list[str]) -> None:
+    assert [type(v) for v in values] == [TYPES[t] for t in names]
+
+
+# ----------------------------------------------------------------------------------------- golden
+
+@pytest.mark.parametrize("name", CASES)
+def test_matches_original(name: str) -> None:
+    case = load_case(name)
+    inputs, want = case["inputs"], case["outputs"]
+    counts, utilities, stds = calc_utility(valid_runs(inputs, "v0"), valid_runs(inputs, "v1"), inputs["d_amts"])
+    for got, key in ((counts, "final_d_amts"), (utilities, "ratios"), (stds, "ratio_std")):
+        assert len(got) == len(want[key])
+        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want[key], rtol=0, atol=1e-9)
+        assert_types(got, want[f"{key}_types"])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_get_x_val_matches_original(name: str) -> None:
+    case = load_case(name)
+    scratch = valid_runs(case["inputs"], "v0")
+    runs = [r for p in case["intermediates"]["points"] for r in p.get("runs", [])]
+    assert runs
+    for run in runs:
+        x = get_x_val(scratch, run["y"])
+        assert abs(x - run["x"]) <= 1e-9
+        assert type(x) is TYPES[run["x_type"]]
+
+
+def test_early_stop_count_is_a_float() -> None:
+    inputs = load_case("case2_early_stop")["inputs"]
+    counts, _, stds = calc_utility(valid_runs(inputs, "v0"), valid_runs(inputs, "v1"))
+    assert isinstance(counts[-1], float) and not float(counts[-1]).is_integer()
+    assert stds[-1] == 0 and type(stds[-1]) is int
+
+
+# ------------------------------------------------------------------------------------ hand-made
+
+SCRATCH = {10: [50.0], 20: [60.0]}  # scratch curve: 50 % at 10 labels, 60 % at 20
+
+
+def test_interpolates_in_label_count() -> None:
+    counts, utilities, stds = calc_utility(SCRATCH, {10: [55.0]})  # scratch reaches 55 at x = 15
+    assert counts == [10] and utilities == [pytest.approx(0.5)] and stds == [0.0]
+
+
+def test_population_std_over_runs() -> None:
+    _, utilities, stds = calc_utility(SCRATCH, {10: [52.0, 58.0]})  # x = 12, 18 -> 0.2, 0.8
+    assert utilities[0] == pytest.approx(0.5) and stds[0] == pytest.approx(0.3)
+
+
+def test_below_first_scratch_point_is_exactly_minus_one() -> None:
+    assert get_x_val(SCRATCH, 40.0) == 0 and type(get_x_val(SCRATCH, 40.0)) is int
+    counts, utilities, stds = calc_utility(SCRATCH, {10: [40.0, 45.0]})
+    assert counts == [10] and utilities[0] == -1.0 and stds[0] == 0.0
+
+
+def test_x_minus_one_quirk_at_the_best_scratch_accuracy() -> None:
+    # 60 equals the best scratch mean: no early stop (strict >), and no scratch mean is > 60
+    assert get_x_val(SCRATCH, 60.0) == -1
+    _, utilities, _ = calc_utility(SCRATCH, {10: [60.0]})
+    assert utilities[0] == pytest.approx(-1 / 10 - 1)
+
+
+def test_label_counts_missing_from_pretrained_are_skipped() -> None:
+    counts, utilities, _ = calc_utility(SCRATCH, {10: [55.0], 20: [55.0]}, label_counts=[20, 15, 10])
+    assert counts == [20, 10]
+    assert utilities == [pytest.approx(15 / 20 - 1), pytest.approx(0.5)]
+
+
+def test_early_stop_from_previous_point_drops_later_counts() -> None:
+    scratch = {100: [40.0], 200: [60.0]}
+    counts, utilities, stds = calc_utility(scratch, {100: [50.0], 200: [80.0], 400: [90.0]})
+    # n = 100: x = 150; n = 200: 80 > 60, crossing at 100 + 100 * (60 - 50) / (80 - 50)
+    max_x = 100 + 100 * 10 / 30
+    assert counts == [100, pytest.approx(max_x)]
+    assert utilities == [pytest.approx(0.5), pytest.approx(200 / max_x)]  # no "- 1"
+    assert stds == [0.0, 0]
+
+
+@pytest.mark.parametrize("order, best_n", [((200, 100), 200), ((100, 200), 100)])
+def test_best_scratch_tie_goes_to_first_inserted(order: tuple[int, int], best_n: int) -> None:
+    scratch = {n: [60.0] for n in order}
+    counts, utilities, _ = calc_utility(scratch, {100: [90.0]})  # early stop from (0, 0)
+    assert counts == [pytest.approx(100 * 60 / 90)]
+    assert utilities == [pytest.approx(best_n / (100 * 60 / 90))]
+
+
+@pytest.mark.parametrize("scratch, pretrained, counts, match", [
+    ({}, {10: [1.0]}, None, "scratch: no label counts"),
+    (SCRATCH, {}, None, "pretrained: no label counts"),
+    (SCRATCH, {10: []}, None, r"pretrained\[10\]"),
+    ({10.0: [50.0]}, {10: [1.0]}, None, "must be ints"),
+    (SCRATCH, {"10": [1.0]}, None, "must be ints"),
+    (SCRATCH, {True: [1.0]}, None, "must be ints"),
+    (SCRATCH, {10: [1.0]}, [10.5], "must be ints"),
+    (SCRATCH, {10: [1.0]}, [], "label_counts: empty"),
+    (SCRATCH, {10: [float("nan")]}, None, "finite"),
+])
+def test_bad_inputs_raise(scratch: dict, pretrained: dict, counts: list | None, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        calc_utility(scratch, pretrained, counts)
