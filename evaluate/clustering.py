@@ -15,6 +15,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from threadpoolctl import threadpool_limits
 
 ArrayLike = np.ndarray | torch.Tensor
 EMBEDDINGS = ("tsne", "umap")
@@ -108,14 +109,15 @@ def cluster_metrics(features: ArrayLike, labels: ArrayLike, n_clusters: int | No
 
 
 def embed_2d(features: ArrayLike, method: str = "tsne", seed: int = 0, max_points: int = 10_000,
-             pca_dims: int | None = 50, perplexity: float = 30.0) -> np.ndarray:
+             pca_dims: int | None = 50, perplexity: float = 30.0, n_threads: int | None = None) -> np.ndarray:
     """(N, 2) t-SNE or UMAP embedding of features (N, D), deterministic for a seed on a given machine.
 
     When N > max_points only a seeded random subset of max_points rows is embedded and the other
     rows are NaN (so the output stays aligned with the labels; matplotlib skips NaN points).
     pca_dims: first project to this many principal components when D is larger (the usual t-SNE
     practice; None: never). t-SNE: scikit-learn's (Barnes-Hut, PCA initialisation, perplexity
-    capped at (n - 1) / 3 for tiny n); UMAP needs the umap-learn package.
+    capped at (n - 1) / 3 for tiny n); UMAP needs the umap-learn package. n_threads: OpenMP / BLAS
+    threads for the fit (None: the libraries' default; 1 avoids OpenMP's spin-waiting on a busy machine).
     """
     if method not in EMBEDDINGS:
         raise ValueError(f"embed_2d: unknown method {method!r}; valid: {', '.join(EMBEDDINGS)}")
@@ -135,12 +137,13 @@ def embed_2d(features: ArrayLike, method: str = "tsne", seed: int = 0, max_point
     if pca_dims is not None and sub.shape[1] > pca_dims and len(sub) > pca_dims:
         from sklearn.decomposition import PCA
         sub = PCA(pca_dims, random_state=seed).fit_transform(sub)
-    if method == "tsne":
-        from sklearn.manifold import TSNE
-        emb = TSNE(2, perplexity=min(perplexity, (len(sub) - 1) / 3), init="pca", learning_rate="auto",
-                   random_state=seed).fit_transform(sub)
-    else:
-        emb = umap.UMAP(n_components=2, random_state=seed).fit_transform(sub)
+    with threadpool_limits(n_threads):
+        if method == "tsne":
+            from sklearn.manifold import TSNE
+            emb = TSNE(2, perplexity=min(perplexity, (len(sub) - 1) / 3), init="pca", learning_rate="auto",
+                       random_state=seed).fit_transform(sub)
+        else:
+            emb = umap.UMAP(n_components=2, random_state=seed).fit_transform(sub)
     out = np.full((len(x), 2), np.nan)
     out[rows] = emb
     return out

@@ -8,6 +8,11 @@ neighbour votes for its class with weight exp(sim / T). Defaults k = 20, T = 0.0
 The test set is processed ``chunk`` rows at a time: memory is O(N_train * (D + chunk)) for any
 number of test rows, and one similarity pass serves several k at once (``knn_sweep``). Labels are
 non-negative integers; score column c is class c.
+
+Chunking does not change any result, to the bit: BLAS chooses its kernel, hence the order of the
+sums in a dot product, from the shape of the product (odd or tiny row counts take other paths), so
+similarities are computed in zero-padded blocks of a fixed ``BLOCK`` rows and a row's result
+depends on that row alone. (chunk below BLOCK still works but wastes the padding.)
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 ArrayLike = np.ndarray | torch.Tensor
+BLOCK = 64                                                                      # test rows per matrix product
 
 
 def _features(x: ArrayLike, name: str, device: torch.device | None = None) -> torch.Tensor:
@@ -51,6 +57,17 @@ def _check(ks: Sequence[int], temperature: float, chunk: int) -> None:
         raise ValueError(f"knn: chunk must be >= 1, got {chunk}")
 
 
+def _similarity(test: torch.Tensor, train: torch.Tensor) -> torch.Tensor:
+    """(b, N) = test (b, D) @ train (N, D).T, as fixed-shape (BLOCK, D) @ (D, N) products (see module docstring)."""
+    b = len(test)
+    padded = torch.zeros(-(-b // BLOCK) * BLOCK, test.shape[1], dtype=test.dtype, device=test.device)
+    padded[:b] = test
+    out = torch.empty(len(padded), len(train), dtype=test.dtype, device=test.device)
+    for s in range(0, len(padded), BLOCK):
+        torch.mm(padded[s:s + BLOCK], train.T, out=out[s:s + BLOCK])
+    return out[:b]
+
+
 def _chunk_scores(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, ks: Sequence[int],
                   temperature: float, num_classes: int, chunk: int) -> Iterator[tuple[slice, dict[int, torch.Tensor]]]:
     """For each chunk of test rows: (its rows, {k: (b, C) float64 scores}); train, test L2-normalised.
@@ -60,10 +77,10 @@ def _chunk_scores(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor
     kmax = min(max(ks), len(train))
     for s in range(0, len(test), chunk):
         rows = slice(s, min(s + chunk, len(test)))
-        sim = test[rows] @ train.T                                              # (b, N) cosine similarities
+        sim = _similarity(test[rows], train)                                   # (b, N) cosine similarities
         top_sim, top_idx = sim.topk(kmax, dim=1)                               # (b, kmax), most similar first
         top_y = train_y[top_idx]
-        weight = (top_sim.double() / temperature).exp()                        # float64: exp(1/T) overflows f32 for T < 0.012
+        weight = (top_sim.double() / temperature).exp()                        # float64: f32 overflows for T < 0.012
         scores = {}
         for k in ks:
             kk = min(k, kmax)

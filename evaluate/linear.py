@@ -120,29 +120,29 @@ def _stratified_split(y: np.ndarray, val_frac: float, seed: int) -> tuple[np.nda
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float, max_iter: int = 1000,
                  tol: float = 1e-4, history: int = 10, init: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
-    """Minimise mean CE(x @ theta, y) + ||theta[:-1]||^2 / (2 c n) by full-batch L-BFGS (strong Wolfe).
+    """Minimise mean CE(x @ theta.T, y) + ||theta[:, :-1]||^2 / (2 c n) by full-batch L-BFGS (strong Wolfe).
 
-    x: (n, D + 1) features whose last column is ones (so theta[-1] is the unpenalised intercept),
-    y: (n,) int64 in [0, num_classes); init: (D + 1, K) warm start. This is the multinomial form:
-    for scikit-learn's binary C pass c = C / 2 (module docstring). Returns theta (D + 1, K) and the
-    number of L-BFGS iterations.
+    x: (n, D + 1) features whose last column is ones (so theta[:, -1] is the unpenalised intercept),
+    y: (n,) int64 in [0, num_classes); init: (K, D + 1) warm start. This is the multinomial form:
+    for scikit-learn's binary C pass c = C / 2 (module docstring). Returns theta (K, D + 1) and the
+    number of L-BFGS iterations. Logits are kept as (K, n): theta @ x.T and (P - Y) @ x are the
+    BLAS-friendly products (about 4x faster on a CPU than x @ W and x.T @ (P - Y) with W (D, K)).
     """
     n = x.shape[0]
     lam = 1.0 / (c * n)
-    theta = torch.zeros(x.shape[1], num_classes, dtype=x.dtype, device=x.device) if init is None else init.clone()
+    theta = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device) if init is None else init.clone()
     param = torch.nn.Parameter(theta)
-    onehot = torch.nn.functional.one_hot(y, num_classes).to(x.dtype)            # (n, K)
-    eps = torch.finfo(x.dtype).eps
+    onehot = torch.nn.functional.one_hot(y, num_classes).to(x.dtype).T.contiguous()   # (K, n)
     opt = torch.optim.LBFGS([param], lr=1.0, max_iter=max_iter, max_eval=4 * max_iter, tolerance_grad=tol,
-                            tolerance_change=eps, history_size=history, line_search_fn="strong_wolfe")
+                            tolerance_change=torch.finfo(x.dtype).eps, history_size=history,
+                            line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
-        w = param.detach()
-        logp = torch.log_softmax(x @ w, dim=1)                                 # (n, K)
-        penalty = 0.5 * lam * w[:-1].square().sum()
-        loss = -(logp * onehot).sum() / n + penalty
-        grad = x.T @ (logp.exp_() - onehot) / n                                # (D + 1, K)
-        grad[:-1] += lam * w[:-1]
+        w = param.detach()                                                     # (K, D + 1)
+        logp = torch.log_softmax(w @ x.T, dim=0)                               # (K, n) log-probabilities
+        loss = -(logp * onehot).sum() / n + 0.5 * lam * w[:, :-1].square().sum()
+        grad = (logp.exp_() - onehot) @ x / n                                  # (K, D + 1)
+        grad[:, :-1] += lam * w[:, :-1]
         param.grad = grad
         return loss
 
@@ -211,7 +211,7 @@ def linear_probe(train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test
         best_acc, theta = -1.0, None
         for c in sorted(float(c) for c in cfg.c_grid):                         # strong -> weak, warm-started
             theta, _ = fit_logistic(x_fit, y_fit, c=c * scale, init=theta, **fit)
-            acc = _top_k(x_val @ theta, y_val, 1)
+            acc = _top_k(x_val @ theta.T, y_val, 1)
             if acc > best_acc:                                                 # ties: the stronger regularisation
                 best_acc, best_c, init = acc, c, theta
         out["val_top1"] = best_acc
@@ -219,11 +219,11 @@ def linear_probe(train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test
 
     pos = np.searchsorted(classes, yte).clip(0, k - 1)
     target = torch.from_numpy(np.where(classes[pos] == yte, pos, -1).astype(np.int64)).to(device)
-    scores = xte @ theta
+    scores = xte @ theta.T
     out = {"top1": _top_k(scores, target, 1), **({"top5": _top_k(scores, target, 5)} if k >= 5 else {}),
            "best_c": best_c, **out, "n_iter": float(n_iter)}
     if return_model:
-        w = theta[:-1] / std[:, None]
-        b = theta[-1] - mean @ w
+        w = theta[:, :-1].T / std[:, None]                                     # (D, K) on raw features
+        b = theta[:, -1] - mean @ w
         out["model"] = LinearModel(w.double().cpu().numpy(), b.double().cpu().numpy(), classes)
     return out

@@ -60,10 +60,13 @@ def test_matches_brute_force(k: int, t: float) -> None:
     np.testing.assert_allclose(got.numpy(), brute_force(xtr, ytr, xte, k, t, 6), rtol=1e-10)
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
-def test_chunked_equals_unchunked(chunk: int) -> None:
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunk", [1, 7, 33, 64, 100, 10_000])
+def test_chunked_equals_unchunked(chunk: int, dtype: type) -> None:
+    """Bit for bit (odd chunk sizes would take other BLAS kernels without the fixed-shape blocks)."""
     xtr, ytr, means = clusters(300, 6, 16, 0.5, 0)
     xte, yte, _ = clusters(200, 6, 16, 0.5, 1, means)
+    xtr, xte = xtr.astype(dtype), xte.astype(dtype)
     whole = knn_predict(xtr, ytr, xte, chunk=len(xte))
     assert torch.equal(knn_predict(xtr, ytr, xte, chunk=chunk), whole)
     assert knn_classifier(xtr, ytr, xte, yte, chunk=chunk) == knn_classifier(xtr, ytr, xte, yte, chunk=len(xte))
