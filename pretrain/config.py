@@ -104,7 +104,8 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
                           "train.epochs": 800, "data.path": "data/coco/annotations/instances_train2017.json",
                           "data.split": ""},
     # cpu: the short-run settings that learn within the preset's budget (README "It learns").
-    ("cpu", "mocov2"): {"optim.lr": 0.6, "method_cfg.proj_bn": True, "method_cfg.queue_size": 1024},
+    ("cpu", "mocov2"): {"optim.lr": 0.6, "method_cfg.proj_bn": True, "method_cfg.queue_size": 1024,
+                        "train.epochs": 20},
     ("cpu", "byol"): {"optim.lr": 0.2, "data.batch_size": 64},
     ("cpu", "simsiam"): {"optim.lr": 0.1},
 }
