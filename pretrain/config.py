@@ -123,11 +123,8 @@ def parse_value(text: str) -> Any:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-    if isinstance(value, str):      # YAML 1.1 reads 1e-5 (no dot) as a string
-        try:
-            return float(value) if FLOAT.fullmatch(value.strip()) else value
-        except ValueError:
-            return value
+    if isinstance(value, str) and FLOAT.fullmatch(value.strip()):   # YAML 1.1 reads 1e-5 (no dot) as a string
+        return float(value)
     return value
 
 

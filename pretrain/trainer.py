@@ -182,8 +182,9 @@ def _prepare_dir(run: Run, resume: bool, overwrite: bool) -> dict | None:
     if overwrite or not res.exists():
         if resume and not overwrite:
             log.warning("--resume: no resume.pt in %s; starting from step 0", run.dir)
-        for f in (ckpt, res):
-            f.unlink(missing_ok=True)
+        if overwrite:       # without --overwrite an existing ckpt.pt stays until the new run replaces it
+            for f in (ckpt, res):
+                f.unlink(missing_ok=True)
         _trim_log(run.dir / "log.jsonl", 0)
         shutil.rmtree(run.dir / "tb", ignore_errors=True)
         return None
