@@ -15,7 +15,7 @@ ARGS     ?=
 # saliency cache: make saliency DATA=data/shapes64 ALGO=rc
 ALGO     ?= rc
 
-.PHONY: setup test test-slow bench learning data sheet pretrain saliency clean
+.PHONY: setup test test-slow bench bench-suite learning data sheet pretrain saliency clean
 
 setup:                 ## create .venv and install everything (Detectron2, mmcv with CPU ops, mmseg)
 	bash install/setup.sh
@@ -32,6 +32,10 @@ bench:                 ## timings -> bench/out/*.json (figures in bench/RESULTS.
 	$(PY) bench/bench_augment.py --json bench/out/augment.json
 	$(PY) bench/bench_pretrain.py --json bench/out/pretrain.json
 	$(PY) bench/bench_saliency.py --json bench/out/saliency.json
+	$(PY) bench/bench_linear.py --json bench/out/linear.json
+
+bench-suite:           ## evaluation-suite wall time on CKPT=runs/.../ckpt.pt (cold vs warm feature cache)
+	$(PY) bench/bench_suite.py $(CKPT) --data $(DATA) --json bench/out/suite.json
 
 learning:              ## the learning check: cpu-preset SimCLR / MoCo v2 / BYOL vs random, linear probe
 	bash bench/learning.sh $(DATA) random simclr mocov2 byol

@@ -24,20 +24,27 @@ from synthetic.loaders import open_source  # noqa: E402
 
 
 @torch.no_grad()
-def features(model: torch.nn.Module, meta: dict, data: Path, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+def features(model: torch.nn.Module, meta: dict, data: Path, split: str, n: int,
+             size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     src = open_source(data, split=split)
     idx = np.arange(min(n, len(src)))
     mean = torch.tensor(meta["data"]["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(meta["data"]["std"]).view(1, 3, 1, 1)
-    out = [model((src.read(idx[s:s + 500]).float() / 255 - mean) / std) for s in range(0, len(idx), 500)]
+
+    def batch(rows: np.ndarray) -> torch.Tensor:
+        x = src.read(rows).float() / 255
+        if size and size != x.shape[-1]:
+            x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+        return (x - mean) / std
+    out = [model(batch(idx[s:s + 500])) for s in range(0, len(idx), 500)]
     return torch.cat(out).numpy(), src.targets[idx]
 
 
-def probe(ckpt: Path, data: Path, n_train: int = 5000, n_test: int = 2000) -> float:
-    """Test accuracy (%) of a logistic regression on the frozen features."""
+def probe(ckpt: Path, data: Path, n_train: int = 5000, n_test: int = 2000, size: int | None = None) -> float:
+    """Test accuracy (%) of a logistic regression on the frozen features (images resized to ``size``)."""
     model, meta = load_backbone(ckpt)
-    xtr, ytr = features(model, meta, data, "train", n_train)
-    xte, yte = features(model, meta, data, "test", n_test)
+    xtr, ytr = features(model, meta, data, "train", n_train, size)
+    xte, yte = features(model, meta, data, "test", n_test, size)
     scaler = StandardScaler().fit(xtr)
     clf = LogisticRegression(max_iter=3000).fit(scaler.transform(xtr), ytr)
     return 100.0 * clf.score(scaler.transform(xte), yte)
@@ -50,8 +57,9 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--size", type=int, help="resize images to this many pixels first (default: as stored)")
     a = ap.parse_args()
-    acc = probe(a.ckpt, a.data, a.train, a.test)
+    acc = probe(a.ckpt, a.data, a.train, a.test, a.size)
     row = {"ckpt": str(a.ckpt), "data": str(a.data), "linear_probe_top1": round(acc, 2)}
     print(row)
     if a.json:

@@ -9,7 +9,9 @@ times of an image folder's files), the split, the layer, the number of images an
     fs = extract("runs/x/ckpt.pt", "data/shapes64", "train")     # (N, D) float32 + targets
     fs.features, fs.targets, fs.indices
 
-Layers (``LAYERS``): ``pool`` -- the backbone's pooled output (what a linear probe reads).
+Layers (``LAYERS``): ``pool`` -- the backbone's pooled output (what a linear probe reads), float32
+(N, D); ``dense`` -- the last stage's feature map (dense heads, unsupervised segmentation), stored
+float16 and flattened to (N, C * h * w); ``dense_map`` turns it back into (N, C, h, w).
 """
 from __future__ import annotations
 
@@ -35,7 +37,9 @@ VERSION = 1
 DEFAULT_CACHE = Path(os.environ.get("SSLBENCH_CACHE", Path.home() / ".cache" / "sslbench")) / "features"
 LAYERS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     "pool": lambda model, x: model(x),
+    "dense": lambda model, x: model.forward_features(x),
 }
+LAYER_DTYPES = {"pool": np.float32, "dense": np.float16}
 STATS = {"forward_batches": 0, "extractions": 0, "cache_hits": 0}   # counters read by tests and the suite
 
 
@@ -139,9 +143,18 @@ def compute(model: nn.Module, meta: dict, source: Any, layer: str, n: int, batch
     out = []
     for s in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
         x = source.read(np.arange(s, min(n, s + batch_size))).to(device).float().div_(255)
-        out.append(fn(model, (x - mean) / std).flatten(1).float().cpu())
+        out.append(fn(model, (x - mean) / std).flatten(1).float().cpu().numpy().astype(LAYER_DTYPES[layer]))
         STATS["forward_batches"] += 1
-    return torch.cat(out).numpy()
+    return np.concatenate(out)
+
+
+def dense_map(fs: FeatureSet, channels: int) -> torch.Tensor:
+    """The (N, C, h, w) float32 maps of a ``dense`` FeatureSet (square maps of ``channels``)."""
+    n, d = fs.features.shape
+    side = int(round((d / channels) ** 0.5))
+    if side * side * channels != d:
+        raise FeatureError(f"dense features of width {d} are not {channels} x h x h maps")
+    return torch.from_numpy(fs.features.astype(np.float32)).view(n, channels, side, side)
 
 
 def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "pool", limit: int | None = None,
@@ -176,4 +189,4 @@ def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "poo
     return FeatureSet(feats, targets, idx, key)
 
 
-__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "file_sha256", "dataset_fingerprint"]
+__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "dense_map", "file_sha256", "dataset_fingerprint"]

@@ -18,6 +18,7 @@ prints a summary per (task, dataset, split, metric) and optionally exports every
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import numbers
@@ -61,6 +62,11 @@ _SCHEMA = (
         created TEXT NOT NULL)""",
     "CREATE INDEX results_ckpt_task_dataset ON results (ckpt_sha256, task, dataset)",
 )
+# Arrays that are not one number (2-D embeddings for the reports): npz bytes, one row per name.
+_ARRAYS_SCHEMA = """CREATE TABLE IF NOT EXISTS arrays (
+    run_id TEXT NOT NULL, ckpt_sha256 TEXT NOT NULL, task TEXT NOT NULL, dataset TEXT NOT NULL,
+    name TEXT NOT NULL, data BLOB NOT NULL, created TEXT NOT NULL,
+    PRIMARY KEY (ckpt_sha256, task, dataset, name))"""
 _INSERT = f"INSERT INTO results ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
 
 
@@ -218,6 +224,7 @@ class ResultsStore:
                 self._create(con)
             else:
                 self._check(con, tables)
+            con.execute(_ARRAYS_SCHEMA)
 
     def _create(self, con: sqlite3.Connection) -> None:
         for statement in _SCHEMA:
@@ -238,6 +245,36 @@ class ResultsStore:
         columns = tuple(row[1] for row in con.execute("PRAGMA table_info(results)"))
         if columns != COLUMNS:
             raise StoreError(f"{self.path}: results table has columns {list(columns)}; expected {list(COLUMNS)}")
+
+    # ----------------------------------------------------------------------------------- arrays
+
+    def put_arrays(self, run_id: str, ckpt_sha256: str, task: str, dataset: str, name: str,
+                   **arrays: np.ndarray) -> None:
+        """Store named numpy arrays (e.g. an embedding and its labels) as one npz blob, replacing
+        any previous blob of the same (checkpoint, task, dataset, name)."""
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._transaction() as con:
+            con.execute("INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, ckpt_sha256, task, dataset, name, buf.getvalue(), created))
+
+    def arrays(self, **filters: Any) -> list[dict[str, Any]]:
+        """Stored arrays matching equality ``filters`` on run_id / ckpt_sha256 / task / dataset /
+        name: dicts with those fields, ``created`` and ``arrays`` (name -> numpy array)."""
+        keys = ("run_id", "ckpt_sha256", "task", "dataset", "name")
+        bad = [k for k in filters if k not in keys]
+        if bad:
+            raise ValueError(f"unknown array filter(s) {bad}; valid: {', '.join(keys)}")
+        where = " AND ".join(f"{k} = ?" for k in filters) or "1"
+        with self._read() as con:
+            rows = con.execute(f"SELECT {', '.join(keys)}, created, data FROM arrays WHERE {where} "
+                               "ORDER BY created, name", list(filters.values())).fetchall()
+        out = []
+        for row in rows:
+            with np.load(io.BytesIO(row[-1])) as z:
+                out.append({**dict(zip(keys + ("created",), row[:-1])), "arrays": {k: z[k] for k in z.files}})
+        return out
 
     # ---------------------------------------------------------------------------------- writing
 

@@ -1,7 +1,11 @@
 """The evaluation suite: every protocol that applies to a checkpoint, stored with provenance.
 
-    python -m evaluate.suite ckpt.pt [ckpt2.pt | runs/] [--data DIR] [--tasks linear,knn,clustering]
-                             [--seeds 0,1,2] [--store results/results.sqlite] [--force]
+    python -m evaluate.suite ckpt.pt [ckpt2.pt | runs/] [--data DIR] [--tasks linear,knn,...]
+                             [--seeds 0,1,2] [--sizes 100,500,2000] [--store results/results.sqlite] [--force]
+
+Tasks (``TASKS``): linear, knn, clustering (+ a 2-D embedding in the store's arrays), finetune
+(label-efficiency curves vs scratch and the utility), pose, depth, segmentation, unsup_seg; with
+three or more checkpoints, linear and finetune also give their rank agreement (Spearman's rho).
 
 For each checkpoint (a ``ckpt.pt`` or every ``*/ckpt.pt`` under a folder) the backbone is loaded
 strictly; frozen features of the train and test splits are extracted once and cached
@@ -13,22 +17,32 @@ lack what it needs (e.g. no class labels) is skipped with the reason; the others
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
+import torch
 
 from pretrain.checkpoint import CheckpointError, read_checkpoint
+from synthetic.loaders import open_source
 from synthetic.store import DatasetError
 
 from . import features as F
-from .clustering import cluster_metrics
+from .agreement import linear_finetune_agreement
+from .clustering import cluster_metrics, embed_2d
+from .dense import (DenseConfig, confusion, depth_metrics, pose_metrics, predict_dense, segmentation_metrics,
+                    train_dense_head, unsupervised_segmentation)
+from .finetune import FinetuneConfig, label_efficiency
 from .knn import knn_sweep
 from .linear import LinearConfig, linear_probe
 from .store import Result, ResultsStore
+from .utility import calc_utility
 
 log = logging.getLogger("evaluate.suite")
 DEFAULT_STORE = Path("results/results.sqlite")
@@ -47,9 +61,27 @@ class SuiteConfig:
     seeds: tuple[int, ...] = (0,)
     knn_k: tuple[int, ...] = (20, 200)
     knn_t: float = 0.07
+    embedding: str = "tsne"
+    embedding_points: int = 2000
+    image_size: int | None = None
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    dense: DenseConfig = field(default_factory=DenseConfig)
     cache_dir: str = str(F.DEFAULT_CACHE)
     device: str = "cpu"
-    extra: dict = field(default_factory=dict)
+
+
+# The settings each task's numbers depend on (stored as its eval config; others may change freely).
+COMMON_SETTINGS = ("image_size",)
+TASK_SETTINGS: dict[str, tuple[str, ...]] = {
+    "linear": ("train_split", "test_split", "train_limit", "test_limit"),
+    "knn": ("train_split", "test_split", "train_limit", "test_limit", "knn_k", "knn_t"),
+    "clustering": ("test_split", "test_limit", "seeds", "embedding", "embedding_points"),
+    "finetune": ("finetune",),
+    "pose": ("train_split", "test_split", "train_limit", "test_limit"),
+    "depth": ("train_split", "test_split", "dense"),
+    "segmentation": ("train_split", "test_split", "dense"),
+    "unsup_seg": ("test_split", "dense", "seeds"),
+}
 
 
 @dataclass
@@ -60,14 +92,41 @@ class Context:
     meta: dict[str, Any]
     data: Path
     cfg: SuiteConfig
-    _features: dict[str, F.FeatureSet] = field(default_factory=dict)
+    store: ResultsStore | None = None
+    _features: dict[tuple[str, str, int], F.FeatureSet] = field(default_factory=dict)
 
-    def features(self, split: str) -> F.FeatureSet:
-        if split not in self._features:
+    def features(self, split: str, layer: str = "pool", limit: int | None = None) -> F.FeatureSet:
+        """Cached features of ``split`` (``limit`` images; default: the suite's limit for the split)."""
+        if limit is None:
             limit = self.cfg.train_limit if split == self.cfg.train_split else self.cfg.test_limit
-            self._features[split] = F.extract(self.ckpt, self.data, split, limit=limit or None,
-                                              cache_dir=self.cfg.cache_dir, device=self.cfg.device)
-        return self._features[split]
+        key = (split, layer, limit)
+        if key not in self._features:
+            self._features[key] = F.extract(self.ckpt, self.data, split, layer=layer, limit=limit or None,
+                                            cache_dir=self.cfg.cache_dir, device=self.cfg.device,
+                                            image_size=self.image_size)
+        return self._features[key]
+
+    @property
+    def image_size(self) -> int | None:
+        """None for a synthetic dataset (its own size); for image files, the size they are decoded
+        at: ``--image-size`` or the checkpoint's training size."""
+        if (self.data / "meta.json").exists():
+            return None
+        return self.cfg.image_size or int(self.meta["data"]["image_size"])
+
+    def source(self, split: str) -> Any:
+        return open_source(self.data, image_size=self.image_size, split=split)
+
+    def dense(self, split: str, limit: int) -> torch.Tensor:
+        """(N, C, h, w) frozen maps of the last stage for the first ``limit`` images of ``split``."""
+        return F.dense_map(self.features(split, "dense", limit), int(self.meta["backbone"]["num_features"]))
+
+    def synthetic(self, split: str) -> Any:
+        """The split's :class:`synthetic.loaders.SyntheticSource` (masks, depth, labels.csv)."""
+        source = self.source(split)
+        if not hasattr(source, "dataset"):
+            raise SkipTask(f"{self.data}: not a synthetic dataset (no masks, depth or pose labels)")
+        return source
 
 
 # A task returns rows (metric, value, split, seed) or raises SkipTask(reason).
@@ -102,12 +161,132 @@ def task_knn(ctx: Context) -> list[Row]:
 
 
 def task_clustering(ctx: Context) -> list[Row]:
-    """k-means with as many clusters as classes: NMI, ARI, Hungarian accuracy (per seed)."""
+    """k-means with as many clusters as classes: NMI, ARI, Hungarian accuracy (per seed); the 2-D
+    embedding of (up to ``embedding_points``) test features goes to the store's arrays."""
     _, te = _labelled(ctx)
     rows: list[Row] = []
     for seed in ctx.cfg.seeds:
         out = cluster_metrics(te.features, te.targets, seed=seed)
         rows += [(m, float(v), ctx.cfg.test_split, seed) for m, v in out.items() if np.isscalar(v)]
+    if ctx.cfg.embedding and ctx.store is not None:
+        n = min(len(te.features), ctx.cfg.embedding_points)
+        xy = embed_2d(te.features[:n], method=ctx.cfg.embedding, seed=ctx.cfg.seeds[0])
+        ctx.store.put_arrays(run_id_of(ctx), F.file_sha256(ctx.ckpt), "clustering", ctx.data.name,
+                             f"embedding_{ctx.cfg.embedding}", xy=xy.astype(np.float32), labels=te.targets[:n],
+                             indices=te.indices[:n])
+    return rows
+
+
+def _scratch_key(ctx: Context, ecfg: dict[str, Any]) -> tuple[str, str]:
+    """(pseudo checkpoint hash, run id) of the from-scratch curve: it depends only on the
+    architecture, the dataset and the finetuning settings, so checkpoints share it."""
+    spec = ctx.meta["backbone"]
+    blob = json.dumps({"backbone": {k: spec.get(k) for k in ("name", "kwargs")}, "norm": ctx.meta["data"]["mean"]
+                       + ctx.meta["data"]["std"], "cfg": ecfg}, sort_keys=True, default=str)
+    return "scratch-" + hashlib.sha256(blob.encode()).hexdigest()[:16], f"scratch-{spec['name']}"
+
+
+def _curve_rows(curve: dict[int, list[float]], prefix: str, split: str, seeds: tuple[int, ...]) -> list[Row]:
+    return [(f"{prefix}@n{n}", float(acc), split, seed) for n, accs in curve.items() for seed, acc in zip(seeds, accs)]
+
+
+def _curve_from_store(ctx: Context, sha: str, ecfg: dict[str, Any]) -> dict[int, list[float]]:
+    frame = ctx.store.query(ckpt_sha256=sha, task="finetune", dataset=ctx.data.name, eval_config=ecfg)
+    curve: dict[int, list[float]] = {}
+    for row in frame.sort_values(["metric", "seed"]).itertuples():
+        curve.setdefault(int(row.metric.split("@n")[1]), []).append(float(row.value))
+    return dict(sorted(curve.items()))
+
+
+def task_finetune(ctx: Context) -> list[Row]:
+    """Label-efficiency curves: finetuned checkpoint vs the same architecture from scratch at each
+    labelled-set size and seed (``top1@nN`` / ``scratch_top1@nN``), and Newell & Deng's utility
+    (``utility@nN`` mean, ``utility_std@nN``) where it is measurable."""
+    fcfg = replace(ctx.cfg.finetune, train_split=ctx.cfg.train_split, test_split=ctx.cfg.test_split,
+                   device=ctx.cfg.device)
+    if fcfg.target == "class" and (ctx.source(fcfg.train_split).targets < 0).all():
+        raise SkipTask(f"{ctx.data}: no class labels")
+    ecfg = task_config("finetune", ctx.cfg)
+    scratch_sha, scratch_id = _scratch_key(ctx, ecfg)
+    scratch = _curve_from_store(ctx, scratch_sha, ecfg) if ctx.store is not None else {}
+    kinds = ("pretrained",) if scratch else ("pretrained", "scratch")
+    curves = label_efficiency(ctx.ckpt, ctx.data, fcfg, kinds=kinds, image_size=ctx.image_size)
+    if "scratch" in curves:
+        scratch = curves["scratch"]
+        if ctx.store is not None:
+            rows = _curve_rows(scratch, "top1", fcfg.test_split, fcfg.seeds)
+            ctx.store.replace([Result(scratch_id, scratch_sha, "finetune", ctx.data.name, sp, m, v, sd, ecfg)
+                               for m, v, sp, sd in rows], ckpt_sha256=scratch_sha, task="finetune",
+                              dataset=ctx.data.name, eval_config=ecfg)
+    rows = _curve_rows(curves["pretrained"], "top1", fcfg.test_split, fcfg.seeds)
+    rows += _curve_rows(scratch, "scratch_top1", fcfg.test_split, fcfg.seeds)
+    counts, mean, std = calc_utility(scratch, curves["pretrained"])
+    rows += [(f"utility{s}@n{n}", float(v), fcfg.test_split, None)
+             for n, m, sd in zip(counts, mean, std) for s, v in (("", m), ("_std", sd))]
+    return rows
+
+
+def _pose_columns(ctx: Context, fs: F.FeatureSet, split: str) -> tuple[np.ndarray, np.ndarray]:
+    labels = ctx.synthetic(split)
+    table = labels.dataset.labels
+    if "pose_bin" not in table or "azimuth" not in table:
+        raise SkipTask(f"{ctx.data}: no pose labels (pose_bin / azimuth columns)")
+    rows = labels.indices[fs.indices]
+    return table["pose_bin"].to_numpy()[rows], table["azimuth"].to_numpy()[rows]
+
+
+def task_pose(ctx: Context) -> list[Row]:
+    """Pose of the primary object from frozen pooled features: 5-bin class and azimuth."""
+    tr, te = ctx.features(ctx.cfg.train_split), ctx.features(ctx.cfg.test_split)
+    (bins_tr, az_tr), (bins_te, az_te) = _pose_columns(ctx, tr, ctx.cfg.train_split), _pose_columns(ctx, te, ctx.cfg.test_split)
+    out = pose_metrics(tr.features, bins_tr, az_tr, te.features, bins_te, az_te)
+    return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
+
+
+def _dense_targets(ctx: Context, split: str, n: int, kind: str) -> torch.Tensor:
+    source = ctx.synthetic(split)
+    rows = source.indices[:n]
+    if kind == "depth":
+        return torch.from_numpy(np.asarray(source.dataset.depth[rows], dtype=np.float32))
+    return torch.from_numpy(np.asarray(source.dataset.semantic[rows], dtype=np.int64))
+
+
+def _dense_task(ctx: Context, kind: str) -> list[Row]:
+    dcfg = ctx.cfg.dense
+    ctx.synthetic(ctx.cfg.train_split)
+    ftr, fte = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split, dcfg.test_limit)
+    ytr, yte = (_dense_targets(ctx, sp, len(f), kind) for sp, f in ((ctx.cfg.train_split, ftr), (ctx.cfg.test_split, fte)))
+    classes = len(ctx.source(ctx.cfg.train_split).classes) + 1
+    out_channels = 1 if kind == "depth" else classes
+    head = train_dense_head(ftr, ytr, kind, out_channels, dcfg)
+    pred = predict_dense(head, fte, tuple(yte.shape[-2:]))
+    if kind == "depth":
+        out = depth_metrics(pred, yte)
+    else:
+        out = segmentation_metrics(confusion(pred.argmax(1).numpy(), yte.numpy(), classes))
+    return [(m, v, ctx.cfg.test_split, dcfg.seed) for m, v in out.items()]
+
+
+def task_depth(ctx: Context) -> list[Row]:
+    """Depth of object pixels from a light head on the frozen last-stage map: abs-rel, RMSE, delta1."""
+    return _dense_task(ctx, "depth")
+
+
+def task_segmentation(ctx: Context) -> list[Row]:
+    """Semantic segmentation (background + classes) with a light head on the frozen map: mIoU, mAcc, aAcc."""
+    return _dense_task(ctx, "segmentation")
+
+
+def task_unsup_seg(ctx: Context) -> list[Row]:
+    """Unsupervised segmentation: k-means on the frozen map's pixels, Hungarian-matched: mIoU per seed."""
+    source = ctx.synthetic(ctx.cfg.test_split)
+    fte = ctx.dense(ctx.cfg.test_split, ctx.cfg.dense.test_limit)
+    labels = np.asarray(source.dataset.semantic[source.indices[:len(fte)]], dtype=np.int64)
+    classes = len(source.classes) + 1
+    rows: list[Row] = []
+    for seed in ctx.cfg.seeds:
+        out = unsupervised_segmentation(fte, labels, classes, seed=seed)
+        rows += [(m, v, ctx.cfg.test_split, seed) for m, v in out.items()]
     return rows
 
 
@@ -115,7 +294,17 @@ TASKS: dict[str, Callable[[Context], list[Row]]] = {
     "linear": task_linear,
     "knn": task_knn,
     "clustering": task_clustering,
+    "finetune": task_finetune,
+    "pose": task_pose,
+    "depth": task_depth,
+    "segmentation": task_segmentation,
+    "unsup_seg": task_unsup_seg,
 }
+DEFAULT_TASKS = ("linear", "knn", "clustering", "finetune", "pose", "depth", "segmentation", "unsup_seg")
+
+
+def run_id_of(ctx: Context) -> str:
+    return str(ctx.meta.get("run_id", ctx.ckpt.parent.name))
 
 
 def find_checkpoints(paths: list[str]) -> list[Path]:
@@ -135,11 +324,13 @@ def find_checkpoints(paths: list[str]) -> list[Path]:
 
 
 def task_config(name: str, cfg: SuiteConfig) -> dict[str, Any]:
-    """The settings that change task ``name``'s numbers (stored with every row)."""
+    """The settings that change task ``name``'s numbers (stored with every row): ``TASK_SETTINGS``."""
     d = asdict(cfg)
-    for k in ("cache_dir", "device", "data"):
-        d.pop(k)
-    return {"task": name, **d}
+    out = {"task": name, **{k: d[k] for k in COMMON_SETTINGS + TASK_SETTINGS[name]}}
+    if name == "finetune":   # the suite's splits and device override the finetuning config's own
+        out["finetune"] = {k: v for k, v in out["finetune"].items() if k not in ("train_split", "test_split", "device")}
+        out.update(train_split=cfg.train_split, test_split=cfg.test_split)
+    return out
 
 
 def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: ResultsStore,
@@ -149,7 +340,7 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
     data = Path(cfg.data or meta["data"].get("path") or "")
     if not data.exists():
         raise DatasetError(f"{data}: dataset not found (checkpoint {ckpt} was trained on it; pass --data)")
-    ctx = Context(ckpt, meta, data, cfg)
+    ctx = Context(ckpt, meta, data, cfg, store)
     sha, run_id, dataset = F.file_sha256(ckpt), str(meta.get("run_id", ckpt.parent.name)), data.name
     summary = []
     for name in tasks:
@@ -158,6 +349,7 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
             log.info("%s: %s already stored (use --force to rerun)", run_id, name)
             summary.append({"run_id": run_id, "task": name, "status": "stored"})
             continue
+        log.info("%s: %s", run_id, name)
         try:
             rows = TASKS[name](ctx)
         except SkipTask as e:
@@ -172,17 +364,60 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
     return summary
 
 
+def agreement(store: ResultsStore, shas: list[str], dataset: str, size: int | None = None) -> float | None:
+    """Spearman's rho between the linear-probe top-1 and the finetuned top-1 (largest labelled-set
+    size, or ``size``, mean over seeds) over the checkpoints ``shas``; None below 3 checkpoints
+    with both numbers (a rank correlation of 2 points is always +-1)."""
+    frame = store.query(dataset=dataset)
+    frame = frame[frame["ckpt_sha256"].isin(set(shas))]
+    lin = frame[(frame["task"] == "linear") & (frame["metric"] == "top1")]
+    fin = frame[(frame["task"] == "finetune") & frame["metric"].str.match(r"top1@n\d+$")]
+    if fin.empty:
+        return None
+    counts = fin["metric"].str.split("@n").str[1].astype(int)
+    fin = fin[counts == (size or counts.max())]
+    table = pd.DataFrame({"linear_top1": lin.groupby("ckpt_sha256")["value"].mean(),
+                          "finetune_top1": fin.groupby("ckpt_sha256")["value"].mean()}).dropna()
+    if len(table) < 3:
+        return None
+    return linear_finetune_agreement(table.rename_axis("checkpoint").reset_index())
+
+
+def store_agreement(store: ResultsStore, ckpts: list[Path], dataset: str) -> float | None:
+    """Compute :func:`agreement` over ``ckpts`` and store it (one row, keyed by the set of checkpoints)."""
+    shas = sorted({F.file_sha256(c) for c in ckpts})
+    rho = agreement(store, shas, dataset)
+    if rho is None:
+        log.info("linear-vs-finetune agreement needs >= 3 checkpoints with linear and finetune results")
+        return None
+    if not np.isfinite(rho):
+        print(f"linear vs finetune rank agreement over {len(shas)} checkpoints: undefined "
+              "(one protocol scores every checkpoint the same)")
+        return None
+    key = "set-" + hashlib.sha256("".join(shas).encode()).hexdigest()[:16]
+    ecfg = {"task": "agreement", "checkpoints": shas}
+    store.replace([Result(key, key, "agreement", dataset, "test", "spearman_linear_finetune", rho, None, ecfg)],
+                  ckpt_sha256=key, task="agreement", dataset=dataset, eval_config=ecfg)
+    print(f"linear vs finetune rank agreement over {len(shas)} checkpoints: Spearman rho = {rho:.3f}")
+    return rho
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m evaluate.suite", description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="+", help="ckpt.pt files or runs folders")
     ap.add_argument("--data", help="dataset (default: the checkpoint's own)")
-    ap.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
+    ap.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds of the stochastic tasks")
     ap.add_argument("--store", default=str(DEFAULT_STORE), type=Path)
     ap.add_argument("--cache", default=str(F.DEFAULT_CACHE), help="feature cache folder")
     ap.add_argument("--train-limit", type=int, default=0)
     ap.add_argument("--test-limit", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--image-size", type=int, help="decode image-file datasets at this size (default: the "
+                    "checkpoint's training size; synthetic datasets keep their own)")
+    ap.add_argument("--sizes", default=None, help="finetuning labelled-set sizes, e.g. 100,500,2000 (0 = all)")
+    ap.add_argument("--finetune-max-steps", type=int, default=None, help="cap on SGD steps per finetuning run")
+    ap.add_argument("--dense-steps", type=int, default=None, help="training steps of the light dense heads")
     ap.add_argument("--force", action="store_true", help="rerun tasks already in the store")
     return ap.parse_args(argv)
 
@@ -196,12 +431,23 @@ def main(argv: list[str] | None = None) -> int:
         if bad or not tasks:
             raise ValueError(f"unknown task(s) {', '.join(bad) or '(none)'}; valid: {', '.join(TASKS)}")
         seeds = tuple(int(s) for s in a.seeds.split(",") if s)
+        if not seeds:
+            raise ValueError(f"--seeds {a.seeds!r}: expected comma-separated integers")
+        ft = FinetuneConfig(seeds=seeds)
+        if a.sizes:
+            ft = replace(ft, sizes=tuple(int(s) for s in a.sizes.split(",") if s))
+        if a.finetune_max_steps is not None:
+            ft = replace(ft, max_steps=a.finetune_max_steps, min_steps=min(ft.min_steps, a.finetune_max_steps))
+        dense = DenseConfig() if a.dense_steps is None else DenseConfig(steps=a.dense_steps)
         cfg = SuiteConfig(data=a.data, seeds=seeds, train_limit=a.train_limit, test_limit=a.test_limit,
-                          cache_dir=a.cache, device=a.device)
+                          cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size)
         store = ResultsStore(a.store)
         rows = []
-        for ckpt in find_checkpoints(a.checkpoints):
+        ckpts = find_checkpoints(a.checkpoints)
+        for ckpt in ckpts:
             rows += evaluate_checkpoint(ckpt, tasks, cfg, store, force=a.force)
+        if "linear" in tasks and "finetune" in tasks and len(ckpts) >= 3:
+            store_agreement(store, ckpts, Path(cfg.data or read_checkpoint(ckpts[0])["data"]["path"]).name)
     except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ import multiprocessing as mp
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -175,3 +176,17 @@ def test_parallel_writers_lose_nothing(tmp_path: Path) -> None:
     assert len(frame) == WORKERS * ROWS
     assert not frame.duplicated(["seed", "metric"]).any()
     assert sorted(frame.groupby("seed").size().tolist()) == [ROWS] * WORKERS
+
+
+def test_arrays_round_trip_and_replace(store: ResultsStore) -> None:
+    xy = np.arange(12, dtype=np.float32).reshape(6, 2)
+    store.put_arrays("run-a", "sha-a", "clustering", "shapes", "embedding_tsne", xy=xy, labels=np.arange(6))
+    store.put_arrays("run-b", "sha-b", "clustering", "shapes", "embedding_tsne", xy=xy * 2, labels=np.arange(6))
+    store.put_arrays("run-a", "sha-a", "clustering", "shapes", "embedding_tsne", xy=xy + 1, labels=np.arange(6))
+    (a,) = store.arrays(ckpt_sha256="sha-a")
+    np.testing.assert_array_equal(a["arrays"]["xy"], xy + 1)          # replaced, not duplicated
+    assert a["run_id"] == "run-a" and a["name"] == "embedding_tsne"
+    assert len(store.arrays(task="clustering")) == 2
+    assert len(ResultsStore(store.path).arrays()) == 2                  # reopening keeps them
+    with pytest.raises(ValueError, match="unknown array filter"):
+        store.arrays(metric="x")

@@ -10,6 +10,9 @@ from evaluate import suite as S
 from evaluate.store import ResultsStore
 
 
+FAST = ["--sizes", "20,50", "--finetune-max-steps", "4", "--dense-steps", "4"]
+
+
 def run(args: list[str]) -> int:
     return S.main(args)
 
@@ -17,21 +20,26 @@ def run(args: list[str]) -> int:
 def test_suite_fills_the_store_and_reuses_features_and_results(tiny_ckpt: Path, eval_data: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
     store, cache = tmp_path / "r.sqlite", tmp_path / "cache"
-    args = [str(tiny_ckpt), "--data", str(eval_data), "--store", str(store), "--cache", str(cache), "--seeds", "0,1"]
+    args = [str(tiny_ckpt), "--data", str(eval_data), "--store", str(store), "--cache", str(cache), "--seeds", "0,1",
+            *FAST]
     before = F.STATS["extractions"]
     assert run(args) == 0
-    assert F.STATS["extractions"] - before == 2                        # train + test, once each
+    assert F.STATS["extractions"] - before == 4                        # (pool, dense) x (train, test), once each
     frame = ResultsStore(store).to_frame()
     assert set(frame["task"]) == set(S.TASKS)
-    assert {"top1", "best_c", "top1@k20", "nmi", "ari", "acc"} <= set(frame["metric"])
+    assert {"top1", "best_c", "top1@k20", "nmi", "ari", "acc", "top1@n20", "scratch_top1@n50", "pose_top1",
+            "azimuth_mae", "abs_rel", "rmse", "miou", "aacc"} <= set(frame["metric"])
     assert set(frame.loc[frame["task"] == "clustering", "seed"]) == {0, 1}
-    assert frame["value"].notna().all() and (frame["ckpt_sha256"] == F.file_sha256(tiny_ckpt)).all()
+    mine = ~frame["run_id"].str.startswith("scratch-")                   # the shared from-scratch curve
+    assert frame["value"].notna().all() and (frame.loc[mine, "ckpt_sha256"] == F.file_sha256(tiny_ckpt)).all()
     assert "top1" in capsys.readouterr().out
     n = len(frame)
     assert run(args) == 0                                                # stored: nothing recomputed
-    assert F.STATS["extractions"] - before == 2 and len(ResultsStore(store).to_frame()) == n
-    assert run(args + ["--force", "--tasks", "linear"]) == 0            # features from the cache
-    assert F.STATS["extractions"] - before == 2 and len(ResultsStore(store).to_frame()) == n
+    assert F.STATS["extractions"] - before == 4 and len(ResultsStore(store).to_frame()) == n
+    assert run(args + ["--force", "--tasks", "linear,depth"]) == 0      # features from the cache
+    assert F.STATS["extractions"] - before == 4 and len(ResultsStore(store).to_frame()) == n
+    (emb,) = ResultsStore(store).arrays(task="clustering")
+    assert emb["arrays"]["xy"].shape == (len(emb["arrays"]["labels"]), 2)
 
 
 def test_suite_runs_folder_and_bad_input(tiny_ckpt: Path, eval_data: Path, tmp_path: Path,
@@ -48,3 +56,47 @@ def test_suite_runs_folder_and_bad_input(tiny_ckpt: Path, eval_data: Path, tmp_p
     assert run([str(tmp_path / "missing.pt"), *base]) == 2
     assert run([str(tiny_ckpt), "--data", str(tmp_path / "nodata"), "--store", str(store)]) == 2
     assert set(ResultsStore(store).to_frame()["task"]) == {"knn"}      # the store is intact
+
+
+def test_suite_compares_checkpoints(eval_data: Path, make_ckpt, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Three checkpoints: one from-scratch curve shared by all, utility per checkpoint, rank agreement."""
+    runs = tmp_path / "runs"
+    ckpts = [make_ckpt(m, eval_data, runs) for m in ("simclr", "byol", "random")]
+    store = tmp_path / "r.sqlite"
+    args = [str(runs), "--store", str(store), "--cache", str(tmp_path / "c"), "--tasks", "linear,finetune", *FAST]
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "Spearman rho" in out or "agreement over 3 checkpoints: undefined" in out
+    frame = ResultsStore(store).to_frame()
+    fin = frame[frame["task"] == "finetune"]
+    scratch_ids = set(fin.loc[fin["run_id"].str.startswith("scratch-"), "ckpt_sha256"])
+    assert len(scratch_ids) == 1                                        # trained once, reused
+    scratch = fin[fin["ckpt_sha256"].isin(scratch_ids)].sort_values(["metric", "seed"])["value"].to_numpy()
+    for ckpt in ckpts:
+        mine = fin[fin["ckpt_sha256"] == F.file_sha256(ckpt)]
+        assert sorted(mine.loc[mine["metric"].str.startswith("scratch_"), "value"]) == sorted(scratch)
+        assert mine["metric"].str.startswith("utility@n").any()
+    rho = frame.loc[frame["task"] == "agreement", "value"].tolist()
+    assert ("Spearman rho" in out) == (len(rho) == 1) and all(-1.0 <= r <= 1.0 for r in rho)
+
+
+def test_suite_skips_tasks_without_labels(tiny_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """An ImageFolder has classes but no masks, depth or pose: those tasks are skipped with the
+    reason and the others still run."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in ("a", "b", "c"):
+            (tmp_path / "imgs" / split / c).mkdir(parents=True)
+            for i in range(8):
+                im = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(im).save(tmp_path / "imgs" / split / c / f"{i}.png")
+    store = tmp_path / "r.sqlite"
+    args = [str(tiny_ckpt), "--data", str(tmp_path / "imgs"), "--store", str(store), "--cache", str(tmp_path / "c"),
+            "--sizes", "6", *FAST[2:]]
+    assert run(args) == 0, capsys.readouterr().err
+    assert set(ResultsStore(store).to_frame()["task"]) == {"linear", "knn", "clustering", "finetune"}
+    for task in ("pose", "depth", "segmentation", "unsup_seg"):
+        assert f"skipping {task}: {tmp_path / 'imgs'}: not a synthetic dataset" in caplog.text

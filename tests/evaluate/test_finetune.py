@@ -1,0 +1,85 @@
+"""Finetuning label-efficiency curves (evaluate.finetune)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evaluate import finetune as FT
+from evaluate.features import FeatureError
+
+FAST = FT.FinetuneConfig(sizes=(20, 40), seeds=(0, 1), min_steps=3, max_steps=3, batch_size=16)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_balanced_subsets_are_balanced_nested_and_seeded(seed: int) -> None:
+    y = np.repeat(np.arange(5), [40, 30, 20, 10, 3])
+    y = np.concatenate([y, [-1, -1]])                                   # unlabelled rows are never picked
+    subsets = {n: FT.balanced_subset(y, n, seed) for n in (5, 25, 60, 100)}
+    for n, rows in subsets.items():
+        assert len(rows) == n and len(set(rows)) == n and (y[rows] >= 0).all()
+        counts = np.bincount(y[rows], minlength=5)
+        full = np.bincount(y[y >= 0], minlength=5)
+        # as equal as possible: a class below the others only when it has run out
+        assert all(counts[c] >= min(counts.max() - 1, full[c]) for c in range(5))
+    assert set(subsets[5]) <= set(subsets[25]) <= set(subsets[60]) <= set(subsets[100])
+    np.testing.assert_array_equal(FT.balanced_subset(y, 25, seed), subsets[25])
+    assert not np.array_equal(FT.balanced_subset(y, 25, seed + 10), subsets[25])
+    np.testing.assert_array_equal(FT.balanced_subset(y, 0, seed), np.flatnonzero(y >= 0))
+    np.testing.assert_array_equal(FT.balanced_subset(y, 10_000, seed), np.flatnonzero(y >= 0))
+
+
+def test_schedule_depends_only_on_size() -> None:
+    cfg = FT.FinetuneConfig(epochs=10, batch_size=50, min_steps=30, max_steps=400)
+    assert [FT.schedule_steps(n, cfg) for n in (10, 500, 1000, 10_000)] == [30, 100, 200, 400]
+    assert FT.schedule_steps(10_000, FT.FinetuneConfig(epochs=1, batch_size=100, max_steps=0)) == 100
+
+
+@pytest.mark.parametrize("target", ["class", "pose_bin"])
+def test_label_efficiency_curves(tiny_ckpt: Path, eval_data: Path, target: str) -> None:
+    cfg = FT.FinetuneConfig(**{**FAST.__dict__, "target": target})
+    out = FT.label_efficiency(tiny_ckpt, eval_data, cfg)
+    assert set(out) == {"pretrained", "scratch"}
+    for curve in out.values():
+        assert sorted(curve) == [20, 40] and all(len(v) == 2 for v in curve.values())
+        assert all(0.0 <= a <= 100.0 for v in curve.values() for a in v)
+    again = FT.label_efficiency(tiny_ckpt, eval_data, cfg, kinds=("pretrained",))
+    assert again == {"pretrained": out["pretrained"]}                 # seeded: identical numbers
+
+
+def test_finetuning_trains_every_layer_and_starts_from_the_checkpoint(tiny_ckpt: Path) -> None:
+    from pretrain.checkpoint import load_backbone
+    backbone, meta = load_backbone(tiny_ckpt)
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    net = FT.Classifier(backbone, 3)
+    x = torch.randint(0, 255, (16, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(16) % 3
+    norm = tuple(torch.tensor(meta["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    FT.train_classifier(net, x, y, norm, FAST, seed=0)
+    changed = [k for k, v in net.backbone.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert len(changed) > len(before) // 2
+    assert not net.training
+
+
+def test_bad_input(tiny_ckpt: Path, eval_data: Path) -> None:
+    with pytest.raises(FeatureError, match="no 'nope' labels"):
+        FT.label_efficiency(tiny_ckpt, eval_data, FT.FinetuneConfig(**{**FAST.__dict__, "target": "nope"}))
+    with pytest.raises(ValueError, match="unknown finetuning kind"):
+        FT.label_efficiency(tiny_ckpt, eval_data, FAST, kinds=("imagenet",))
+
+
+@pytest.mark.slow
+def test_pretraining_saves_labels(tmp_path: Path) -> None:
+    """A supervised-pretrained checkpoint finetuned on 100 labels beats the same network from scratch."""
+    from pretrain import config as C
+    from pretrain import trainer as T
+    from synthetic.generate import generate
+    data = generate("shapes64", 3000, 0, tmp_path / "data", size=32, workers=2, progress=False)
+    cfg = C.build_config("supervised", "default", "cpu", {"data.path": str(data), "train.out": str(tmp_path / "runs"),
+                                                          "train.tensorboard": False, "train.epochs": 3,
+                                                          "backbone.name": "resnet18"})
+    ckpt = T.train(cfg, progress=False) / "ckpt.pt"
+    out = FT.label_efficiency(ckpt, data, FT.FinetuneConfig(sizes=(100,), seeds=(0, 1), max_steps=150))
+    assert np.mean(out["pretrained"][100]) > np.mean(out["scratch"][100]) + 5
