@@ -46,9 +46,9 @@ class FinetuneConfig:
 
     sizes: tuple[int, ...] = (100, 500, 2000)
     seeds: tuple[int, ...] = (0, 1)
-    epochs: float = 30.0
+    epochs: float = 20.0
     min_steps: int = 100
-    max_steps: int = 600
+    max_steps: int = 400
     batch_size: int = 64
     lr: float = 0.05
     weight_decay: float = 5e-4

@@ -68,4 +68,10 @@ def test_bad_inputs_fail_with_one_clear_line(tiny_ckpt: Path, eval_data: Path, t
     small = generate("shapes64", 8, 0, tmp_path / "tiny16", size=16, workers=1, progress=False)
     with pytest.raises(F.FeatureError, match="needs at least 32 px"):
         F.extract(resnet, small, "all", cache_dir=tmp_path, progress=False)
+    gray = tmp_path / "gray.pt"
+    ckpt = torch.load(tiny_ckpt, weights_only=True)
+    ckpt["data"].update(mean=[0.5], std=[0.25])                   # as if trained on 1-channel images
+    torch.save(ckpt, gray)
+    with pytest.raises(F.FeatureError, match="trained on 1-channel data, .* has 3-channel RGB images"):
+        F.extract(gray, eval_data, "test", cache_dir=tmp_path, progress=False)
     assert not list(tmp_path.glob(".*.npz"))                      # no temporary file left behind

@@ -71,15 +71,16 @@ def test_bad_input(tiny_ckpt: Path, eval_data: Path) -> None:
 
 
 @pytest.mark.slow
-def test_pretraining_saves_labels(tmp_path: Path) -> None:
-    """A supervised-pretrained checkpoint finetuned on 100 labels beats the same network from scratch."""
+def test_a_checkpoint_that_knows_the_task_saves_labels(tmp_path: Path) -> None:
+    """Finetuned from a supervised checkpoint of the same classes, 100 labels give far more than the
+    same network trained from scratch on them: the finetuning path really starts from the weights."""
     from pretrain import config as C
     from pretrain import trainer as T
     from synthetic.generate import generate
     data = generate("shapes64", 3000, 0, tmp_path / "data", size=32, workers=2, progress=False)
-    cfg = C.build_config("supervised", "default", "cpu", {"data.path": str(data), "train.out": str(tmp_path / "runs"),
-                                                          "train.tensorboard": False, "train.epochs": 3,
-                                                          "backbone.name": "resnet18"})
+    cfg = C.build_config("supervised", "mild", "cpu", {"data.path": str(data), "train.out": str(tmp_path / "runs"),
+                                                       "train.tensorboard": False, "train.epochs": 10,
+                                                       "optim.lr": 0.1})
     ckpt = T.train(cfg, progress=False) / "ckpt.pt"
-    out = FT.label_efficiency(ckpt, data, FT.FinetuneConfig(sizes=(100,), seeds=(0, 1), max_steps=150))
-    assert np.mean(out["pretrained"][100]) > np.mean(out["scratch"][100]) + 5
+    out = FT.label_efficiency(ckpt, data, FT.FinetuneConfig(sizes=(100,), seeds=(0, 1), max_steps=100, lr=0.01))
+    assert np.mean(out["pretrained"][100]) > np.mean(out["scratch"][100]) + 10, out
