@@ -151,15 +151,16 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     ctx = MethodContext(mean=mean, std=std, num_classes=data.num_classes, dataset_size=len(data),
                         image_size=view_size, total_steps=total)
     method = cls(backbone, mcfg, ctx).to(device)
+    method.export_branch(cfg.train.export)                               # an unavailable branch fails now
     return Run(cfg=cfg, run_id=rid, dir=Path(cfg.train.out) / rid, data=data, method=method, policy=policy,
                total_steps=total, steps_per_epoch=spe, mean=mean, std=std, device=device, dist=d)
 
 
 def _export(run: Run, step: int, complete: bool) -> None:
-    m = run.method
+    backbone, branch = run.method.export_branch(run.cfg.train.export)
     export_checkpoint(
-        run.dir / "ckpt.pt", m.backbone_for_export(), name=run.cfg.backbone.name, kwargs=run.cfg.backbone.kwargs,
-        exported=m.exported, method=run.cfg.method, aug=run.cfg.aug, run_id=run.run_id, config=run.cfg.to_dict(),
+        run.dir / "ckpt.pt", backbone, name=run.cfg.backbone.name, kwargs=run.cfg.backbone.kwargs,
+        exported=branch, method=run.cfg.method, aug=run.cfg.aug, run_id=run.run_id, config=run.cfg.to_dict(),
         data={"name": run.data.name, "path": str(Path(run.cfg.data.path).resolve()), "image_size": run.data.image_size,
               "mean": list(run.mean), "std": list(run.std), "split": run.cfg.data.split},
         train={"epochs": step / run.steps_per_epoch, "steps": step, "total_steps": run.total_steps,

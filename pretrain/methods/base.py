@@ -33,6 +33,7 @@ class Method(nn.Module):
     Config: type = type(None)
     needs: frozenset[str] = frozenset()   # "labels", "pairs", "regions": what the data layer must supply
     exported: str = "online"             # which branch backbone_for_export returns: online | momentum
+    momentum_attr: str | None = None     # attribute holding the EMA teacher's backbone, if the method has one
     trains: bool = True                  # False for the untrained `random` baseline
     uses_negatives: bool = False         # whether ``loss`` consumes ``Views.negatives`` (hard negatives)
 
@@ -69,3 +70,19 @@ class Method(nn.Module):
 
     def backbone_for_export(self) -> nn.Module:
         return self.backbone
+
+    def export_branch(self, branch: str = "default") -> tuple[nn.Module, str]:
+        """(backbone, branch name) written to ``ckpt.pt``: ``default`` -> the method's own choice
+        (``exported``), ``online`` -> the trained backbone, ``momentum`` -> the EMA teacher's
+        backbone (methods with one; e.g. the teacher of a short run, an average of past online
+        weights, often probes better). Raises ValueError for an unknown or unavailable branch."""
+        if branch == "default":
+            return self.backbone_for_export(), self.exported
+        if branch == "online":
+            return self.backbone, "online"
+        if branch == "momentum":
+            if self.momentum_attr is None:
+                raise ValueError(f"train.export=momentum: {type(self).__name__} has no momentum (EMA) encoder; "
+                                 "use default or online")
+            return getattr(self, self.momentum_attr), "momentum"
+        raise ValueError(f"train.export={branch!r}: expected default, online or momentum")

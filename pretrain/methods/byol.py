@@ -45,6 +45,7 @@ class BYOL(Method):
 
     Config = Config
     exported = "online"
+    momentum_attr = "target_backbone"
 
     def __init__(self, backbone: nn.Module, cfg: Config, ctx: MethodContext) -> None:
         super().__init__(backbone, cfg, ctx)

@@ -73,6 +73,7 @@ class MoCoV2(Method):
     Config = Config
     uses_negatives = True
     exported = "online"
+    momentum_attr = "key_backbone"
 
     def __init__(self, backbone: nn.Module, cfg: Config, ctx: MethodContext) -> None:
         super().__init__(backbone, cfg, ctx)

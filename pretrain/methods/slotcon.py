@@ -103,6 +103,7 @@ class SlotCon(Method):
         slot_temp: float = 0.2          # slot InfoNCE temperature; paper 0.2
 
     exported = "momentum"
+    momentum_attr = "teacher_backbone"
 
     def __init__(self, backbone: nn.Module, cfg: "SlotCon.Config", ctx: MethodContext) -> None:
         super().__init__(backbone, cfg, ctx)

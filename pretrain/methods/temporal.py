@@ -45,6 +45,7 @@ class Temporal(Method):
         bn_splits: int = 8           # shuffling BN on one process, as in mocov2 (1 = off)
 
     needs = frozenset({"pairs"})
+    momentum_attr = "key_backbone"
 
     @classmethod
     def data_needs(cls, cfg: "Temporal.Config") -> frozenset[str]:

@@ -63,6 +63,28 @@ def test_every_method_trains_exports_and_loads_strictly(method: str, shapes_dir:
         assert torch.equal(exported(x), model(x))
 
 
+@pytest.mark.parametrize("method", list(METHODS))
+def test_export_branch_setting(method: str, shapes_dir: Path, video_dir: Path, tmp_path: Path) -> None:
+    """train.export=momentum writes the EMA teacher's backbone (methods with one) and says so in
+    the checkpoint; methods without a teacher refuse it before training."""
+    cfg = cfg_for(method, data_for(method, shapes_dir, video_dir), tmp_path, **{"train.export": "momentum",
+                                                                                "train.steps": 2})
+    if METHODS[method].momentum_attr is None:
+        with pytest.raises(ValueError, match="has no momentum \\(EMA\\) encoder"):
+            T.build_run(cfg)
+        return
+    run_dir = T.train(cfg, progress=False)
+    model, meta = load_backbone(run_dir / "ckpt.pt")
+    assert meta["exported"] == "momentum"
+    run = T.build_run(cfg)
+    run.method.load_state_dict(torch.load(run_dir / "resume.pt", weights_only=True)["method"])
+    teacher = getattr(run.method, METHODS[method].momentum_attr).eval()
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(teacher(x), model(x))
+        assert not torch.equal(run.method.backbone.eval()(x), model(x))
+
+
 @pytest.mark.parametrize("method", ["simclr", "byol", "mocov2", "swav", "slotcon", "pirl"])
 def test_parameters_change(method: str, shapes_dir: Path, tmp_path: Path) -> None:
     cfg = cfg_for(method, shapes_dir, tmp_path)
