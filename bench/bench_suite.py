@@ -45,10 +45,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = [a.ckpt, "--data", a.data, "--seeds", a.seeds, "--store", f"{tmp}/r.sqlite", "--cache", f"{tmp}/cache"]
         frozen = ["--tasks", "linear,knn,clustering"]
-        rows = {"frozen cold": timed(base + frozen), "frozen warm": timed(base + frozen + ["--force"]),
-                "finetune": timed(base + ["--tasks", "finetune", "--sizes", a.sizes])}
+        rows: dict[str, float] = {}
+        for name, args in (("frozen cold", base + frozen), ("frozen warm", base + frozen + ["--force"]),
+                           ("finetune", base + ["--tasks", "finetune", "--sizes", a.sizes])):
+            rows[name] = timed(args)
+            print(f"{name}: {rows[name]:.1f} s", flush=True)
     rows["whole suite"] = rows["frozen cold"] + rows["finetune"]
-    out = {"ckpt": a.ckpt, "data": a.data, "sizes": a.sizes, "seeds": a.seeds, "seconds": {k: round(v, 1) for k, v in rows.items()}}
+    out = {"ckpt": a.ckpt, "data": a.data, "sizes": a.sizes, "seeds": a.seeds,
+           "seconds": {k: round(v, 1) for k, v in rows.items()}}
     print(json.dumps(out, indent=1))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -166,7 +166,8 @@ def segmentation_metrics(table: np.ndarray) -> dict[str, float]:
     seen = union > 0
     iou = tp[seen] / union[seen]
     acc = tp[gt > 0] / gt[gt > 0]
-    return {"miou": float(100 * iou.mean()), "macc": float(100 * acc.mean()), "aacc": float(100 * tp.sum() / table.sum())}
+    return {"miou": float(100 * iou.mean()), "macc": float(100 * acc.mean()),
+            "aacc": float(100 * tp.sum() / table.sum())}
 
 
 def unsupervised_segmentation(feats: torch.Tensor, labels: np.ndarray, num_classes: int, seed: int = 0,

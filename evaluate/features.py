@@ -189,4 +189,5 @@ def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "poo
     return FeatureSet(feats, targets, idx, key)
 
 
-__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "dense_map", "file_sha256", "dataset_fingerprint"]
+__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "dense_map", "file_sha256",
+           "dataset_fingerprint"]

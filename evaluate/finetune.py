@@ -183,7 +183,8 @@ KINDS = ("pretrained", "scratch")
 
 
 def label_efficiency(ckpt: Path | str, data: Path | str, cfg: FinetuneConfig | None = None,
-                     kinds: tuple[str, ...] = KINDS, image_size: int | None = None) -> dict[str, dict[int, list[float]]]:
+                     kinds: tuple[str, ...] = KINDS,
+                     image_size: int | None = None) -> dict[str, dict[int, list[float]]]:
     """Test accuracies (percent) per labelled-set size, one per seed, of the finetuned checkpoint
     (``"pretrained"``) and of the same architecture trained from random weights with the same
     schedule (``"scratch"``), for each kind in ``kinds``. Size 0 (or one above the split) is

@@ -238,7 +238,8 @@ def _pose_columns(ctx: Context, fs: F.FeatureSet, split: str) -> tuple[np.ndarra
 def task_pose(ctx: Context) -> list[Row]:
     """Pose of the primary object from frozen pooled features: 5-bin class and azimuth."""
     tr, te = ctx.features(ctx.cfg.train_split), ctx.features(ctx.cfg.test_split)
-    (bins_tr, az_tr), (bins_te, az_te) = _pose_columns(ctx, tr, ctx.cfg.train_split), _pose_columns(ctx, te, ctx.cfg.test_split)
+    bins_tr, az_tr = _pose_columns(ctx, tr, ctx.cfg.train_split)
+    bins_te, az_te = _pose_columns(ctx, te, ctx.cfg.test_split)
     out = pose_metrics(tr.features, bins_tr, az_tr, te.features, bins_te, az_te)
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
 
@@ -255,7 +256,8 @@ def _dense_task(ctx: Context, kind: str) -> list[Row]:
     dcfg = ctx.cfg.dense
     ctx.synthetic(ctx.cfg.train_split)
     ftr, fte = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split, dcfg.test_limit)
-    ytr, yte = (_dense_targets(ctx, sp, len(f), kind) for sp, f in ((ctx.cfg.train_split, ftr), (ctx.cfg.test_split, fte)))
+    ytr = _dense_targets(ctx, ctx.cfg.train_split, len(ftr), kind)
+    yte = _dense_targets(ctx, ctx.cfg.test_split, len(fte), kind)
     classes = len(ctx.source(ctx.cfg.train_split).classes) + 1
     out_channels = 1 if kind == "depth" else classes
     head = train_dense_head(ftr, ytr, kind, out_channels, dcfg)

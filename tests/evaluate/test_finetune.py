@@ -58,7 +58,8 @@ def test_finetuning_trains_every_layer_and_starts_from_the_checkpoint(tiny_ckpt:
     y = torch.arange(16) % 3
     norm = tuple(torch.tensor(meta["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
     FT.train_classifier(net, x, y, norm, FAST, seed=0)
-    changed = [k for k, v in net.backbone.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
+    after = net.backbone.state_dict()
+    changed = [k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, before[k])]
     assert len(changed) > len(before) // 2
     assert not net.training
 
