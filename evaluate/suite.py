@@ -201,7 +201,9 @@ def _curve_from_store(ctx: Context, sha: str, ecfg: dict[str, Any]) -> dict[int,
 def task_finetune(ctx: Context) -> list[Row]:
     """Label-efficiency curves: finetuned checkpoint vs the same architecture from scratch at each
     labelled-set size and seed (``top1@nN`` / ``scratch_top1@nN``), and Newell & Deng's utility
-    (``utility@nN`` mean, ``utility_std@nN``) where it is measurable."""
+    (``utility@nN`` mean, ``utility_std@nN``) where it is measurable; where the pretrained curve
+    passes the best scratch accuracy, their last point: ``utility_limit`` at the interpolated
+    label count ``utility_limit_at``."""
     fcfg = replace(ctx.cfg.finetune, train_split=ctx.cfg.train_split, test_split=ctx.cfg.test_split,
                    device=ctx.cfg.device)
     if fcfg.target == "class" and (ctx.source(fcfg.train_split).targets < 0).all():
@@ -221,8 +223,13 @@ def task_finetune(ctx: Context) -> list[Row]:
     rows = _curve_rows(curves["pretrained"], "top1", fcfg.test_split, fcfg.seeds)
     rows += _curve_rows(scratch, "scratch_top1", fcfg.test_split, fcfg.seeds)
     counts, mean, std = calc_utility(scratch, curves["pretrained"])
-    rows += [(f"utility{s}@n{n}", float(v), fcfg.test_split, None)
-             for n, m, sd in zip(counts, mean, std) for s, v in (("", m), ("_std", sd))]
+    for n, m, sd in zip(counts, mean, std):
+        if n in curves["pretrained"]:
+            rows += [(f"utility@n{n}", float(m), fcfg.test_split, None),
+                     (f"utility_std@n{n}", float(sd), fcfg.test_split, None)]
+        else:   # the curve's end: pretrained passed the best scratch accuracy at this label count
+            rows += [("utility_limit", float(m), fcfg.test_split, None),
+                     ("utility_limit_at", float(n), fcfg.test_split, None)]
     return rows
 
 

@@ -76,6 +76,7 @@ def test_suite_compares_checkpoints(eval_data: Path, make_ckpt, tmp_path: Path, 
         mine = fin[fin["ckpt_sha256"] == F.file_sha256(ckpt)]
         assert sorted(mine.loc[mine["metric"].str.startswith("scratch_"), "value"]) == sorted(scratch)
         assert mine["metric"].str.startswith("utility@n").any()
+        assert mine["metric"].str.fullmatch(r"[a-z_0-9]+(@n\d+)?").all()        # label counts are integers
     rho = frame.loc[frame["task"] == "agreement", "value"].tolist()
     assert ("Spearman rho" in out) == (len(rho) == 1) and all(-1.0 <= r <= 1.0 for r in rho)
 
