@@ -180,8 +180,9 @@ def unsupervised_segmentation(feats: torch.Tensor, labels: np.ndarray, num_class
     pix = nnf.normalize(feats.float().permute(0, 2, 3, 1).reshape(-1, c), dim=1).numpy()
     rng = np.random.default_rng(seed)
     fit_rows = rng.choice(len(pix), min(max_points, len(pix)), replace=False)
-    assign = kmeans(pix[fit_rows], num_classes, seed=seed, n_init=n_init)
-    centres = np.stack([pix[fit_rows][assign == k].mean(0) if (assign == k).any() else np.zeros(c, np.float32)
+    sample = pix[fit_rows]
+    assign = kmeans(sample, num_classes, seed=seed, n_init=n_init)
+    centres = np.stack([sample[assign == k].mean(0) if (assign == k).any() else np.zeros(c, np.float32)
                         for k in range(num_classes)])
     nearest = pix @ centres.T - 0.5 * (centres ** 2).sum(1)        # argmax = nearest centre
     clusters = nearest.argmax(1).reshape(n, 1, h, w)

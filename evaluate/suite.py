@@ -309,7 +309,6 @@ TASKS: dict[str, Callable[[Context], list[Row]]] = {
     "segmentation": task_segmentation,
     "unsup_seg": task_unsup_seg,
 }
-DEFAULT_TASKS = ("linear", "knn", "clustering", "finetune", "pose", "depth", "segmentation", "unsup_seg")
 
 
 def run_id_of(ctx: Context) -> str:
@@ -350,7 +349,7 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
     if not data.exists():
         raise DatasetError(f"{data}: dataset not found (checkpoint {ckpt} was trained on it; pass --data)")
     ctx = Context(ckpt, meta, data, cfg, store)
-    sha, run_id, dataset = F.file_sha256(ckpt), str(meta.get("run_id", ckpt.parent.name)), data.name
+    sha, run_id, dataset = F.file_sha256(ckpt), run_id_of(ctx), data.name
     summary = []
     for name in tasks:
         ecfg = task_config(name, cfg)
@@ -411,11 +410,22 @@ def store_agreement(store: ResultsStore, ckpts: list[Path], dataset: str) -> flo
     return rho
 
 
+def int_list(flag: str, text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2); anything else raises ValueError naming the flag."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise ValueError(f"{flag} {text!r}: expected comma-separated integers, e.g. 0,1,2")
+    return values
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m evaluate.suite", description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="+", help="ckpt.pt files or runs folders")
     ap.add_argument("--data", help="dataset (default: the checkpoint's own)")
-    ap.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
+    ap.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds of the stochastic tasks")
     ap.add_argument("--store", default=str(DEFAULT_STORE), type=Path)
     ap.add_argument("--cache", default=str(F.DEFAULT_CACHE), help="feature cache folder")
@@ -439,12 +449,10 @@ def main(argv: list[str] | None = None) -> int:
         bad = [t for t in tasks if t not in TASKS]
         if bad or not tasks:
             raise ValueError(f"unknown task(s) {', '.join(bad) or '(none)'}; valid: {', '.join(TASKS)}")
-        seeds = tuple(int(s) for s in a.seeds.split(",") if s)
-        if not seeds:
-            raise ValueError(f"--seeds {a.seeds!r}: expected comma-separated integers")
+        seeds = int_list("--seeds", a.seeds)
         ft = FinetuneConfig(seeds=seeds)
         if a.sizes:
-            ft = replace(ft, sizes=tuple(int(s) for s in a.sizes.split(",") if s))
+            ft = replace(ft, sizes=int_list("--sizes", a.sizes))
         if a.finetune_max_steps is not None:
             ft = replace(ft, max_steps=a.finetune_max_steps, min_steps=min(ft.min_steps, a.finetune_max_steps))
         dense = DenseConfig() if a.dense_steps is None else DenseConfig(steps=a.dense_steps)
@@ -457,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += evaluate_checkpoint(ckpt, tasks, cfg, store, force=a.force)
         if "linear" in tasks and "finetune" in tasks and len(ckpts) >= 3:
             store_agreement(store, ckpts, Path(cfg.data or read_checkpoint(ckpts[0])["data"]["path"]).name)
-    except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print_summary(store, [r["run_id"] for r in rows])

@@ -49,6 +49,8 @@ def test_suite_runs_folder_and_bad_input(tiny_ckpt: Path, eval_data: Path, tmp_p
     assert run([str(tiny_ckpt.parent.parent), "--tasks", "knn", *base]) == 0
     assert run([str(tiny_ckpt), "--tasks", "nope", *base]) == 2
     assert "unknown task(s) nope; valid: linear" in capsys.readouterr().err
+    assert run([str(tiny_ckpt), "--sizes", "100,lots", *base]) == 2
+    assert "--sizes '100,lots': expected comma-separated integers" in capsys.readouterr().err
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     assert run([str(junk), *base]) == 2
