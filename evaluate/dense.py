@@ -7,13 +7,16 @@ segmentation. These are light-head versions that read the cached features of ``e
 
 - ``pose_metrics``: 5-bin pose class (top / azimuth quadrant) by the linear probe on pooled
   features, and azimuth by ridge regression onto (sin, cos): mean / median absolute error (deg).
-- ``train_dense_head`` + ``depth_metrics`` / ``segmentation_metrics``: a light conv head on the
-  last stage's frozen feature map (B, C, h, w), bilinearly upsampled to the image size. Depth is
-  regressed in log space on object pixels (the background is at infinity) and scored with
-  abs-rel, RMSE and delta < 1.25; segmentation (background + classes) with mIoU, mAcc, aAcc.
-- ``unsupervised_segmentation``: k-means on the L2-normalised feature-map pixels, clusters
-  upsampled to the image and Hungarian-matched to the classes, mIoU (SlotCon's protocol with
-  k-means standing in for the method's prototypes, so every checkpoint can be scored).
+- ``train_dense_head`` + ``depth_metrics`` / ``segmentation_metrics``: a light FPN-style decoder
+  (Kirillov et al.'s semantic FPN, cut down) on the frozen stage pyramid [(B, C_i, h_i, w_i), ...]
+  of ``evaluate.features`` (``dense`` layer), its output bilinearly upsampled to the image size.
+  Depth is regressed in log space on object pixels (the background is at infinity) and scored
+  with abs-rel, RMSE, delta < 1.25 and the scale-invariant log error (Eigen et al., 2014);
+  segmentation (background + classes) with mIoU, mAcc, aAcc.
+- ``unsupervised_segmentation``: k-means on pixel descriptors (every stage L2-normalised and
+  resampled to the stride-8 grid, concatenated), clusters upsampled to the image and Hungarian-matched to
+  the classes, mIoU (SlotCon's protocol with k-means standing in for the method's prototypes, so
+  every checkpoint can be scored).
 """
 from __future__ import annotations
 
@@ -82,16 +85,35 @@ def pose_metrics(xtr: np.ndarray, bins_tr: np.ndarray, az_tr: np.ndarray, xte: n
 # light dense heads
 
 
-class DenseHead(nn.Module):
-    """conv3x3 -> BN -> ReLU -> conv1x1 on a (B, C, h, w) map, upsampled to (B, out, H, W)."""
+Maps = list[torch.Tensor]
 
-    def __init__(self, in_channels: int, out_channels: int, hidden: int = 128) -> None:
+
+def as_maps(feats: torch.Tensor | Maps) -> Maps:
+    """A single (N, C, h, w) map or a pyramid, as a list of maps (finest first)."""
+    return [feats] if isinstance(feats, torch.Tensor) else list(feats)
+
+
+class DenseHead(nn.Module):
+    """A light FPN decoder: per stage a 1x1 lateral conv + BN to ``hidden`` channels, upsampled to
+    the finest stage and summed, then conv3x3 -> BN -> ReLU -> conv1x1 to ``out_channels``,
+    bilinearly upsampled to the image. Maps [(B, C_i, h_i, w_i), ...] -> (B, out, H, W)."""
+
+    def __init__(self, in_channels: int | list[int], out_channels: int, hidden: int = 128) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden),
+        chans = [in_channels] if isinstance(in_channels, int) else list(in_channels)
+        self.laterals = nn.ModuleList(nn.Sequential(nn.Conv2d(c, hidden, 1, bias=False), nn.BatchNorm2d(hidden))
+                                      for c in chans)
+        self.net = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden),
                                  nn.ReLU(inplace=True), nn.Conv2d(hidden, out_channels, 1))
 
-    def forward(self, feats: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return nnf.interpolate(self.net(feats), size=size, mode="bilinear", align_corners=False)
+    def forward(self, feats: torch.Tensor | Maps, size: tuple[int, int]) -> torch.Tensor:
+        maps = as_maps(feats)
+        if len(maps) != len(self.laterals):
+            raise ValueError(f"DenseHead built for {len(self.laterals)} maps, got {len(maps)}")
+        grid = maps[0].shape[-2:]
+        x = sum(nnf.interpolate(lat(m), size=grid, mode="bilinear", align_corners=False) if m.shape[-2:] != grid
+                else lat(m) for lat, m in zip(self.laterals, maps))
+        return nnf.interpolate(self.net(x), size=size, mode="bilinear", align_corners=False)
 
 
 def depth_loss(pred: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -110,21 +132,23 @@ def segmentation_loss(pred: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 LOSSES = {"depth": depth_loss, "segmentation": segmentation_loss}
 
 
-def train_dense_head(feats: torch.Tensor, targets: torch.Tensor, kind: str, out_channels: int,
+def train_dense_head(feats: torch.Tensor | Maps, targets: torch.Tensor, kind: str, out_channels: int,
                      cfg: DenseConfig) -> DenseHead:
-    """Fit a :class:`DenseHead` on frozen maps ``feats`` (N, C, h, w) to ``targets`` (N, H, W):
-    depth (float, +inf = no depth) or segmentation labels (int64). Cosine-decayed AdamW."""
+    """Fit a :class:`DenseHead` on frozen maps ``feats`` (a pyramid [(N, C_i, h_i, w_i), ...] or one
+    (N, C, h, w) map) to ``targets`` (N, H, W): depth (float, +inf = no depth) or segmentation
+    labels (int64). Cosine-decayed AdamW."""
     if kind not in LOSSES:
         raise ValueError(f"unknown dense task {kind!r}; valid: {', '.join(LOSSES)}")
+    maps = as_maps(feats)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    head = DenseHead(feats.shape[1], out_channels, cfg.hidden)
+    head = DenseHead([m.shape[1] for m in maps], out_channels, cfg.hidden)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     size = tuple(targets.shape[-2:])
     for step in range(cfg.steps):
-        idx = torch.randint(len(feats), (min(cfg.batch_size, len(feats)),), generator=gen)
-        loss = LOSSES[kind](head(feats[idx].float(), size), targets[idx])
+        idx = torch.randint(len(targets), (min(cfg.batch_size, len(targets)),), generator=gen)
+        loss = LOSSES[kind](head([m[idx].float() for m in maps], size), targets[idx])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{kind} head: loss became {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
@@ -135,20 +159,38 @@ def train_dense_head(feats: torch.Tensor, targets: torch.Tensor, kind: str, out_
 
 
 @torch.no_grad()
-def predict_dense(head: DenseHead, feats: torch.Tensor, size: tuple[int, int], batch_size: int = 128) -> torch.Tensor:
-    """Head outputs (N, K, H, W) for frozen maps (N, C, h, w)."""
-    return torch.cat([head(feats[s:s + batch_size].float(), size) for s in range(0, len(feats), batch_size)])
+def predict_dense(head: DenseHead, feats: torch.Tensor | Maps, size: tuple[int, int],
+                  batch_size: int = 128) -> torch.Tensor:
+    """Head outputs (N, K, H, W) for frozen maps (a pyramid or one (N, C, h, w) map)."""
+    maps = as_maps(feats)
+    n = len(maps[0])
+    return torch.cat([head([m[s:s + batch_size].float() for m in maps], size) for s in range(0, n, batch_size)])
+
+
+def si_log(log_pred: torch.Tensor, depth: torch.Tensor) -> float:
+    """Scale-invariant log error (Eigen, Puhrsch, Fergus, NeurIPS 2014; KITTI's SILog) x 100: per
+    image sqrt(mean(e^2) - mean(e)^2) with e = log pred - log depth over its finite pixels, averaged
+    over images with any. Blind to a global scale, so it scores the relative depth inside an
+    image. log_pred (N, 1, H, W), depth (N, H, W)."""
+    errs = []
+    for lp, d in zip(log_pred[:, 0].double(), depth.double()):
+        valid = torch.isfinite(d)
+        if valid.any():
+            e = lp[valid] - d[valid].log()
+            errs.append(float(((e ** 2).mean() - e.mean() ** 2).clamp_min(0).sqrt()))
+    return 100.0 * float(np.mean(errs))
 
 
 def depth_metrics(log_pred: torch.Tensor, depth: torch.Tensor) -> dict[str, float]:
-    """abs-rel, RMSE and delta < 1.25 (percent) over pixels with finite depth; log_pred (N, 1, H, W)."""
+    """abs-rel, RMSE and delta < 1.25 (percent) over pixels with finite depth, and :func:`si_log`;
+    log_pred (N, 1, H, W), depth (N, H, W)."""
     valid = torch.isfinite(depth)
     if not valid.any():
         raise ValueError("depth_metrics: no pixel has a finite depth")
     d, p = depth[valid].double(), log_pred[:, 0][valid].double().exp()
     ratio = torch.maximum(p / d, d / p)
     return {"abs_rel": float(((p - d).abs() / d).mean()), "rmse": float(((p - d) ** 2).mean().sqrt()),
-            "delta1": float(100.0 * (ratio < 1.25).double().mean())}
+            "delta1": float(100.0 * (ratio < 1.25).double().mean()), "si_log": si_log(log_pred, depth)}
 
 
 def confusion(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -170,14 +212,37 @@ def segmentation_metrics(table: np.ndarray) -> dict[str, float]:
             "aacc": float(100 * tp.sum() / table.sum())}
 
 
-def unsupervised_segmentation(feats: torch.Tensor, labels: np.ndarray, num_classes: int, seed: int = 0,
+GRID_STRIDE = 8
+
+
+def pixel_descriptors(feats: torch.Tensor | Maps, image_side: int) -> torch.Tensor:
+    """One descriptor per cell of a stride-8 grid: the finest map of stride >= ``GRID_STRIDE``
+    relative to ``image_side`` (the coarsest map when none is), every map L2-normalised over
+    channels, resampled to that grid (area pooling down, bilinear up), concatenated and scaled by
+    1 / sqrt(#maps) -> (N, sum C_i, h, w) of unit norm."""
+    maps = as_maps(feats)
+    coarse = [m for m in maps if image_side // m.shape[-1] >= GRID_STRIDE]
+    grid = (coarse[0] if coarse else maps[-1]).shape[-2:]
+    parts = []
+    for m in maps:
+        m = nnf.normalize(m.float(), dim=1)
+        if m.shape[-2:] != grid:
+            m = (nnf.adaptive_avg_pool2d(m, grid) if m.shape[-1] > grid[-1]
+                 else nnf.interpolate(m, size=grid, mode="bilinear", align_corners=False))
+        parts.append(nnf.normalize(m, dim=1))
+    return torch.cat(parts, 1) / len(parts) ** 0.5
+
+
+def unsupervised_segmentation(feats: torch.Tensor | Maps, labels: np.ndarray, num_classes: int, seed: int = 0,
                               n_init: int = 3, max_points: int = 50_000) -> dict[str, float]:
-    """k-means (``num_classes`` clusters) on L2-normalised pixels of frozen maps (N, C, h, w),
-    assignments upsampled (nearest) to the label size (N, H, W), clusters Hungarian-matched to
-    classes over all pixels; returns :func:`segmentation_metrics` of the matched prediction.
-    Clustering fits on at most ``max_points`` seeded random pixels and assigns all of them."""
-    n, c, h, w = feats.shape
-    pix = nnf.normalize(feats.float().permute(0, 2, 3, 1).reshape(-1, c), dim=1).numpy()
+    """k-means (``num_classes`` clusters) on :func:`pixel_descriptors` of frozen maps (a pyramid
+    or one (N, C, h, w) map), assignments upsampled (nearest) to the label size (N, H, W), clusters
+    Hungarian-matched to classes over all pixels; returns :func:`segmentation_metrics` of the
+    matched prediction. Clustering fits on at most ``max_points`` seeded random pixels and
+    assigns all of them."""
+    desc = pixel_descriptors(feats, labels.shape[-1])
+    n, c, h, w = desc.shape
+    pix = desc.permute(0, 2, 3, 1).reshape(-1, c).numpy()
     rng = np.random.default_rng(seed)
     fit_rows = rng.choice(len(pix), min(max_points, len(pix)), replace=False)
     sample = pix[fit_rows]
@@ -195,5 +260,5 @@ def unsupervised_segmentation(feats: torch.Tensor, labels: np.ndarray, num_class
     return segmentation_metrics(confusion(mapping[up], labels, num_classes))
 
 
-__all__ = ["DenseConfig", "DenseHead", "angle_error", "ridge_fit_predict", "pose_metrics", "train_dense_head",
+__all__ = ["DenseConfig", "DenseHead", "as_maps", "pixel_descriptors", "si_log", "angle_error", "ridge_fit_predict", "pose_metrics", "train_dense_head",
            "predict_dense", "depth_metrics", "confusion", "segmentation_metrics", "unsupervised_segmentation"]

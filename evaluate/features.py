@@ -10,8 +10,11 @@ times of an image folder's files), the split, the layer, the number of images an
     fs.features, fs.targets, fs.indices
 
 Layers (``LAYERS``): ``pool`` -- the backbone's pooled output (what a linear probe reads), float32
-(N, D); ``dense`` -- the last stage's feature map (dense heads, unsupervised segmentation), stored
-float16 and flattened to (N, C * h * w); ``dense_map`` turns it back into (N, C, h, w).
+(N, D); ``dense`` -- the multi-scale pyramid of stage maps (dense heads, unsupervised
+segmentation): every stage of ``forward_stages`` with stride >= 4 (ResNet-18 at 64 px: 16, 8, 4
+and 2 px maps), or the last stage alone when none is that coarse, each flattened and concatenated
+to (N, sum C_i * h_i * w_i) float16; the (C, h, w) of each stage are stored with it
+(``FeatureSet.shapes``) and ``dense_maps`` turns the row back into the list of (N, C_i, h_i, w_i).
 """
 from __future__ import annotations
 
@@ -33,11 +36,21 @@ from pretrain.checkpoint import load_backbone
 from synthetic.loaders import SyntheticSource, open_source
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2
 DEFAULT_CACHE = Path(os.environ.get("SSLBENCH_CACHE", Path.home() / ".cache" / "sslbench")) / "features"
-LAYERS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
+MIN_DENSE_STRIDE = 4
+
+
+def pyramid(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The stage maps of ``model`` on ``x`` (B, 3, H, W) with stride >= ``MIN_DENSE_STRIDE``, finest
+    first; the last stage alone when every stage is finer (small backbones on tiny images)."""
+    stages = model.forward_stages(x)
+    return [s for s in stages if x.shape[-1] // s.shape[-1] >= MIN_DENSE_STRIDE] or stages[-1:]
+
+
+LAYERS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor | list[torch.Tensor]]] = {
     "pool": lambda model, x: model(x),
-    "dense": lambda model, x: model.forward_features(x),
+    "dense": pyramid,
 }
 LAYER_DTYPES = {"pool": np.float32, "dense": np.float16}
 STATS = {"forward_batches": 0, "extractions": 0, "cache_hits": 0}   # counters read by tests and the suite
@@ -51,13 +64,15 @@ class FeatureError(ValueError):
 class FeatureSet:
     """Features of one split: ``features`` float32 (N, D), ``targets`` int64 (N,) (-1: no label),
     ``indices`` int64 (N,) positions in the split, ``key`` the cache key, ``cached`` whether they
-    came from disk."""
+    came from disk; ``shapes`` (K, 3) int64: the (C, h, w) of each map a ``dense`` row is made of
+    (None for ``pool``)."""
 
     features: np.ndarray
     targets: np.ndarray
     indices: np.ndarray
     key: str
     cached: bool = False
+    shapes: np.ndarray | None = None
 
 
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}
@@ -112,7 +127,8 @@ def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
 def _load(path: Path, key: str) -> FeatureSet | None:
     try:
         with np.load(path) as z:
-            return FeatureSet(z["features"], z["targets"], z["indices"], key, cached=True)
+            shapes = z["shapes"] if "shapes" in z.files else None
+            return FeatureSet(z["features"], z["targets"], z["indices"], key, cached=True, shapes=shapes)
     except Exception as e:  # a truncated or foreign file is recomputed, never trusted
         log.warning("feature cache %s unreadable (%s); recomputing", path, type(e).__name__)
         return None
@@ -134,27 +150,34 @@ def check_fits(model: nn.Module, meta: dict, source: Any, ckpt: Path | str, data
 
 @torch.no_grad()
 def compute(model: nn.Module, meta: dict, source: Any, layer: str, n: int, batch_size: int = 256,
-            device: str = "cpu", progress: bool = True, desc: str = "features") -> np.ndarray:
-    """Features (n, D) float32 of the first ``n`` images of ``source``, normalised with the
-    checkpoint's mean / std."""
+            device: str = "cpu", progress: bool = True, desc: str = "features"
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features (n, D) of the first ``n`` images of ``source``, normalised with the checkpoint's
+    mean / std, in the layer's dtype; and the (K, 3) map shapes of a multi-map layer (else None)."""
     fn = LAYERS[layer]
     mean = torch.tensor(meta["data"]["mean"], device=device).view(1, 3, 1, 1)
     std = torch.tensor(meta["data"]["std"], device=device).view(1, 3, 1, 1)
-    out = []
+    out, shapes = [], None
     for s in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
         x = source.read(np.arange(s, min(n, s + batch_size))).to(device).float().div_(255)
-        out.append(fn(model, (x - mean) / std).flatten(1).float().cpu().numpy().astype(LAYER_DTYPES[layer]))
+        y = fn(model, (x - mean) / std)
+        if isinstance(y, (list, tuple)):
+            shapes = np.array([m.shape[1:] for m in y], dtype=np.int64)
+            y = torch.cat([m.flatten(1) for m in y], 1)
+        out.append(y.flatten(1).float().cpu().numpy().astype(LAYER_DTYPES[layer]))
         STATS["forward_batches"] += 1
-    return np.concatenate(out)
+    return np.concatenate(out), shapes
 
 
-def dense_map(fs: FeatureSet, channels: int) -> torch.Tensor:
-    """The (N, C, h, w) float32 maps of a ``dense`` FeatureSet (square maps of ``channels``)."""
-    n, d = fs.features.shape
-    side = int(round((d / channels) ** 0.5))
-    if side * side * channels != d:
-        raise FeatureError(f"dense features of width {d} are not {channels} x h x h maps")
-    return torch.from_numpy(fs.features.astype(np.float32)).view(n, channels, side, side)
+def dense_maps(fs: FeatureSet) -> list[torch.Tensor]:
+    """The maps of a ``dense`` FeatureSet: a list of (N, C_i, h_i, w_i) float32, finest first."""
+    if fs.shapes is None:
+        raise FeatureError("these features carry no map shapes (not the 'dense' layer)")
+    sizes = [int(np.prod(s)) for s in fs.shapes]
+    if sum(sizes) != fs.features.shape[1]:
+        raise FeatureError(f"dense features of width {fs.features.shape[1]} do not hold maps {fs.shapes.tolist()}")
+    flat = torch.from_numpy(fs.features.astype(np.float32))
+    return [part.reshape(len(flat), *map(int, s)) for part, s in zip(flat.split(sizes, 1), fs.shapes)]
 
 
 def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "pool", limit: int | None = None,
@@ -180,14 +203,15 @@ def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "poo
     model, meta = load_backbone(ckpt, device=device)
     check_fits(model, meta, source, ckpt, data)
     log.info("extracting %s features of %s/%s (%d images) with %s", layer, data, split, n, ckpt)
-    feats = compute(model, meta, source, layer, n, batch_size, device, progress, f"features {split}")
+    feats, shapes = compute(model, meta, source, layer, n, batch_size, device, progress, f"features {split}")
     targets = np.asarray(source.targets[:n], dtype=np.int64)
     idx = np.arange(n, dtype=np.int64)
     STATS["extractions"] += 1
     if path is not None:
-        _save_atomic(path, features=feats, targets=targets, indices=idx)
-    return FeatureSet(feats, targets, idx, key)
+        extra = {} if shapes is None else {"shapes": shapes}
+        _save_atomic(path, features=feats, targets=targets, indices=idx, **extra)
+    return FeatureSet(feats, targets, idx, key, shapes=shapes)
 
 
-__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "dense_map", "file_sha256",
+__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "dense_maps", "pyramid", "file_sha256",
            "dataset_fingerprint"]

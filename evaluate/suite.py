@@ -117,9 +117,9 @@ class Context:
     def source(self, split: str) -> Any:
         return open_source(self.data, image_size=self.image_size, split=split)
 
-    def dense(self, split: str, limit: int) -> torch.Tensor:
-        """(N, C, h, w) frozen maps of the last stage for the first ``limit`` images of ``split``."""
-        return F.dense_map(self.features(split, "dense", limit), int(self.meta["backbone"]["num_features"]))
+    def dense(self, split: str, limit: int) -> list[torch.Tensor]:
+        """The frozen stage pyramid [(N, C_i, h_i, w_i), ...] of the first ``limit`` images of ``split``."""
+        return F.dense_maps(self.features(split, "dense", limit))
 
     def synthetic(self, split: str) -> Any:
         """The split's :class:`synthetic.loaders.SyntheticSource` (masks, depth, labels.csv)."""
@@ -263,8 +263,8 @@ def _dense_task(ctx: Context, kind: str) -> list[Row]:
     dcfg = ctx.cfg.dense
     ctx.synthetic(ctx.cfg.train_split)
     ftr, fte = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split, dcfg.test_limit)
-    ytr = _dense_targets(ctx, ctx.cfg.train_split, len(ftr), kind)
-    yte = _dense_targets(ctx, ctx.cfg.test_split, len(fte), kind)
+    ytr = _dense_targets(ctx, ctx.cfg.train_split, len(ftr[0]), kind)
+    yte = _dense_targets(ctx, ctx.cfg.test_split, len(fte[0]), kind)
     classes = len(ctx.source(ctx.cfg.train_split).classes) + 1
     out_channels = 1 if kind == "depth" else classes
     head = train_dense_head(ftr, ytr, kind, out_channels, dcfg)
@@ -277,20 +277,23 @@ def _dense_task(ctx: Context, kind: str) -> list[Row]:
 
 
 def task_depth(ctx: Context) -> list[Row]:
-    """Depth of object pixels from a light head on the frozen last-stage map: abs-rel, RMSE, delta1."""
+    """Depth of object pixels from a light FPN decoder on the frozen stage pyramid: abs-rel, RMSE,
+    delta1, scale-invariant log error."""
     return _dense_task(ctx, "depth")
 
 
 def task_segmentation(ctx: Context) -> list[Row]:
-    """Semantic segmentation (background + classes) with a light head on the frozen map: mIoU, mAcc, aAcc."""
+    """Semantic segmentation (background + classes) with a light FPN decoder on the frozen stage
+    pyramid: mIoU, mAcc, aAcc."""
     return _dense_task(ctx, "segmentation")
 
 
 def task_unsup_seg(ctx: Context) -> list[Row]:
-    """Unsupervised segmentation: k-means on the frozen map's pixels, Hungarian-matched: mIoU per seed."""
+    """Unsupervised segmentation: k-means on the frozen pyramid's pixel descriptors, Hungarian-matched:
+    mIoU per seed."""
     source = ctx.synthetic(ctx.cfg.test_split)
     fte = ctx.dense(ctx.cfg.test_split, ctx.cfg.dense.test_limit)
-    labels = np.asarray(source.dataset.semantic[source.indices[:len(fte)]], dtype=np.int64)
+    labels = np.asarray(source.dataset.semantic[source.indices[:len(fte[0])]], dtype=np.int64)
     classes = len(source.classes) + 1
     rows: list[Row] = []
     for seed in ctx.cfg.seeds:

@@ -1,8 +1,9 @@
 """Backbones: torchvision ResNet-18/50 (their own class), Newell & Deng's ResNet-9, a tiny ResNet.
 
 Contract (as timm's): ``num_features``; ``forward_features(x) -> (B, C, h, w)`` the dense feature
-map of the last stage (dense methods and probes); ``forward(x) -> (B, C)`` its global average
-pool; ``min_image_size``. ResNet-18/50 are ``torchvision.models.ResNet`` instances with
+map of the last stage (dense methods and probes); ``forward_stages(x)`` the output map of every
+stage, finest first (multi-scale dense probes; its last entry is ``forward_features(x)``);
+``forward(x) -> (B, C)`` the last stage's global average pool; ``min_image_size``. ResNet-18/50 are ``torchvision.models.ResNet`` instances with
 ``fc = Identity``, so their state_dict has torchvision's own keys and loads into
 ``torchvision.models.resnet18()`` unchanged (only ``fc.*`` is absent).
 """
@@ -30,9 +31,17 @@ class TorchvisionResNet(torchvision.models.ResNet):
         self.fc = nn.Identity()
         self.min_image_size = 8 if small_stem else 32
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """layer1..layer4 outputs: strides 4, 8, 16, 32 (1, 2, 4, 8 with the small stem)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        out = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            out.append(x)
+        return out
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_stages(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.avgpool(self.forward_features(x)), 1)
@@ -78,8 +87,15 @@ class ResNet9(nn.Module):
         self.num_features = 8 * w
         self.min_image_size = 8
 
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """prep, layer1, layer2, layer3 outputs: strides 1, 2, 4, 8."""
+        out = [self.prep(x)]
+        for layer in (self.layer1, self.layer2, self.layer3):
+            out.append(layer(out[-1]))
+        return out
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer3(self.layer2(self.layer1(self.prep(x))))
+        return self.forward_stages(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x).mean((2, 3))
@@ -97,8 +113,13 @@ class TinyResNet(nn.Module):
         self.num_features = 2 * width
         self.min_image_size = 4
 
+    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """layer1, layer2 outputs: strides 1, 2."""
+        x = self.layer1(self.stem(x))
+        return [x, self.layer2(x)]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer2(self.layer1(self.stem(x)))
+        return self.forward_stages(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x).mean((2, 3))

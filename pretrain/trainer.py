@@ -151,6 +151,8 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     ctx = MethodContext(mean=mean, std=std, num_classes=data.num_classes, dataset_size=len(data),
                         image_size=view_size, total_steps=total)
     method = cls(backbone, mcfg, ctx).to(device)
+    if cfg.train.channels_last:
+        method = method.to(memory_format=torch.channels_last)
     method.export_branch(cfg.train.export)                               # an unavailable branch fails now
     return Run(cfg=cfg, run_id=rid, dir=Path(cfg.train.out) / rid, data=data, method=method, policy=policy,
                total_steps=total, steps_per_epoch=spe, mean=mean, std=std, device=device, dist=d)
@@ -269,7 +271,7 @@ def _loop(run: Run, state: dict | None, progress: bool, after_step: Callable[[in
             torch.manual_seed(_step_seed(cfg.train.seed, step, d.rank))
             gen = torch.Generator().manual_seed(_step_seed(cfg.train.seed, step, d.rank))
             views = run.policy(raw, gen)
-            views = _to_device(views, run.device)
+            views = _to_device(views, run.device, cfg.train.channels_last)
             for g, base in zip(opt.param_groups, base_lrs):
                 g["lr"] = base * lr_factor(step, run.total_steps, cfg.optim.warmup_frac, cfg.optim.schedule)
             with torch.autocast(run.device.split(":")[0], dtype=amp, enabled=amp is not None):
@@ -299,7 +301,10 @@ def _loop(run: Run, state: dict | None, progress: bool, after_step: Callable[[in
             writer.close()
 
 
-def _to_device(views: Any, device: str) -> Any:
+def _to_device(views: Any, device: str, channels_last: bool = False) -> Any:
+    """Move every tensor of ``views`` to ``device``; the (B, C, h, w) views to NHWC when ``channels_last``."""
+    if channels_last:
+        views.views = [v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for v in views.views]
     if device == "cpu":
         return views
     mv = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731

@@ -87,3 +87,50 @@ def test_unsupervised_segmentation_recovers_clusters_under_any_naming() -> None:
     assert out["miou"] > 95
     noise = torch.randn_like(feats)
     assert D.unsupervised_segmentation(noise, labels.numpy(), 3, seed=0)["miou"] < 60
+
+
+def test_si_log_is_blind_to_a_global_scale_and_counts_relative_error() -> None:
+    depth = torch.tensor([[[2.0, 4.0], [float("inf"), 8.0]]])
+    assert D.si_log(torch.log(3 * depth).nan_to_num(posinf=0.0).unsqueeze(1), depth) == pytest.approx(0.0, abs=1e-9)
+    pred = torch.log(torch.tensor([[[[2.0, 4.0], [1.0, 16.0]]]]))      # the last pixel off by x2
+    e = np.array([0.0, 0.0, np.log(2)])
+    assert D.si_log(pred, depth) == pytest.approx(100 * np.sqrt((e ** 2).mean() - e.mean() ** 2))
+    assert "si_log" in D.depth_metrics(pred, depth)
+
+
+def _pyramid(n: int = 48, seed: int = 0, up: int = 2) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A fine (n, 4, 8, 8) map that one-hot encodes a 3-class label map (n, 8 up, 8 up) at 8 x 8, and
+    a coarse (n, 8, 2, 2) map of noise (what a last stage of stride 32 sees of small objects)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse_labels = torch.randint(0, 3, (n, 8, 8), generator=g)
+    fine = torch.randn(n, 4, 8, 8, generator=g) * 0.1
+    fine[:, :3] += torch.nn.functional.one_hot(coarse_labels, 3).permute(0, 3, 1, 2).float() * 3
+    labels = coarse_labels.repeat_interleave(up, 1).repeat_interleave(up, 2)
+    return [fine, torch.randn(n, 8, 2, 2, generator=g)], labels
+
+
+def test_dense_head_reads_the_fine_stages_of_a_pyramid() -> None:
+    maps, labels = _pyramid()
+    cfg = D.DenseConfig(hidden=16, steps=150, batch_size=16, lr=1e-2)
+    miou, heads = {}, {}
+    for name, feats in (("pyramid", maps), ("last stage", maps[-1:])):
+        heads[name] = D.train_dense_head([m[:32] for m in feats], labels[:32], "segmentation", 3, cfg)
+        pred = D.predict_dense(heads[name], [m[32:] for m in feats], (16, 16)).argmax(1).numpy()
+        miou[name] = D.segmentation_metrics(D.confusion(pred, labels[32:].numpy(), 3))["miou"]
+    assert miou["pyramid"] > 80 and miou["last stage"] < 50, miou
+    with pytest.raises(ValueError, match="built for 2 maps, got 1"):
+        heads["pyramid"](maps[:1], (16, 16))
+
+
+def test_pixel_descriptors_live_on_the_stride_8_grid_and_have_unit_norm() -> None:
+    maps = [torch.randn(2, 4, 16, 16), torch.randn(2, 6, 8, 8), torch.randn(2, 8, 2, 2)]   # 64-px image
+    desc = D.pixel_descriptors(maps, 64)
+    assert desc.shape == (2, 18, 8, 8)
+    torch.testing.assert_close(desc.norm(dim=1), torch.ones(2, 8, 8))
+    assert D.pixel_descriptors(maps[:1], 64).shape == (2, 4, 16, 16)   # nothing that coarse: the coarsest
+    assert D.pixel_descriptors(maps, 16).shape == (2, 18, 2, 2)
+
+
+def test_unsupervised_segmentation_on_a_pyramid() -> None:
+    maps, labels = _pyramid(up=8)                                        # the fine map has stride 8
+    assert D.unsupervised_segmentation(maps, labels.numpy(), 3, seed=0)["miou"] > 90

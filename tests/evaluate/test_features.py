@@ -75,3 +75,23 @@ def test_bad_inputs_fail_with_one_clear_line(tiny_ckpt: Path, eval_data: Path, t
     with pytest.raises(F.FeatureError, match="trained on 1-channel data, .* has 3-channel RGB images"):
         F.extract(gray, eval_data, "test", cache_dir=tmp_path, progress=False)
     assert not list(tmp_path.glob(".*.npz"))                      # no temporary file left behind
+
+
+def test_dense_layer_is_the_stage_pyramid_and_survives_the_cache(tiny_ckpt: Path, eval_data: Path,
+                                                                 tmp_path: Path, make_ckpt) -> None:
+    ckpt = make_ckpt("simclr", eval_data, tmp_path / "runs", **{"backbone.name": "resnet9"})
+    fs = F.extract(ckpt, eval_data, "test", layer="dense", cache_dir=tmp_path / "c", progress=False)
+    model, meta = load_backbone(ckpt)
+    src = open_source(eval_data, split="test")
+    mean, std = (torch.tensor(meta["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    with torch.no_grad():
+        ref = model.forward_stages((src.read(np.arange(3)).float() / 255 - mean) / std)[2:]   # strides 4 and 8
+    assert fs.shapes.tolist() == [list(r.shape[1:]) for r in ref]
+    again = F.extract(ckpt, eval_data, "test", layer="dense", cache_dir=tmp_path / "c", progress=False)
+    assert again.cached and again.shapes.tolist() == fs.shapes.tolist()
+    for got, want in zip(F.dense_maps(again), ref):
+        torch.testing.assert_close(got[:3], want, rtol=2e-2, atol=2e-2)      # stored as float16
+    tiny = F.extract(tiny_ckpt, eval_data, "test", layer="dense", cache_dir=tmp_path / "c", progress=False)
+    assert len(F.dense_maps(tiny)) == 1                                   # strides 1 and 2 only: the last stage
+    with pytest.raises(F.FeatureError, match="no map shapes"):
+        F.dense_maps(F.extract(tiny_ckpt, eval_data, "test", cache_dir=tmp_path / "c", progress=False))

@@ -1,0 +1,48 @@
+"""Backbone contract, over the whole registry: pooled output, last-stage map, stage pyramid."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+from pretrain.backbones import BACKBONES, build_backbone, check_image_size
+
+# (name, kwargs, image size, strides of forward_stages)
+CASES = [
+    ("resnet18", {}, 64, [4, 8, 16, 32]),
+    ("resnet18", {"small_stem": True}, 32, [1, 2, 4, 8]),
+    ("resnet50", {}, 64, [4, 8, 16, 32]),
+    ("resnet9", {}, 32, [1, 2, 4, 8]),
+    ("tiny", {}, 16, [1, 2]),
+]
+
+
+def test_cases_cover_the_registry():
+    assert {c[0] for c in CASES} == set(BACKBONES)
+
+
+@pytest.mark.parametrize("name,kwargs,size,strides", CASES, ids=[f"{c[0]}{'-small' if c[1] else ''}" for c in CASES])
+def test_contract(name, kwargs, size, strides):
+    torch.manual_seed(0)
+    model = build_backbone(name, **kwargs).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        pooled, last, stages = model(x), model.forward_features(x), model.forward_stages(x)
+    assert pooled.shape == (2, model.num_features)
+    assert last.shape[:2] == (2, model.num_features)
+    assert [size // s.shape[-1] for s in stages] == strides
+    assert torch.equal(stages[-1], last)
+    torch.testing.assert_close(pooled, last.mean((2, 3)))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_torchvision_state_dict_loads_as_is(name):
+    ours = build_backbone(name)
+    theirs = getattr(torchvision.models, name)()
+    missing, unexpected = theirs.load_state_dict(ours.state_dict(), strict=False)
+    assert set(missing) == {"fc.weight", "fc.bias"} and not unexpected
+
+
+def test_too_small_image_names_the_backbone_and_the_fix():
+    with pytest.raises(ValueError, match="resnet18.*at least 32 px.*small_stem"):
+        check_image_size(build_backbone("resnet18"), "resnet18", 16)
