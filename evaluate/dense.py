@@ -10,7 +10,8 @@ segmentation. These are light-head versions that read the cached features of ``e
 - ``train_dense_head`` + ``depth_metrics`` / ``segmentation_metrics``: a light FPN-style decoder
   (Kirillov et al.'s semantic FPN, cut down) on the frozen stage pyramid [(B, C_i, h_i, w_i), ...]
   of ``evaluate.features`` (``dense`` layer), its output bilinearly upsampled to the image size.
-  Depth is regressed in log space on object pixels (the background is at infinity) and scored
+  Depth is regressed in log space (standardised by the training targets' mean and std) on object
+  pixels (the background is at infinity) and scored
   with abs-rel, RMSE, delta < 1.25 and the scale-invariant log error (Eigen et al., 2014);
   segmentation (background + classes) with mIoU, mAcc, aAcc.
 - ``unsupervised_segmentation``: k-means on pixel descriptors (every stage L2-normalised and
@@ -96,7 +97,9 @@ def as_maps(feats: torch.Tensor | Maps) -> Maps:
 class DenseHead(nn.Module):
     """A light FPN decoder: per stage a 1x1 lateral conv + BN to ``hidden`` channels, upsampled to
     the finest stage and summed, then conv3x3 -> BN -> ReLU -> conv1x1 to ``out_channels``,
-    bilinearly upsampled to the image. Maps [(B, C_i, h_i, w_i), ...] -> (B, out, H, W)."""
+    bilinearly upsampled to the image. Maps [(B, C_i, h_i, w_i), ...] -> (B, out, H, W). The
+    buffer ``affine`` = (scale, shift) maps the last conv's output to the target's units (depth:
+    the training set's std and mean of log depth, so the decoder itself fits standardised targets)."""
 
     def __init__(self, in_channels: int | list[int], out_channels: int, hidden: int = 128) -> None:
         super().__init__()
@@ -105,6 +108,7 @@ class DenseHead(nn.Module):
                                       for c in chans)
         self.net = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden),
                                  nn.ReLU(inplace=True), nn.Conv2d(hidden, out_channels, 1))
+        self.register_buffer("affine", torch.tensor([1.0, 0.0]))
 
     def forward(self, feats: torch.Tensor | Maps, size: tuple[int, int]) -> torch.Tensor:
         maps = as_maps(feats)
@@ -113,7 +117,8 @@ class DenseHead(nn.Module):
         grid = maps[0].shape[-2:]
         x = sum(nnf.interpolate(lat(m), size=grid, mode="bilinear", align_corners=False) if m.shape[-2:] != grid
                 else lat(m) for lat, m in zip(self.laterals, maps))
-        return nnf.interpolate(self.net(x), size=size, mode="bilinear", align_corners=False)
+        out = self.net(x) * self.affine[0] + self.affine[1]
+        return nnf.interpolate(out, size=size, mode="bilinear", align_corners=False)
 
 
 def depth_loss(pred: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -136,13 +141,19 @@ def train_dense_head(feats: torch.Tensor | Maps, targets: torch.Tensor, kind: st
                      cfg: DenseConfig) -> DenseHead:
     """Fit a :class:`DenseHead` on frozen maps ``feats`` (a pyramid [(N, C_i, h_i, w_i), ...] or one
     (N, C, h, w) map) to ``targets`` (N, H, W): depth (float, +inf = no depth) or segmentation
-    labels (int64). Cosine-decayed AdamW."""
+    labels (int64). Cosine-decayed AdamW; for depth the head's ``affine`` is set to the std and
+    mean of the finite targets' log depth first (standardised regression)."""
     if kind not in LOSSES:
         raise ValueError(f"unknown dense task {kind!r}; valid: {', '.join(LOSSES)}")
     maps = as_maps(feats)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     head = DenseHead([m.shape[1] for m in maps], out_channels, cfg.hidden)
+    if kind == "depth":
+        logs = targets[torch.isfinite(targets)].double().log()
+        if len(logs):
+            head.affine.copy_(torch.tensor([float(logs.std()) if len(logs) > 1 else 1.0, float(logs.mean())]))
+            head.affine[0].clamp_(min=1e-6)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     size = tuple(targets.shape[-2:])

@@ -82,6 +82,10 @@ TASK_SETTINGS: dict[str, tuple[str, ...]] = {
     "segmentation": ("train_split", "test_split", "dense"),
     "unsup_seg": ("test_split", "dense", "seeds"),
 }
+# Protocol versions, stored in the eval config: a changed protocol never reuses stored numbers.
+# 2: dense tasks read the stage pyramid (FPN decoder, stride-8 descriptors), depth on standardised log depth.
+PROTOCOL: dict[str, int] = {name: 2 if name in ("depth", "segmentation", "unsup_seg") else 1
+                            for name in TASK_SETTINGS}
 
 
 @dataclass
@@ -337,7 +341,7 @@ def find_checkpoints(paths: list[str]) -> list[Path]:
 def task_config(name: str, cfg: SuiteConfig) -> dict[str, Any]:
     """The settings that change task ``name``'s numbers (stored with every row): ``TASK_SETTINGS``."""
     d = asdict(cfg)
-    out = {"task": name, **{k: d[k] for k in COMMON_SETTINGS + TASK_SETTINGS[name]}}
+    out = {"task": name, "protocol": PROTOCOL[name], **{k: d[k] for k in COMMON_SETTINGS + TASK_SETTINGS[name]}}
     if name == "finetune":   # the suite's splits and device override the finetuning config's own
         out["finetune"] = {k: v for k, v in out["finetune"].items() if k not in ("train_split", "test_split", "device")}
         out.update(train_split=cfg.train_split, test_split=cfg.test_split)

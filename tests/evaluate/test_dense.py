@@ -134,3 +134,15 @@ def test_pixel_descriptors_live_on_the_stride_8_grid_and_have_unit_norm() -> Non
 def test_unsupervised_segmentation_on_a_pyramid() -> None:
     maps, labels = _pyramid(up=8)                                        # the fine map has stride 8
     assert D.unsupervised_segmentation(maps, labels.numpy(), 3, seed=0)["miou"] > 90
+
+
+def test_depth_head_fits_standardised_log_depth_at_any_scale() -> None:
+    feats, labels = _toy_maps()
+    target = 50.0 * (1.0 + 0.1 * labels.float())                       # far away, 10% relative differences
+    cfg = D.DenseConfig(hidden=16, steps=150, batch_size=16, lr=1e-2)
+    head = D.train_dense_head(feats[:32], target[:32], "depth", 1, cfg)
+    logs = target[:32].log().double()
+    torch.testing.assert_close(head.affine.double(), torch.stack([logs.std(), logs.mean()]), rtol=1e-5, atol=1e-6)
+    out = D.depth_metrics(D.predict_dense(head, feats[32:], (16, 16)), target[32:])
+    flat = D.si_log(torch.zeros(16, 1, 16, 16), target[32:])              # a constant per image: no relative depth
+    assert out["abs_rel"] < 0.03 and out["si_log"] < 0.5 * flat, (out, flat)
