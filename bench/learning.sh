@@ -10,5 +10,6 @@ for m in $methods; do
   start=$(date +%s)
   ckpt=$(.venv/bin/python -m pretrain --method "$m" --preset cpu --data "$data" --quiet)
   echo "$m trained in $(( $(date +%s) - start ))s: $ckpt"
-  .venv/bin/python bench/linear_probe.py "$data" "$ckpt" --json "bench/out/learning-$m.json"
+  .venv/bin/python bench/linear_probe.py "$data" "$ckpt" --json "bench/out/learning-$m.json"            # at the 32-px view size
+  .venv/bin/python bench/linear_probe.py "$data" "$ckpt" --size 0 --json "bench/out/learning-$m-stored.json"  # at 64 px
 done

@@ -1,9 +1,12 @@
 """Linear probe of a checkpoint's frozen pooled features on a synthetic dataset (class labels).
 
-    .venv/bin/python bench/linear_probe.py DATA CKPT [--train 5000] [--test 2000] [--json OUT]
+    .venv/bin/python bench/linear_probe.py DATA CKPT [--train 5000] [--test 2000] [--size N] [--json OUT]
 
 Multinomial logistic regression (scikit-learn, lbfgs, standardised features) on the train split,
-accuracy on the test split. (The evaluation suite's own linear probe lives in evaluate/.)
+accuracy on the test split. Images are read at the checkpoint's pretraining view size (the cpu
+preset's 32 px for 64-px shapes64), the resolution its features were learnt at (Touvron et al.,
+"Fixing the train-test resolution discrepancy", 2019); ``--size N`` resizes to N px instead,
+``--size 0`` keeps the stored size. (The evaluation suite's own linear probe lives in evaluate/.)
 """
 from __future__ import annotations
 
@@ -40,9 +43,16 @@ def features(model: torch.nn.Module, meta: dict, data: Path, split: str, n: int,
     return torch.cat(out).numpy(), src.targets[idx]
 
 
+def view_size(meta: dict) -> int:
+    """The side of the views a checkpoint was pretrained on: the policy's ``out_size``, else the data's."""
+    return int((meta.get("config") or {}).get("aug_cfg", {}).get("out_size") or meta["data"]["image_size"])
+
+
 def probe(ckpt: Path, data: Path, n_train: int = 5000, n_test: int = 2000, size: int | None = None) -> float:
-    """Test accuracy (%) of a logistic regression on the frozen features (images resized to ``size``)."""
+    """Test accuracy (%) of a logistic regression on the frozen features; images resized to
+    ``size`` px (None: the checkpoint's :func:`view_size`; 0: as stored)."""
     model, meta = load_backbone(ckpt)
+    size = view_size(meta) if size is None else size
     xtr, ytr = features(model, meta, data, "train", n_train, size)
     xte, yte = features(model, meta, data, "test", n_test, size)
     scaler = StandardScaler().fit(xtr)
@@ -57,10 +67,12 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--size", type=int, help="resize images to this many pixels first (default: as stored)")
+    ap.add_argument("--size", type=int, help="resize images to this many pixels first (default: the checkpoint's "
+                    "pretraining view size; 0: as stored)")
     a = ap.parse_args()
     acc = probe(a.ckpt, a.data, a.train, a.test, a.size)
-    row = {"ckpt": str(a.ckpt), "data": str(a.data), "linear_probe_top1": round(acc, 2)}
+    size = a.size if a.size is not None else view_size(load_backbone(a.ckpt)[1])
+    row = {"ckpt": str(a.ckpt), "data": str(a.data), "size": size or "stored", "linear_probe_top1": round(acc, 2)}
     print(row)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

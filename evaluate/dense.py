@@ -271,5 +271,5 @@ def unsupervised_segmentation(feats: torch.Tensor | Maps, labels: np.ndarray, nu
     return segmentation_metrics(confusion(mapping[up], labels, num_classes))
 
 
-__all__ = ["DenseConfig", "DenseHead", "as_maps", "pixel_descriptors", "si_log", "angle_error", "ridge_fit_predict", "pose_metrics", "train_dense_head",
-           "predict_dense", "depth_metrics", "confusion", "segmentation_metrics", "unsupervised_segmentation"]
+__all__ = ["DenseConfig", "DenseHead", "as_maps", "pixel_descriptors", "si_log", "angle_error", "ridge_fit_predict",
+           "pose_metrics", "train_dense_head", "predict_dense", "depth_metrics", "confusion", "segmentation_metrics", "unsupervised_segmentation"]

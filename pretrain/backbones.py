@@ -3,9 +3,10 @@
 Contract (as timm's): ``num_features``; ``forward_features(x) -> (B, C, h, w)`` the dense feature
 map of the last stage (dense methods and probes); ``forward_stages(x)`` the output map of every
 stage, finest first (multi-scale dense probes; its last entry is ``forward_features(x)``);
-``forward(x) -> (B, C)`` the last stage's global average pool; ``min_image_size``. ResNet-18/50 are ``torchvision.models.ResNet`` instances with
-``fc = Identity``, so their state_dict has torchvision's own keys and loads into
-``torchvision.models.resnet18()`` unchanged (only ``fc.*`` is absent).
+``forward(x) -> (B, C)`` the last stage's global average pool; ``min_image_size``. ResNet-18/50
+are ``torchvision.models.ResNet`` instances with ``fc = Identity``, so their state_dict has
+torchvision's own keys and loads into ``torchvision.models.resnet18()`` unchanged (only ``fc.*``
+is absent).
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """It must really learn: cpu-preset pretraining on shapes64 beats the random backbone by >= 15
-points of linear-probe accuracy (`make test-slow`; about 15 minutes per method on 2 cores)."""
+points of linear-probe accuracy (`make test-slow`; 9-28 minutes per method on 2 cores, see
+bench/RESULTS.md). The probe reads the images at the 32-px view size the backbones were
+pretrained at (``bench/linear_probe.py``)."""
 from __future__ import annotations
 
 import sys
