@@ -272,4 +272,5 @@ def unsupervised_segmentation(feats: torch.Tensor | Maps, labels: np.ndarray, nu
 
 
 __all__ = ["DenseConfig", "DenseHead", "as_maps", "pixel_descriptors", "si_log", "angle_error", "ridge_fit_predict",
-           "pose_metrics", "train_dense_head", "predict_dense", "depth_metrics", "confusion", "segmentation_metrics", "unsupervised_segmentation"]
+           "pose_metrics", "train_dense_head", "predict_dense", "depth_metrics", "confusion", "segmentation_metrics",
+           "unsupervised_segmentation"]
