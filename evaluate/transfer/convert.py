@@ -1,0 +1,119 @@
+"""sslbench checkpoint -> the backbone weight files Detectron2 and mmsegmentation load.
+
+Detectron2 (``to_detectron2``): the ``.pkl`` layout of its ResNet as written by the MoCo and
+SlotCon conversion scripts -- ``{"model": {name: ndarray}, "__author__": "sslbench",
+"matching_heuristics": True}`` with torchvision names mapped to Detectron2's: ``conv1`` ->
+``stem.conv1``, ``bn1`` -> ``stem.conv1.norm``, ``layer{i}.{j}.conv{k}`` -> ``res{i+1}.{j}.conv{k}``,
+``bn{k}`` -> ``conv{k}.norm``, ``downsample.0`` / ``downsample.1`` -> ``shortcut`` /
+``shortcut.norm``. Detectron2's checkpointer matches these names to ``backbone.*`` or
+``backbone.bottom_up.*`` (C4 or FPN) by suffix.
+
+mmsegmentation (``to_mmseg``): an mmengine checkpoint ``{"state_dict": ..., "meta": ...}`` whose
+keys are those of mmseg's ``ResNet`` (``style="pytorch"``, no deep stem), i.e. torchvision's own,
+for ``init_cfg=dict(type="Pretrained", checkpoint=FILE)`` on the backbone.
+
+Both refuse a backbone they cannot take (ResNet-18/50 with the standard stem; the small-image
+stem has a 3x3 first conv and no max-pool, which neither framework's ResNet builds).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from pretrain.checkpoint import load_backbone
+
+DEPTHS = {"resnet18": 18, "resnet50": 50}
+
+
+class ConvertError(ValueError):
+    """A checkpoint the target framework's ResNet cannot take."""
+
+
+def backbone_depth(meta: dict) -> int:
+    """The ResNet depth of a checkpoint both frameworks can build, else ConvertError."""
+    name = meta["backbone"]["name"]
+    if name not in DEPTHS:
+        raise ConvertError(f"backbone {name!r}: Detectron2 / mmseg transfer takes {', '.join(DEPTHS)} only")
+    if meta["backbone"].get("kwargs", {}).get("small_stem"):
+        raise ConvertError(f"backbone {name!r} with small_stem=true: the frameworks' ResNets have the standard "
+                           "7x7 stem and max-pool")
+    return DEPTHS[name]
+
+
+def _resnet_state(meta: dict) -> dict[str, torch.Tensor]:
+    """The checkpoint's backbone tensors (``meta["state_dict"]``), without BN step counters."""
+    backbone_depth(meta)
+    return {k: v for k, v in meta["state_dict"].items() if not k.endswith("num_batches_tracked")}
+
+
+_LAYER = re.compile(r"^layer(\d)\.(\d+)\.(.+)$")
+
+
+def detectron2_name(key: str) -> str:
+    """torchvision ResNet key -> Detectron2 ResNet key (see the module docstring)."""
+    if key.startswith("conv1."):
+        return "stem." + key
+    if key.startswith("bn1."):
+        return "stem.conv1.norm." + key[len("bn1."):]
+    m = _LAYER.match(key)
+    if not m:
+        raise ConvertError(f"unexpected ResNet key {key!r}")
+    stage, block, rest = int(m.group(1)), m.group(2), m.group(3)
+    rest = re.sub(r"^bn(\d)\.", r"conv\1.norm.", rest)
+    rest = re.sub(r"^downsample\.0\.", "shortcut.", rest)
+    rest = re.sub(r"^downsample\.1\.", "shortcut.norm.", rest)
+    return f"res{stage + 1}.{block}.{rest}"
+
+
+def to_detectron2(meta: dict) -> dict[str, Any]:
+    """The Detectron2 ``.pkl`` payload of a checkpoint (float32 numpy arrays)."""
+    model = {detectron2_name(k): v.detach().float().cpu().numpy() for k, v in _resnet_state(meta).items()}
+    return {"model": model, "__author__": "sslbench", "matching_heuristics": True}
+
+
+def to_mmseg(meta: dict) -> dict[str, Any]:
+    """The mmengine checkpoint of a checkpoint's backbone (mmseg ``ResNet`` keys = torchvision's)."""
+    state = {k: v.detach().float().cpu().clone() for k, v in _resnet_state(meta).items()}
+    return {"state_dict": state, "meta": {"sslbench_run_id": meta.get("run_id"), "method": meta.get("method"),
+                                          "depth": backbone_depth(meta)}}
+
+
+def _write_atomic(path: Path, dump: Callable[[Any], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            dump(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+TARGETS: dict[str, str] = {"detectron2": ".pkl", "mmseg": ".pth"}
+
+
+def convert(ckpt: Path | str, to: str, out: Path | str) -> Path:
+    """Write ``ckpt``'s backbone as a ``to`` (detectron2 | mmseg) weight file at ``out`` (atomically)."""
+    if to not in TARGETS:
+        raise ConvertError(f"--to {to!r}: valid targets: {', '.join(TARGETS)}")
+    model, meta = load_backbone(ckpt)                  # strict: a file that does not rebuild fails here
+    meta = {**meta, "state_dict": model.state_dict()}
+    out = Path(out)
+    if to == "detectron2":
+        payload = to_detectron2(meta)
+        _write_atomic(out, lambda f: pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL))
+    else:
+        payload = to_mmseg(meta)
+        _write_atomic(out, lambda f: torch.save(payload, f))
+    return out
+
+
+__all__ = ["ConvertError", "TARGETS", "backbone_depth", "convert", "detectron2_name", "to_detectron2", "to_mmseg"]
