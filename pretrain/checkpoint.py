@@ -45,7 +45,8 @@ def save_atomic(obj: Any, path: Path | str) -> None:
 
 
 def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip wrapper prefixes (DDP ``module.``, torch.compile ``_orig_mod.``) and detach to CPU."""
+    """Strip wrapper prefixes (DDP ``module.``, torch.compile ``_orig_mod.``), detach to CPU, and store
+    every tensor in the standard (contiguous) layout whatever memory format it was trained in."""
     out = {}
     for k, v in sd.items():
         changed = True
@@ -54,7 +55,7 @@ def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             for p in _PREFIXES:
                 if k.startswith(p):
                     k, changed = k[len(p):], True
-        out[k] = v.detach().cpu().clone()
+        out[k] = v.detach().cpu().clone(memory_format=torch.contiguous_format)
     return out
 
 

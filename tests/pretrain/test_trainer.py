@@ -48,6 +48,7 @@ def test_every_method_trains_exports_and_loads_strictly(method: str, shapes_dir:
     assert set(meta["data"]) >= {"name", "image_size", "mean", "std"}
     raw = torch.load(ckpt, weights_only=True)
     assert not any(k.startswith(("module.", "_orig_mod.", "encoder.")) for k in raw["state_dict"])
+    assert all(v.is_contiguous() for v in raw["state_dict"].values())    # standard layout, however trained
     assert (run_dir / "config.json").exists() and (run_dir / "resume.pt").exists()
     if METHODS[method].trains:
         lines = (run_dir / "log.jsonl").read_text().splitlines()
@@ -57,7 +58,8 @@ def test_every_method_trains_exports_and_loads_strictly(method: str, shapes_dir:
     run = T.build_run(cfg)
     state = torch.load(run_dir / "resume.pt", weights_only=True)
     run.method.load_state_dict(state["method"])
-    exported = run.method.backbone_for_export().eval()
+    # the run trains in NHWC (train.channels_last); the loaded backbone is NCHW: compare like for like
+    exported = run.method.backbone_for_export().eval().to(memory_format=torch.contiguous_format)
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(exported(x), model(x))
@@ -78,6 +80,7 @@ def test_export_branch_setting(method: str, shapes_dir: Path, video_dir: Path, t
     assert meta["exported"] == "momentum"
     run = T.build_run(cfg)
     run.method.load_state_dict(torch.load(run_dir / "resume.pt", weights_only=True)["method"])
+    run.method.to(memory_format=torch.contiguous_format)               # trained NHWC, loaded NCHW
     teacher = getattr(run.method, METHODS[method].momentum_attr).eval()
     x = torch.rand(4, 3, 32, 32)
     with torch.no_grad():
