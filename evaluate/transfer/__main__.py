@@ -1,4 +1,5 @@
-"""``python -m evaluate.transfer convert ckpt.pt --to detectron2|mmseg --out FILE``."""
+"""``python -m evaluate.transfer convert ckpt.pt --to detectron2|mmseg --out FILE`` and
+``python -m evaluate.transfer detectron2 ckpt.pt --protocol NAME [--data DIR] [--iters N] [--store DB]``."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,8 @@ from pretrain.checkpoint import CheckpointError
 
 from .convert import TARGETS, ConvertError, convert
 
+DEFAULT_STORE = Path("results/results.sqlite")
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evaluate.transfer", description=__doc__)
@@ -17,10 +20,29 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("ckpt", type=Path)
     c.add_argument("--to", required=True, help=f"one of: {', '.join(TARGETS)}")
     c.add_argument("--out", type=Path, help="output file (default: beside the checkpoint, <stem>-<to><ext>)")
+    d = sub.add_parser("detectron2", help="train and evaluate a Detectron2 protocol from a checkpoint")
+    d.add_argument("ckpt", type=Path)
+    d.add_argument("--protocol", default="scenes-r18-fpn")
+    d.add_argument("--data", type=Path, default=Path("data/scenes"), help="a synthetic scenes dataset")
+    d.add_argument("--iters", type=int, help="training iterations (default: the protocol's)")
+    d.add_argument("--batch", type=int, help="images per batch (default: the protocol's)")
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--out", type=Path, help="work folder (default: runs/transfer/<protocol>/<checkpoint run>)")
+    d.add_argument("--store", type=Path, default=DEFAULT_STORE)
     a = ap.parse_args(argv)
-    out = a.out or a.ckpt.with_name(f"{a.ckpt.stem}-{a.to}{TARGETS.get(a.to, '')}")
     try:
-        print(convert(a.ckpt, a.to, out))
+        if a.command == "convert":
+            out = a.out or a.ckpt.with_name(f"{a.ckpt.stem}-{a.to}{TARGETS.get(a.to, '')}")
+            print(convert(a.ckpt, a.to, out))
+        else:
+            from .detectron2 import TransferError, run
+            out = a.out or Path("runs/transfer") / a.protocol / a.ckpt.parent.name
+            try:
+                metrics = run(a.ckpt, a.protocol, a.data, out, iters=a.iters, ims_per_batch=a.batch,
+                              device=a.device, store=a.store)
+            except TransferError as e:
+                raise ConvertError(str(e)) from e
+            print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     except (ConvertError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

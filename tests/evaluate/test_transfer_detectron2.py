@@ -1,0 +1,76 @@
+"""Detectron2 transfer end to end on tiny synthetic scenes: convert -> train 2 iterations ->
+COCO evaluation -> results store (evaluate.transfer.detectron2)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evaluate.store import ResultsStore
+from evaluate.transfer import detectron2 as TD
+from evaluate.transfer.__main__ import main as transfer_main
+from synthetic.generate import generate
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate("scenes", 24, 0, tmp_path_factory.mktemp("data") / "scenes", size=64, workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def r18_ckpt(eval_data: Path, tmp_path_factory: pytest.TempPathFactory, make_ckpt) -> Path:
+    return make_ckpt("simclr", eval_data, tmp_path_factory.mktemp("runs"), **{"backbone.name": "resnet18"})
+
+
+def test_two_iterations_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+    store = tmp_path / "results.sqlite"
+    rc = transfer_main(["detectron2", str(r18_ckpt), "--data", str(scenes), "--iters", "2", "--batch", "2",
+                        "--out", str(tmp_path / "work"), "--store", str(store)])
+    assert rc == 0
+    rows = ResultsStore(store).query(task="detection")
+    assert {"AP", "AP50", "AP75", "segm_AP", "segm_AP50"} <= set(rows["metric"])
+    assert rows["value"].between(0, 100).all()
+    cfg = json.loads(rows["eval_config"].iloc[0])
+    assert cfg["framework"] == "detectron2" and cfg["protocol"] == "scenes-r18-fpn" and cfg["iters"] == 2
+
+
+def test_box_ap_is_pycocotools_on_the_same_predictions(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    metrics = TD.run(r18_ckpt, "scenes-r18-fpn", scenes, tmp_path, iters=2, ims_per_batch=2)
+    gt = COCO(str(scenes / "exports" / "coco" / "annotations_test.json"))
+    dets = json.loads((tmp_path / "eval" / "coco_instances_results.json").read_text())
+    for d in dets:                        # Detectron2 maps category ids back to the json's own
+        d.pop("segmentation", None)
+    ev = COCOeval(gt, gt.loadRes(dets) if dets else COCO(), "bbox")
+    ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert metrics["AP"] == pytest.approx(100 * max(ev.stats[0], 0), abs=1e-6)
+    assert metrics["AP50"] == pytest.approx(100 * max(ev.stats[1], 0), abs=1e-6)
+
+
+@pytest.mark.parametrize("case,match", [
+    ("protocol", "unknown Detectron2 protocol 'yolo'"),
+    ("backbone", "takes resnet18, resnet50 only"),
+    ("data", "no instance masks"),
+    ("gpu-protocol", "run it with Detectron2's own launcher"),
+])
+def test_bad_input_fails_in_one_line(case: str, match: str, r18_ckpt: Path, scenes: Path, eval_data: Path,
+                                     tmp_path: Path, make_ckpt, capsys) -> None:
+    ckpt, data, protocol = r18_ckpt, scenes, "scenes-r18-fpn"
+    if case == "protocol":
+        protocol = "yolo"
+    elif case == "backbone":
+        ckpt = make_ckpt("random", eval_data, tmp_path / "runs")                      # the tiny ResNet
+    elif case == "data":
+        data = tmp_path / "images"                                                    # e.g. an image folder
+        data.mkdir()
+    else:
+        protocol = "coco-r50-fpn-1x"
+    argv = ["detectron2", str(ckpt), "--protocol", protocol, "--data", str(data), "--iters", "1",
+            "--out", str(tmp_path / "w"), "--store", str(tmp_path / "s.sqlite")]
+    assert transfer_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and match in err, err
+    assert not (tmp_path / "s.sqlite").exists()
