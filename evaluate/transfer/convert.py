@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from pretrain.checkpoint import load_backbone

@@ -209,9 +209,8 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     meta = read_checkpoint(ckpt)
     ecfg = {"task": "detection", "framework": "detectron2", "protocol": protocol, "iters": int(cfg.SOLVER.MAX_ITER),
             "ims_per_batch": int(cfg.SOLVER.IMS_PER_BATCH)}
-    sha = file_sha256(ckpt)
-    rows = [Result(str(meta.get("run_id", Path(ckpt).parent.name)), sha, "detection", data.name, "test", m, v, None, ecfg)
-            for m, v in metrics.items()]
+    sha, run_id = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name))
+    rows = [Result(run_id, sha, "detection", data.name, "test", m, v, None, ecfg) for m, v in metrics.items()]
     ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 
