@@ -1,5 +1,5 @@
 """``python -m evaluate.transfer convert ckpt.pt --to detectron2|mmseg --out FILE`` and
-``python -m evaluate.transfer detectron2 ckpt.pt --protocol NAME [--data DIR] [--iters N] [--store DB]``."""
+``python -m evaluate.transfer detectron2|mmseg ckpt.pt --protocol NAME [--data DIR] [--iters N] [--store DB]``."""
 from __future__ import annotations
 
 import argparse
@@ -29,18 +29,29 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--device", default="cpu")
     d.add_argument("--out", type=Path, help="work folder (default: runs/transfer/<protocol>/<checkpoint run>)")
     d.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    m = sub.add_parser("mmseg", help="train and evaluate an mmsegmentation protocol from a checkpoint")
+    m.add_argument("ckpt", type=Path)
+    m.add_argument("--protocol", default="scenes-r18-fcn")
+    m.add_argument("--data", type=Path, default=Path("data/scenes"), help="a synthetic dataset with masks")
+    m.add_argument("--iters", type=int, default=300)
+    m.add_argument("--batch", type=int, default=8)
+    m.add_argument("--out", type=Path, help="work folder (default: runs/transfer/<protocol>/<checkpoint run>)")
+    m.add_argument("--store", type=Path, default=DEFAULT_STORE)
     a = ap.parse_args(argv)
     try:
         if a.command == "convert":
             out = a.out or a.ckpt.with_name(f"{a.ckpt.stem}-{a.to}{TARGETS.get(a.to, '')}")
             print(convert(a.ckpt, a.to, out))
         else:
-            from .detectron2 import TransferError, run
+            from . import detectron2, mmseg
             out = a.out or Path("runs/transfer") / a.protocol / a.ckpt.parent.name
             try:
-                metrics = run(a.ckpt, a.protocol, a.data, out, iters=a.iters, ims_per_batch=a.batch,
-                              device=a.device, store=a.store)
-            except TransferError as e:
+                if a.command == "detectron2":
+                    metrics = detectron2.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, ims_per_batch=a.batch,
+                                             device=a.device, store=a.store)
+                else:
+                    metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, store=a.store)
+            except detectron2.TransferError as e:
                 raise ConvertError(str(e)) from e
             print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     except (ConvertError, CheckpointError) as e:

@@ -74,3 +74,14 @@ def test_bad_input_fails_in_one_line(case: str, match: str, r18_ckpt: Path, scen
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and match in err, err
     assert not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize("protocol", list(TD.PROTOCOLS))
+def test_every_protocol_builds_from_the_model_zoo_config(protocol: str, tmp_path: Path) -> None:
+    cfg = TD.build_cfg(protocol, 50, "w.pkl", tmp_path, train_set="a", test_set="b", num_classes=3)
+    assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.RESNETS.STRIDE_IN_1X1 is False
+    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 3 and cfg.SOLVER.MAX_ITER == TD.PROTOCOLS[protocol].iters
+    assert cfg.MODEL.MASK_ON == TD.PROTOCOLS[protocol].mask
+    if "C4" in TD.PROTOCOLS[protocol].base:
+        with pytest.raises(TD.TransferError, match="C4 head needs a ResNet-50"):
+            TD.build_cfg(protocol, 18, "w.pkl", tmp_path, train_set="a", test_set="b", num_classes=3)

@@ -1,0 +1,160 @@
+"""Semantic segmentation transfer in mmsegmentation, initialised from an sslbench checkpoint.
+
+Protocols (``PROTOCOLS``):
+
+- ``scenes-r18-fcn``: the CPU version: an FCN head (Long et al., CVPR 2015; mmseg's ``FCNHead``)
+  on a dilated ResNet-18 (output stride 8, mmseg's ``ResNet`` with the standard stem, so that
+  sslbench weights load as they are) on the synthetic ``scenes`` data (its VOC export), BN
+  everywhere, 128-px inputs, SGD poly schedule.
+- ``voc12aug-fcn``, ``cityscapes-fcn``, ``ade20k-upernet``: SlotCon's protocols, mmseg's own
+  shipped configs (``fcn_r50-d8_4xb4-20k_voc12aug-512x512``, ``fcn_r50-d8_4xb2-40k_cityscapes-
+  769x769``, ``upernet_r50_4xb4-80k_ade20k-512x512``) with the backbone switched to the standard
+  stem ResNet-50 loaded from the checkpoint; GPU only (their data sets are not available offline).
+
+Metrics: mmseg's ``IoUMetric``: mIoU, mAcc, aAcc (percent).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pretrain.checkpoint import read_checkpoint
+
+from .convert import backbone_depth, convert
+from .detectron2 import TransferError
+
+log = logging.getLogger(__name__)
+
+SHIPPED = {
+    "voc12aug-fcn": "fcn/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py",
+    "cityscapes-fcn": "fcn/fcn_r50-d8_4xb2-40k_cityscapes-769x769.py",
+    "ade20k-upernet": "upernet/upernet_r50_4xb4-80k_ade20k-512x512.py",
+}
+PROTOCOLS = ("scenes-r18-fcn", *SHIPPED)
+
+
+def shipped_config_path(protocol: str) -> Path:
+    """The path of a paper protocol's config inside the installed mmseg (``.mim/configs``)."""
+    import mmseg
+
+    path = Path(mmseg.__file__).parent / ".mim" / "configs" / SHIPPED[protocol]
+    if not path.exists():
+        raise TransferError(f"{path}: mmseg's config for {protocol!r} is missing; run `make setup`")
+    return path
+
+
+def _require_mmseg() -> None:
+    try:
+        import mmseg  # noqa: F401
+    except ImportError as e:
+        raise TransferError(f"mmsegmentation is not installed ({e}); run `make setup`") from e
+
+
+def scenes_voc(data: Path) -> tuple[Path, list[str]]:
+    """The VOC export of a synthetic dataset (written if missing) and its class names (background first)."""
+    from synthetic.exports import export_voc
+    from synthetic.store import open_dataset
+
+    if not (Path(data) / "semantic.npy").exists():
+        raise TransferError(f"{data}: no semantic masks (segmentation needs a synthetic dataset with masks)")
+    voc = export_voc(open_dataset(data))
+    return voc, (voc / "classes.txt").read_text().split()
+
+
+def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_dir: Path, iters: int,
+                  batch: int, size: int = 128) -> dict[str, Any]:
+    """The mmengine config dict of ``scenes-r18-fcn`` (any ResNet depth with the standard stem)."""
+    channels = 512 if depth < 50 else 2048
+    norm = dict(type="BN", requires_grad=True)
+    palette = [[(37 * i) % 256, (91 * i) % 256, (151 * i) % 256] for i in range(len(classes))]
+    dataset = dict(type="BaseSegDataset", data_root=str(voc), img_suffix=".jpg", seg_map_suffix=".png",
+                   metainfo=dict(classes=tuple(classes), palette=palette), reduce_zero_label=False,
+                   data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClass"))
+    train_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"),
+                      dict(type="RandomFlip", prob=0.5), dict(type="PackSegInputs")]
+    test_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"), dict(type="PackSegInputs")]
+    return dict(
+        default_scope="mmseg",
+        model=dict(
+            type="EncoderDecoder",
+            data_preprocessor=dict(type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53],
+                                   std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
+                                   size=(size, size)),
+            backbone=dict(type="ResNet", depth=depth, num_stages=4, out_indices=(3,), strides=(1, 2, 1, 1),
+                          dilations=(1, 1, 2, 4), contract_dilation=True, style="pytorch", norm_cfg=norm,
+                          norm_eval=False, init_cfg=dict(type="Pretrained", checkpoint=weights)),
+            decode_head=dict(type="FCNHead", in_channels=channels, in_index=0, channels=128, num_convs=2,
+                             concat_input=True, dropout_ratio=0.1, num_classes=len(classes), norm_cfg=norm,
+                             align_corners=False, loss_decode=dict(type="CrossEntropyLoss", loss_weight=1.0)),
+            train_cfg=dict(), test_cfg=dict(mode="whole")),
+        train_dataloader=dict(batch_size=batch, num_workers=0, sampler=dict(type="InfiniteSampler", shuffle=True),
+                              dataset=dict(**dataset, ann_file="ImageSets/Segmentation/train.txt",
+                                           pipeline=train_pipeline)),
+        test_dataloader=dict(batch_size=1, num_workers=0, sampler=dict(type="DefaultSampler", shuffle=False),
+                             dataset=dict(**dataset, ann_file="ImageSets/Segmentation/test.txt",
+                                          pipeline=test_pipeline)),
+        test_evaluator=dict(type="IoUMetric", iou_metrics=["mIoU"]),
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=10 ** 9),
+        test_cfg=dict(type="TestLoop"),
+        optim_wrapper=dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=5e-4)),
+        param_scheduler=[dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=iters, by_epoch=False)],
+        default_hooks=dict(logger=dict(type="LoggerHook", interval=max(1, iters // 10)),
+                           checkpoint=dict(type="CheckpointHook", interval=10 ** 9),
+                           timer=dict(type="IterTimerHook")),
+        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="gloo")),
+        randomness=dict(seed=0),
+        work_dir=str(out_dir),
+        log_level="WARNING",
+    )
+
+
+def train_and_evaluate(config: dict[str, Any]) -> dict[str, float]:
+    """Train and test an mmseg config dict with mmengine's Runner: {"miou", "macc", "aacc"}."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from mmseg.utils import register_all_modules
+
+    register_all_modules(init_default_scope=False)
+    runner = Runner.from_cfg(Config(config))
+    try:
+        runner.train()
+    except FloatingPointError as e:
+        raise TransferError(f"mmseg training diverged: {str(e).splitlines()[0]}") from e
+    res = runner.test()
+    out = {"miou": res.get("mIoU"), "macc": res.get("mAcc"), "aacc": res.get("aAcc")}
+    if any(v is None for v in out.values()):
+        raise TransferError(f"mmseg returned no mIoU / mAcc / aAcc (got {sorted(res)})")
+    return {k: float(v) for k, v in out.items()}
+
+
+def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, *, iters: int = 300,
+        batch: int = 8, store: Path | str | None = None) -> dict[str, float]:
+    """Convert ``ckpt``, train ``protocol`` on ``data``, return mIoU / mAcc / aAcc and, with
+    ``store``, write them to the results store (task ``segmentation_transfer``)."""
+    _require_mmseg()
+    if protocol not in PROTOCOLS:
+        raise TransferError(f"unknown mmseg protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    depth = backbone_depth(read_checkpoint(ckpt))
+    if protocol in SHIPPED:
+        raise TransferError(f"protocol {protocol!r} ({SHIPPED[protocol]}) trains on its own data set: run it with "
+                            "mmseg's tools/dist_train.sh on a GPU machine (README, 'Transfer')")
+    out_dir = Path(out_dir)
+    voc, classes = scenes_voc(Path(data))
+    weights = convert(ckpt, "mmseg", out_dir / "backbone.pth")
+    metrics = train_and_evaluate(scenes_config(depth, str(weights), voc, classes, out_dir, iters, batch))
+    if store is not None:
+        from evaluate.features import file_sha256
+        from evaluate.store import Result, ResultsStore
+
+        meta = read_checkpoint(ckpt)
+        ecfg = {"task": "segmentation_transfer", "framework": "mmseg", "protocol": protocol, "iters": iters,
+                "batch": batch}
+        sha, run_id, name = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name)), Path(data).name
+        rows = [Result(run_id, sha, "segmentation_transfer", name, "test", m, v, None, ecfg) for m, v in metrics.items()]
+        ResultsStore(store).replace(rows, ckpt_sha256=sha, task="segmentation_transfer", dataset=name,
+                                    eval_config=ecfg)
+    return metrics
+
+
+__all__ = ["PROTOCOLS", "SHIPPED", "run", "shipped_config_path", "scenes_config", "scenes_voc", "train_and_evaluate"]

@@ -1,0 +1,85 @@
+"""mmsegmentation transfer end to end on tiny synthetic scenes: convert -> the protocol's model
+starts from the checkpoint -> train 2 iterations -> IoUMetric -> results store."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from evaluate.store import ResultsStore
+from evaluate.transfer import mmseg as TM
+from evaluate.transfer.__main__ import main as transfer_main
+from synthetic.generate import generate
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate("scenes", 24, 0, tmp_path_factory.mktemp("data") / "scenes", size=64, workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def r18_ckpt(eval_data: Path, tmp_path_factory: pytest.TempPathFactory, make_ckpt) -> Path:
+    return make_ckpt("simclr", eval_data, tmp_path_factory.mktemp("runs"), **{"backbone.name": "resnet18"})
+
+
+def test_the_protocol_model_starts_from_the_checkpoint(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from mmseg.utils import register_all_modules
+
+    from evaluate.transfer.convert import convert
+
+    register_all_modules(init_default_scope=False)
+    voc, classes = TM.scenes_voc(scenes)
+    assert classes[0] == "background" and len(classes) > 2
+    weights = convert(r18_ckpt, "mmseg", tmp_path / "w.pth")
+    runner = Runner.from_cfg(Config(TM.scenes_config(18, str(weights), voc, classes, tmp_path / "work", 2, 2)))
+    runner._init_model_weights()
+    ours = torch.load(r18_ckpt, weights_only=True)["state_dict"]
+    theirs = runner.model.backbone.state_dict()
+    for key in ("conv1.weight", "layer1.0.bn1.running_mean", "layer4.1.conv2.weight", "layer3.0.downsample.0.weight"):
+        assert torch.equal(theirs[key], ours[key]), key
+
+
+def test_two_iterations_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+    store = tmp_path / "results.sqlite"
+    rc = transfer_main(["mmseg", str(r18_ckpt), "--data", str(scenes), "--iters", "2", "--batch", "2",
+                        "--out", str(tmp_path / "work"), "--store", str(store)])
+    assert rc == 0
+    rows = ResultsStore(store).query(task="segmentation_transfer")
+    assert set(rows["metric"]) == {"miou", "macc", "aacc"} and rows["value"].between(0, 100).all()
+    cfg = json.loads(rows["eval_config"].iloc[0])
+    assert cfg["framework"] == "mmseg" and cfg["protocol"] == "scenes-r18-fcn" and cfg["iters"] == 2
+
+
+@pytest.mark.parametrize("case,match", [
+    ("protocol", "unknown mmseg protocol 'segformer'"),
+    ("data", "no semantic masks"),
+    ("gpu-protocol", "tools/dist_train.sh on a GPU machine"),
+])
+def test_bad_input_fails_in_one_line(case: str, match: str, r18_ckpt: Path, scenes: Path, tmp_path: Path,
+                                     capsys) -> None:
+    data, protocol = scenes, "scenes-r18-fcn"
+    if case == "protocol":
+        protocol = "segformer"
+    elif case == "data":
+        data = tmp_path / "images"
+        data.mkdir()
+    else:
+        protocol = "ade20k-upernet"
+    argv = ["mmseg", str(r18_ckpt), "--protocol", protocol, "--data", str(data), "--iters", "1",
+            "--out", str(tmp_path / "w"), "--store", str(tmp_path / "s.sqlite")]
+    assert transfer_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and match in err, err
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+@pytest.mark.parametrize("protocol", list(TM.SHIPPED))
+def test_shipped_paper_configs_are_mmseg_own(protocol: str) -> None:
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(TM.shipped_config_path(protocol))
+    assert cfg.model.backbone.depth == 50
