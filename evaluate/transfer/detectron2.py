@@ -171,11 +171,22 @@ def train_and_evaluate(cfg: Any) -> dict[str, float]:
                               use_fast_impl=False)        # pycocotools itself (no C++ extension built)
     with torch.no_grad():
         res = inference_on_dataset(model, build_detection_test_loader(cfg, cfg.DATASETS.TEST[0]), evaluator)
+    return coco_metrics(res, cfg.MODEL.MASK_ON)
+
+
+def coco_metrics(res: dict[str, dict[str, float]], mask_on: bool) -> dict[str, float]:
+    """Store rows from COCOEvaluator's results: AP, AP50, AP75, APs/m/l (boxes) and ``segm_*``.
+    A size range with no object (COCO's -1, NaN here) is left out; a model with no detection at
+    all (the evaluator returns nothing) scores 0 AP, which is COCO's value for it."""
     out: dict[str, float] = {}
-    for task, prefix in (("bbox", ""), ("segm", "segm_")):
-        for metric, value in (res.get(task) or {}).items():
+    for task, prefix in (("bbox", ""), ("segm", "segm_")) if mask_on else (("bbox", ""),):
+        got = res.get(task)
+        if not got:
+            log.warning("Detectron2 made no %s detection on the test set: AP 0", task)
+            got = {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+        for metric, value in got.items():
             if metric in ("AP", "AP50", "AP75", "APs", "APm", "APl") and math.isfinite(float(value)):
-                out[prefix + metric] = float(value)       # an absent size range (COCO's -1 / nan) is left out
+                out[prefix + metric] = float(value)
     return out
 
 
@@ -214,4 +225,4 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 
-__all__ = ["D2Protocol", "PROTOCOLS", "TransferError", "build_cfg", "register_scenes", "run", "train_and_evaluate"]
+__all__ = ["D2Protocol", "PROTOCOLS", "TransferError", "build_cfg", "coco_metrics", "register_scenes", "run", "train_and_evaluate"]

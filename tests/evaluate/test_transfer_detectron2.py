@@ -85,3 +85,10 @@ def test_every_protocol_builds_from_the_model_zoo_config(protocol: str, tmp_path
     if "C4" in TD.PROTOCOLS[protocol].base:
         with pytest.raises(TD.TransferError, match="C4 head needs a ResNet-50"):
             TD.build_cfg(protocol, 18, "w.pkl", tmp_path, train_set="a", test_set="b", num_classes=3)
+
+
+def test_coco_metrics_no_detection_is_zero_ap_and_empty_ranges_are_left_out() -> None:
+    res = {"bbox": {"AP": 12.5, "AP50": 30.0, "AP75": 10.0, "APs": 12.5, "APm": float("nan"), "APl": float("nan")}}
+    assert TD.coco_metrics(res, mask_on=True) == {"AP": 12.5, "AP50": 30.0, "AP75": 10.0, "APs": 12.5,
+                                                  "segm_AP": 0.0, "segm_AP50": 0.0, "segm_AP75": 0.0}
+    assert TD.coco_metrics({}, mask_on=False) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
