@@ -4,8 +4,10 @@
                              [--seeds 0,1,2] [--sizes 100,500,2000] [--store results/results.sqlite] [--force]
 
 Tasks (``TASKS``): linear, knn, clustering (+ a 2-D embedding in the store's arrays), finetune
-(label-efficiency curves vs scratch and the utility), pose, depth, segmentation, unsup_seg; with
-three or more checkpoints, linear and finetune also give their rank agreement (Spearman's rho).
+(label-efficiency curves vs scratch and the utility), pose, depth, segmentation, unsup_seg (the
+default list); on request (``--tasks``) detection (Detectron2) and segmentation_transfer (mmseg),
+``evaluate.transfer``. With three or more checkpoints, linear and finetune also give their rank
+agreement (Spearman's rho).
 
 For each checkpoint (a ``ckpt.pt`` or every ``*/ckpt.pt`` under a folder) the backbone is loaded
 strictly; frozen features of the train and test splits are extracted once and cached
@@ -49,6 +51,17 @@ DEFAULT_STORE = Path("results/results.sqlite")
 
 
 @dataclass
+class TransferConfig:
+    """The framework transfer tasks (``detection``: Detectron2, ``segmentation_transfer``: mmseg):
+    protocol names, training iterations and batch size (``evaluate.transfer``)."""
+
+    detectron2_protocol: str = "scenes-r18-fpn"
+    mmseg_protocol: str = "scenes-r18-fcn"
+    iters: int = 300
+    batch: int = 8
+
+
+@dataclass
 class SuiteConfig:
     """What the suite runs: ``data`` (default: the checkpoint's own dataset), splits, image limits
     (0 = all), seeds of the stochastic tasks, and per-task settings."""
@@ -66,6 +79,7 @@ class SuiteConfig:
     image_size: int | None = None
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     dense: DenseConfig = field(default_factory=DenseConfig)
+    transfer: TransferConfig = field(default_factory=lambda: TransferConfig())
     cache_dir: str = str(F.DEFAULT_CACHE)
     device: str = "cpu"
 
@@ -81,6 +95,8 @@ TASK_SETTINGS: dict[str, tuple[str, ...]] = {
     "depth": ("train_split", "test_split", "dense"),
     "segmentation": ("train_split", "test_split", "dense"),
     "unsup_seg": ("test_split", "dense", "seeds"),
+    "detection": ("transfer",),
+    "segmentation_transfer": ("transfer",),
 }
 # Protocol versions, stored in the eval config: a changed protocol never reuses stored numbers.
 # 2: dense tasks read the stage pyramid (FPN decoder, stride-8 descriptors), depth on standardised log depth.
@@ -306,6 +322,34 @@ def task_unsup_seg(ctx: Context) -> list[Row]:
     return rows
 
 
+def _transfer_dir(ctx: Context, protocol: str) -> Path:
+    return Path(ctx.cfg.cache_dir).parent / "transfer" / protocol / run_id_of(ctx)
+
+
+def task_detection(ctx: Context) -> list[Row]:
+    """Detectron2 transfer (``evaluate.transfer.detectron2``) on the suite's dataset: COCO AP of boxes and masks."""
+    from .transfer import detectron2
+    t = ctx.cfg.transfer
+    try:
+        out = detectron2.run(ctx.ckpt, t.detectron2_protocol, ctx.data, _transfer_dir(ctx, t.detectron2_protocol),
+                             iters=t.iters, ims_per_batch=t.batch, device=ctx.cfg.device)
+    except (detectron2.TransferError, detectron2.ConvertError) as e:
+        raise SkipTask(str(e)) from e
+    return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
+
+
+def task_segmentation_transfer(ctx: Context) -> list[Row]:
+    """mmseg transfer (``evaluate.transfer.mmseg``) on the suite's dataset: mIoU, mAcc, aAcc."""
+    from .transfer import detectron2, mmseg
+    t = ctx.cfg.transfer
+    try:
+        out = mmseg.run(ctx.ckpt, t.mmseg_protocol, ctx.data, _transfer_dir(ctx, t.mmseg_protocol),
+                        iters=t.iters, batch=t.batch)
+    except (detectron2.TransferError, detectron2.ConvertError) as e:
+        raise SkipTask(str(e)) from e
+    return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
+
+
 TASKS: dict[str, Callable[[Context], list[Row]]] = {
     "linear": task_linear,
     "knn": task_knn,
@@ -315,7 +359,11 @@ TASKS: dict[str, Callable[[Context], list[Row]]] = {
     "depth": task_depth,
     "segmentation": task_segmentation,
     "unsup_seg": task_unsup_seg,
+    "detection": task_detection,
+    "segmentation_transfer": task_segmentation_transfer,
 }
+# Run when --tasks is not given: everything but the framework transfers (minutes to hours each).
+DEFAULT_TASKS = [t for t in TASKS if t not in ("detection", "segmentation_transfer")]
 
 
 def run_id_of(ctx: Context) -> str:
@@ -432,7 +480,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m evaluate.suite", description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="+", help="ckpt.pt files or runs folders")
     ap.add_argument("--data", help="dataset (default: the checkpoint's own)")
-    ap.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
+    ap.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
+                    help=f"comma-separated, from {', '.join(TASKS)} (default: all but detection, segmentation_transfer)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds of the stochastic tasks")
     ap.add_argument("--store", default=str(DEFAULT_STORE), type=Path)
     ap.add_argument("--cache", default=str(F.DEFAULT_CACHE), help="feature cache folder")
@@ -444,6 +493,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sizes", default=None, help="finetuning labelled-set sizes, e.g. 100,500,2000 (0 = all)")
     ap.add_argument("--finetune-max-steps", type=int, default=None, help="cap on SGD steps per finetuning run")
     ap.add_argument("--dense-steps", type=int, default=None, help="training steps of the light dense heads")
+    ap.add_argument("--transfer-iters", type=int, default=None, help="training iterations of detection / "
+                    "segmentation_transfer (default 300)")
+    ap.add_argument("--transfer-batch", type=int, default=None, help="their batch size (default 8)")
     ap.add_argument("--force", action="store_true", help="rerun tasks already in the store")
     return ap.parse_args(argv)
 
@@ -463,8 +515,14 @@ def main(argv: list[str] | None = None) -> int:
         if a.finetune_max_steps is not None:
             ft = replace(ft, max_steps=a.finetune_max_steps, min_steps=min(ft.min_steps, a.finetune_max_steps))
         dense = DenseConfig() if a.dense_steps is None else DenseConfig(steps=a.dense_steps)
+        transfer = TransferConfig()
+        if a.transfer_iters is not None:
+            transfer = replace(transfer, iters=a.transfer_iters)
+        if a.transfer_batch is not None:
+            transfer = replace(transfer, batch=a.transfer_batch)
         cfg = SuiteConfig(data=a.data, seeds=seeds, train_limit=a.train_limit, test_limit=a.test_limit,
-                          cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size)
+                          cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size,
+                          transfer=transfer)
         store = ResultsStore(a.store)
         rows = []
         ckpts = find_checkpoints(a.checkpoints)

@@ -23,7 +23,7 @@ from typing import Any
 
 from pretrain.checkpoint import read_checkpoint
 
-from .convert import backbone_depth, convert
+from .convert import ConvertError, backbone_depth, convert
 
 log = logging.getLogger(__name__)
 
@@ -225,4 +225,4 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 
-__all__ = ["D2Protocol", "PROTOCOLS", "TransferError", "build_cfg", "coco_metrics", "register_scenes", "run", "train_and_evaluate"]
+__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TransferError", "build_cfg", "coco_metrics", "register_scenes", "run", "train_and_evaluate"]

@@ -83,3 +83,17 @@ def test_shipped_paper_configs_are_mmseg_own(protocol: str) -> None:
 
     cfg = Config.fromfile(TM.shipped_config_path(protocol))
     assert cfg.model.backbone.depth == 50
+
+
+def test_both_frameworks_run_from_the_suite(r18_ckpt: Path, scenes: Path, eval_data: Path, tmp_path: Path,
+                                            make_ckpt) -> None:
+    from evaluate import suite as S
+
+    store = tmp_path / "results.sqlite"
+    tiny = make_ckpt("random", eval_data, tmp_path / "runs")                 # a backbone neither framework takes
+    argv = [str(r18_ckpt), str(tiny), "--data", str(scenes), "--tasks", "detection,segmentation_transfer",
+            "--transfer-iters", "2", "--transfer-batch", "2", "--store", str(store), "--cache", str(tmp_path / "c")]
+    assert S.main(argv) == 0
+    frame = ResultsStore(store).query()
+    assert set(frame["task"]) == {"detection", "segmentation_transfer"}
+    assert {"AP", "AP50", "miou"} <= set(frame["metric"]) and frame["run_id"].nunique() == 1   # tiny: skipped
