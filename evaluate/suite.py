@@ -481,7 +481,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("checkpoints", nargs="+", help="ckpt.pt files or runs folders")
     ap.add_argument("--data", help="dataset (default: the checkpoint's own)")
     ap.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
-                    help=f"comma-separated, from {', '.join(TASKS)} (default: all but detection, segmentation_transfer)")
+                    help=f"comma-separated, from {', '.join(TASKS)} (default: all but the framework transfers)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds of the stochastic tasks")
     ap.add_argument("--store", default=str(DEFAULT_STORE), type=Path)
     ap.add_argument("--cache", default=str(F.DEFAULT_CACHE), help="feature cache folder")

@@ -225,4 +225,5 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 
-__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TransferError", "build_cfg", "coco_metrics", "register_scenes", "run", "train_and_evaluate"]
+__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TransferError", "build_cfg", "coco_metrics", "register_scenes",
+           "run", "train_and_evaluate"]
