@@ -160,7 +160,11 @@ def train_and_evaluate(cfg: Any) -> dict[str, float]:
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     optimizer = build_optimizer(cfg, model)
     trainer = SimpleTrainer(model, build_detection_train_loader(cfg), optimizer)
-    trainer.register_hooks([hooks.IterationTimer(), hooks.LRScheduler(optimizer, build_lr_scheduler(cfg, optimizer))])
+    from detectron2.utils.events import CommonMetricPrinter
+
+    period = max(1, cfg.SOLVER.MAX_ITER // 20)         # progress: iteration, losses, time, ETA
+    trainer.register_hooks([hooks.IterationTimer(), hooks.LRScheduler(optimizer, build_lr_scheduler(cfg, optimizer)),
+                            hooks.PeriodicWriter([CommonMetricPrinter(cfg.SOLVER.MAX_ITER)], period=period)])
     try:
         trainer.train(0, cfg.SOLVER.MAX_ITER)
     except FloatingPointError as e:

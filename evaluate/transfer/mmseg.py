@@ -105,7 +105,7 @@ def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_d
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="gloo")),
         randomness=dict(seed=0),
         work_dir=str(out_dir),
-        log_level="WARNING",
+        log_level="INFO",                          # the LoggerHook's progress lines (iteration, loss, ETA)
     )
 
 
