@@ -168,7 +168,8 @@ def train_and_evaluate(cfg: Any) -> dict[str, float]:
     try:
         trainer.train(0, cfg.SOLVER.MAX_ITER)
     except FloatingPointError as e:
-        raise TransferError(f"Detectron2 training diverged: {str(e).splitlines()[0]}") from e
+        raise TransferError(f"Detectron2 training diverged at iteration {trainer.iter}: "
+                            f"{str(e).splitlines()[0]}") from e
     model.eval()
     evaluator = COCOEvaluator(cfg.DATASETS.TEST[0], output_dir=str(Path(cfg.OUTPUT_DIR) / "eval"),
                               tasks=("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",),

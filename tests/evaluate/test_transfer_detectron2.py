@@ -78,3 +78,16 @@ def test_coco_metrics_no_detection_is_zero_ap_and_empty_ranges_are_left_out() ->
     assert TD.coco_metrics(res, mask_on=True) == {"AP": 12.5, "AP50": 30.0, "AP75": 10.0, "APs": 12.5,
                                                   "segm_AP": 0.0, "segm_AP50": 0.0, "segm_AP75": 0.0}
     assert TD.coco_metrics({}, mask_on=False) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+
+
+def test_a_diverging_run_stops_with_its_iteration(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+    from evaluate.transfer.convert import convert
+
+    train_set, test_set, classes = TD.register_scenes(scenes)
+    weights = convert(r18_ckpt, "detectron2", tmp_path / "b.pkl")
+    cfg = TD.build_cfg("scenes-r18-fpn", 18, str(weights), tmp_path, train_set=train_set, test_set=test_set,
+                       num_classes=classes, iters=6, ims_per_batch=2)
+    cfg.SOLVER.BASE_LR, cfg.SOLVER.WARMUP_ITERS = 1e9, 1
+    with pytest.raises(TD.TransferError, match=r"diverged at iteration \d+: .*(NaN|nan|Inf|inf)"):
+        TD.train_and_evaluate(cfg)
+    assert not (tmp_path / "eval").exists()                              # nothing evaluated, nothing stored
