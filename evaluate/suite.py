@@ -79,7 +79,7 @@ class SuiteConfig:
     image_size: int | None = None
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     dense: DenseConfig = field(default_factory=DenseConfig)
-    transfer: TransferConfig = field(default_factory=lambda: TransferConfig())
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     cache_dir: str = str(F.DEFAULT_CACHE)
     device: str = "cpu"
 
@@ -333,6 +333,8 @@ def task_detection(ctx: Context) -> list[Row]:
     try:
         out = detectron2.run(ctx.ckpt, t.detectron2_protocol, ctx.data, _transfer_dir(ctx, t.detectron2_protocol),
                              iters=t.iters, ims_per_batch=t.batch, device=ctx.cfg.device)
+    except detectron2.TrainingDiverged:
+        raise                                          # a failure, not a task that does not apply
     except (detectron2.TransferError, detectron2.ConvertError) as e:
         raise SkipTask(str(e)) from e
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
@@ -345,6 +347,8 @@ def task_segmentation_transfer(ctx: Context) -> list[Row]:
     try:
         out = mmseg.run(ctx.ckpt, t.mmseg_protocol, ctx.data, _transfer_dir(ctx, t.mmseg_protocol),
                         iters=t.iters, batch=t.batch)
+    except detectron2.TrainingDiverged:
+        raise
     except (detectron2.TransferError, detectron2.ConvertError) as e:
         raise SkipTask(str(e)) from e
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]

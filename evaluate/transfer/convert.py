@@ -46,6 +46,13 @@ def backbone_depth(meta: dict) -> int:
     return DEPTHS[name]
 
 
+def pixel_stats(meta: dict) -> tuple[list[float], list[float]]:
+    """The checkpoint's input normalisation (RGB mean and std of its pretraining data) on the
+    0-255 scale the frameworks' data pipelines use: the features were learnt on inputs normalised
+    with exactly these."""
+    return [255.0 * float(m) for m in meta["data"]["mean"]], [255.0 * float(s) for s in meta["data"]["std"]]
+
+
 def _resnet_state(meta: dict) -> dict[str, torch.Tensor]:
     """The checkpoint's backbone tensors (``meta["state_dict"]``), without BN step counters."""
     backbone_depth(meta)
@@ -115,4 +122,4 @@ def convert(ckpt: Path | str, to: str, out: Path | str) -> Path:
     return out
 
 
-__all__ = ["ConvertError", "TARGETS", "backbone_depth", "convert", "detectron2_name", "to_detectron2", "to_mmseg"]
+__all__ = ["ConvertError", "TARGETS", "backbone_depth", "convert", "pixel_stats", "detectron2_name", "to_detectron2", "to_mmseg"]

@@ -9,7 +9,8 @@ Protocols (``PROTOCOLS``) start from Detectron2's own model-zoo configs:
   ``scenes`` data (its COCO export), BN (not FrozenBN) everywhere, 128-px inputs.
 
 Every protocol sets ``MODEL.RESNETS.STRIDE_IN_1X1 = False`` (torchvision strides in the 3x3 conv)
-and loads the backbone from ``evaluate.transfer.convert.to_detectron2``; ``random`` checkpoints
+and loads the backbone from ``evaluate.transfer.convert.to_detectron2``, with the input
+normalisation the checkpoint was pretrained with (``convert.pixel_stats``); ``random`` checkpoints
 go through the same path (their random weights are converted like any other). Metrics: COCO AP,
 AP50, AP75 (boxes) and mask AP (``segm_*``), from Detectron2's COCOEvaluator (pycocotools).
 """
@@ -23,13 +24,17 @@ from typing import Any
 
 from pretrain.checkpoint import read_checkpoint
 
-from .convert import ConvertError, backbone_depth, convert
+from .convert import ConvertError, backbone_depth, convert, pixel_stats
 
 log = logging.getLogger(__name__)
 
 
 class TransferError(RuntimeError):
     """A transfer run that cannot start or did not finish (the message says which and why)."""
+
+
+class TrainingDiverged(TransferError, FloatingPointError):
+    """A transfer run whose loss became NaN / inf (the message names the iteration)."""
 
 
 @dataclass
@@ -95,9 +100,10 @@ def register_scenes(data: Path) -> tuple[str, str, int]:
 
 
 def build_cfg(protocol: str, depth: int, weights: str, out_dir: Path, *, train_set: str, test_set: str,
-              num_classes: int, iters: int | None = None, ims_per_batch: int | None = None,
+              num_classes: int, mean: list[float], std: list[float], iters: int | None = None, ims_per_batch: int | None = None,
               device: str = "cpu") -> Any:
-    """The Detectron2 CfgNode of ``protocol`` for a ResNet-``depth`` backbone loaded from ``weights``."""
+    """The Detectron2 CfgNode of ``protocol`` for a ResNet-``depth`` backbone loaded from ``weights``,
+    fed RGB images normalised with ``mean`` / ``std`` (0-255; the checkpoint's own, ``pixel_stats``)."""
     from detectron2 import model_zoo
     from detectron2.config import get_cfg
 
@@ -106,8 +112,8 @@ def build_cfg(protocol: str, depth: int, weights: str, out_dir: Path, *, train_s
     cfg.merge_from_file(model_zoo.get_config_file(p.base))
     cfg.MODEL.WEIGHTS = weights
     cfg.MODEL.DEVICE = device
-    cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
-    cfg.INPUT.FORMAT = "RGB"                       # torchvision-style RGB / ImageNet normalisation
+    cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD = list(mean), list(std)
+    cfg.INPUT.FORMAT = "RGB"                       # sslbench backbones take RGB
     cfg.MODEL.RESNETS.DEPTH = depth
     cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
     cfg.MODEL.RESNETS.NORM = p.norm
@@ -168,7 +174,7 @@ def train_and_evaluate(cfg: Any) -> dict[str, float]:
     try:
         trainer.train(0, cfg.SOLVER.MAX_ITER)
     except FloatingPointError as e:
-        raise TransferError(f"Detectron2 training diverged at iteration {trainer.iter}: "
+        raise TrainingDiverged(f"Detectron2 training diverged at iteration {trainer.iter}: "
                             f"{str(e).splitlines()[0]}") from e
     model.eval()
     evaluator = COCOEvaluator(cfg.DATASETS.TEST[0], output_dir=str(Path(cfg.OUTPUT_DIR) / "eval"),
@@ -202,15 +208,17 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     _require_detectron2()
     if protocol not in PROTOCOLS:
         raise TransferError(f"unknown Detectron2 protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-    depth = backbone_depth(read_checkpoint(ckpt))
-    out_dir = Path(out_dir)
-    weights = convert(ckpt, "detectron2", out_dir / "backbone.pkl")
+    meta = read_checkpoint(ckpt)
+    depth = backbone_depth(meta)
     if PROTOCOLS[protocol].dataset != "scenes":
         raise TransferError(f"protocol {protocol!r} trains on {PROTOCOLS[protocol].dataset}: run it with Detectron2's "
                             "own launcher on a GPU machine (README, 'Transfer')")
+    out_dir = Path(out_dir)
+    weights = convert(ckpt, "detectron2", out_dir / "backbone.pkl")
+    mean, std = pixel_stats(meta)
     train_set, test_set, classes = register_scenes(Path(data))
     cfg = build_cfg(protocol, depth, str(weights), out_dir, train_set=train_set, test_set=test_set,
-                    num_classes=classes, iters=iters, ims_per_batch=ims_per_batch, device=device)
+                    num_classes=classes, mean=mean, std=std, iters=iters, ims_per_batch=ims_per_batch, device=device)
     log.info("Detectron2 %s: %d iterations of %s on %s", protocol, cfg.SOLVER.MAX_ITER, ckpt, data)
     metrics = train_and_evaluate(cfg)
     if store is not None:
@@ -230,5 +238,5 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 
-__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TransferError", "build_cfg", "coco_metrics", "register_scenes",
+__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TrainingDiverged", "TransferError", "build_cfg", "coco_metrics", "register_scenes",
            "run", "train_and_evaluate"]

@@ -5,7 +5,7 @@ Protocols (``PROTOCOLS``):
 - ``scenes-r18-fcn``: the CPU version: an FCN head (Long et al., CVPR 2015; mmseg's ``FCNHead``)
   on a dilated ResNet-18 (output stride 8, mmseg's ``ResNet`` with the standard stem, so that
   sslbench weights load as they are) on the synthetic ``scenes`` data (its VOC export), BN
-  everywhere, 128-px inputs, SGD poly schedule.
+  everywhere, 128-px inputs normalised as the checkpoint's pretraining data, SGD poly schedule.
 - ``voc12aug-fcn``, ``cityscapes-fcn``, ``ade20k-upernet``: SlotCon's protocols, mmseg's own
   shipped configs (``fcn_r50-d8_4xb4-20k_voc12aug-512x512``, ``fcn_r50-d8_4xb2-40k_cityscapes-
   769x769``, ``upernet_r50_4xb4-80k_ade20k-512x512``) with the backbone switched to the standard
@@ -21,8 +21,8 @@ from typing import Any
 
 from pretrain.checkpoint import read_checkpoint
 
-from .convert import backbone_depth, convert
-from .detectron2 import TransferError
+from .convert import backbone_depth, convert, pixel_stats
+from .detectron2 import TrainingDiverged, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,9 @@ def scenes_voc(data: Path) -> tuple[Path, list[str]]:
 
 
 def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_dir: Path, iters: int,
-                  batch: int, size: int = 128) -> dict[str, Any]:
-    """The mmengine config dict of ``scenes-r18-fcn`` (any ResNet depth with the standard stem)."""
+                  batch: int, mean: list[float], std: list[float], size: int = 128) -> dict[str, Any]:
+    """The mmengine config dict of ``scenes-r18-fcn`` (any ResNet depth with the standard stem), RGB
+    inputs normalised with ``mean`` / ``std`` (0-255; the checkpoint's own, ``pixel_stats``)."""
     channels = 512 if depth < 50 else 2048
     norm = dict(type="BN", requires_grad=True)
     palette = [[(37 * i) % 256, (91 * i) % 256, (151 * i) % 256] for i in range(len(classes))]
@@ -78,8 +79,7 @@ def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_d
         default_scope="mmseg",
         model=dict(
             type="EncoderDecoder",
-            data_preprocessor=dict(type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53],
-                                   std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
+            data_preprocessor=dict(type="SegDataPreProcessor", mean=list(mean), std=list(std), bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
                                    size=(size, size)),
             backbone=dict(type="ResNet", depth=depth, num_stages=4, out_indices=(3,), strides=(1, 2, 1, 1),
                           dilations=(1, 1, 2, 4), contract_dilation=True, style="pytorch", norm_cfg=norm,
@@ -109,18 +109,32 @@ def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_d
     )
 
 
+def _finite_loss_hook() -> Any:
+    """An mmengine hook that stops training when the loss is NaN / inf (mmseg has none of its own)."""
+    import math
+
+    from mmengine.hooks import Hook
+
+    class FiniteLoss(Hook):
+        def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+            loss = float((outputs or {}).get("loss", 0.0))
+            if not math.isfinite(loss):
+                raise TrainingDiverged(f"mmseg training diverged at iteration {runner.iter + 1}: loss {loss}")
+
+    return FiniteLoss()
+
+
 def train_and_evaluate(config: dict[str, Any]) -> dict[str, float]:
-    """Train and test an mmseg config dict with mmengine's Runner: {"miou", "macc", "aacc"}."""
+    """Train and test an mmseg config dict with mmengine's Runner: {"miou", "macc", "aacc"};
+    TrainingDiverged if the loss stops being finite."""
     from mmengine.config import Config
     from mmengine.runner import Runner
     from mmseg.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
     runner = Runner.from_cfg(Config(config))
-    try:
-        runner.train()
-    except FloatingPointError as e:
-        raise TransferError(f"mmseg training diverged: {str(e).splitlines()[0]}") from e
+    runner.register_hook(_finite_loss_hook(), priority="VERY_HIGH")
+    runner.train()
     res = runner.test()
     out = {"miou": res.get("mIoU"), "macc": res.get("mAcc"), "aacc": res.get("aAcc")}
     if any(v is None for v in out.values()):
@@ -135,19 +149,20 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     _require_mmseg()
     if protocol not in PROTOCOLS:
         raise TransferError(f"unknown mmseg protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-    depth = backbone_depth(read_checkpoint(ckpt))
+    meta = read_checkpoint(ckpt)
+    depth = backbone_depth(meta)
     if protocol in SHIPPED:
         raise TransferError(f"protocol {protocol!r} ({SHIPPED[protocol]}) trains on its own data set: run it with "
                             "mmseg's tools/dist_train.sh on a GPU machine (README, 'Transfer')")
     out_dir = Path(out_dir)
     voc, classes = scenes_voc(Path(data))
     weights = convert(ckpt, "mmseg", out_dir / "backbone.pth")
-    metrics = train_and_evaluate(scenes_config(depth, str(weights), voc, classes, out_dir, iters, batch))
+    mean, std = pixel_stats(meta)
+    metrics = train_and_evaluate(scenes_config(depth, str(weights), voc, classes, out_dir, iters, batch, mean, std))
     if store is not None:
         from evaluate.features import file_sha256
         from evaluate.store import Result, ResultsStore
 
-        meta = read_checkpoint(ckpt)
         ecfg = {"task": "segmentation_transfer", "framework": "mmseg", "protocol": protocol, "iters": iters,
                 "batch": batch}
         sha, run_id, name = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name)), Path(data).name

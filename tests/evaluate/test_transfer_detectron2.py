@@ -11,6 +11,8 @@ from evaluate.store import ResultsStore
 from evaluate.transfer import detectron2 as TD
 from evaluate.transfer.__main__ import main as transfer_main
 
+STATS = {"mean": [100.0, 110.0, 120.0], "std": [50.0, 55.0, 60.0]}
+
 
 
 
@@ -33,9 +35,10 @@ def test_box_ap_is_pycocotools_on_the_same_predictions(r18_ckpt: Path, scenes: P
     metrics = TD.run(r18_ckpt, "scenes-r18-fpn", scenes, tmp_path, iters=2, ims_per_batch=2)
     gt = COCO(str(scenes / "exports" / "coco" / "annotations_test.json"))
     dets = json.loads((tmp_path / "eval" / "coco_instances_results.json").read_text())
-    for d in dets:                        # Detectron2 maps category ids back to the json's own
-        d.pop("segmentation", None)
-    ev = COCOeval(gt, gt.loadRes(dets) if dets else COCO(), "bbox")
+    if not dets:                                                        # no detection: COCO's AP is 0
+        assert metrics["AP"] == metrics["AP50"] == 0.0
+        return
+    ev = COCOeval(gt, gt.loadRes(dets), "bbox")                          # the evaluator's own detections
     ev.evaluate(), ev.accumulate(), ev.summarize()
     assert metrics["AP"] == pytest.approx(100 * max(ev.stats[0], 0), abs=1e-6)
     assert metrics["AP50"] == pytest.approx(100 * max(ev.stats[1], 0), abs=1e-6)
@@ -64,13 +67,14 @@ def test_bad_input_fails_in_one_line(case: str, match: str, r18_ckpt: Path, scen
 
 @pytest.mark.parametrize("protocol", list(TD.PROTOCOLS))
 def test_every_protocol_builds_from_the_model_zoo_config(protocol: str, tmp_path: Path) -> None:
-    cfg = TD.build_cfg(protocol, 50, "w.pkl", tmp_path, train_set="a", test_set="b", num_classes=3)
+    cfg = TD.build_cfg(protocol, 50, "w.pkl", tmp_path, train_set="a", test_set="b", num_classes=3, **STATS)
     assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.RESNETS.STRIDE_IN_1X1 is False
+    assert cfg.MODEL.PIXEL_MEAN == STATS["mean"] and cfg.MODEL.PIXEL_STD == STATS["std"] and cfg.INPUT.FORMAT == "RGB"
     assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 3 and cfg.SOLVER.MAX_ITER == TD.PROTOCOLS[protocol].iters
     assert cfg.MODEL.MASK_ON == TD.PROTOCOLS[protocol].mask
     if "C4" in TD.PROTOCOLS[protocol].base:
         with pytest.raises(TD.TransferError, match="C4 head needs a ResNet-50"):
-            TD.build_cfg(protocol, 18, "w.pkl", tmp_path, train_set="a", test_set="b", num_classes=3)
+            TD.build_cfg(protocol, 18, "w.pkl", tmp_path, train_set="a", test_set="b", num_classes=3, **STATS)
 
 
 def test_coco_metrics_no_detection_is_zero_ap_and_empty_ranges_are_left_out() -> None:
@@ -86,8 +90,8 @@ def test_a_diverging_run_stops_with_its_iteration(r18_ckpt: Path, scenes: Path, 
     train_set, test_set, classes = TD.register_scenes(scenes)
     weights = convert(r18_ckpt, "detectron2", tmp_path / "b.pkl")
     cfg = TD.build_cfg("scenes-r18-fpn", 18, str(weights), tmp_path, train_set=train_set, test_set=test_set,
-                       num_classes=classes, iters=6, ims_per_batch=2)
+                       num_classes=classes, **STATS, iters=6, ims_per_batch=2)
     cfg.SOLVER.BASE_LR, cfg.SOLVER.WARMUP_ITERS = 1e9, 1
-    with pytest.raises(TD.TransferError, match=r"diverged at iteration \d+: .*(NaN|nan|Inf|inf)"):
+    with pytest.raises(TD.TrainingDiverged, match=r"diverged at iteration \d+: .*(NaN|nan|Inf|inf)"):
         TD.train_and_evaluate(cfg)
     assert not (tmp_path / "eval").exists()                              # nothing evaluated, nothing stored

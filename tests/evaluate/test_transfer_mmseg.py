@@ -20,13 +20,17 @@ def test_the_protocol_model_starts_from_the_checkpoint(r18_ckpt: Path, scenes: P
     from mmengine.runner import Runner
     from mmseg.utils import register_all_modules
 
-    from evaluate.transfer.convert import convert
+    from evaluate.transfer.convert import convert, pixel_stats
+    from pretrain.checkpoint import read_checkpoint
 
     register_all_modules(init_default_scope=False)
     voc, classes = TM.scenes_voc(scenes)
     assert classes[0] == "background" and len(classes) > 2
     weights = convert(r18_ckpt, "mmseg", tmp_path / "w.pth")
-    runner = Runner.from_cfg(Config(TM.scenes_config(18, str(weights), voc, classes, tmp_path / "work", 2, 2)))
+    mean, std = pixel_stats(read_checkpoint(r18_ckpt))
+    config = TM.scenes_config(18, str(weights), voc, classes, tmp_path / "work", 2, 2, mean, std)
+    assert config["model"]["data_preprocessor"]["mean"] == mean and mean[0] != 123.675   # the checkpoint's stats
+    runner = Runner.from_cfg(Config(config))
     runner._init_model_weights()
     ours = torch.load(r18_ckpt, weights_only=True)["state_dict"]
     theirs = runner.model.backbone.state_dict()
@@ -83,3 +87,17 @@ def test_both_frameworks_run_from_the_suite(r18_ckpt: Path, scenes: Path, eval_d
     frame = ResultsStore(store).query()
     assert set(frame["task"]) == {"detection", "segmentation_transfer"}
     assert {"AP", "AP50", "miou"} <= set(frame["metric"]) and frame["run_id"].nunique() == 1   # tiny: skipped
+
+
+def test_a_diverging_run_stops_with_its_iteration(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+    from evaluate.transfer.convert import convert, pixel_stats
+    from evaluate.transfer.detectron2 import TrainingDiverged
+    from pretrain.checkpoint import read_checkpoint
+
+    voc, classes = TM.scenes_voc(scenes)
+    weights = convert(r18_ckpt, "mmseg", tmp_path / "w.pth")
+    config = TM.scenes_config(18, str(weights), voc, classes, tmp_path / "work", 4, 2,
+                              *pixel_stats(read_checkpoint(r18_ckpt)))
+    config["optim_wrapper"]["optimizer"]["lr"] = 1e12
+    with pytest.raises(TrainingDiverged, match=r"mmseg training diverged at iteration \d+: loss (nan|inf)"):
+        TM.train_and_evaluate(config)
