@@ -122,4 +122,5 @@ def convert(ckpt: Path | str, to: str, out: Path | str) -> Path:
     return out
 
 
-__all__ = ["ConvertError", "TARGETS", "backbone_depth", "convert", "pixel_stats", "detectron2_name", "to_detectron2", "to_mmseg"]
+__all__ = ["ConvertError", "TARGETS", "backbone_depth", "convert", "pixel_stats",
+           "detectron2_name", "to_detectron2", "to_mmseg"]

@@ -100,8 +100,8 @@ def register_scenes(data: Path) -> tuple[str, str, int]:
 
 
 def build_cfg(protocol: str, depth: int, weights: str, out_dir: Path, *, train_set: str, test_set: str,
-              num_classes: int, mean: list[float], std: list[float], iters: int | None = None, ims_per_batch: int | None = None,
-              device: str = "cpu") -> Any:
+              num_classes: int, mean: list[float], std: list[float], iters: int | None = None,
+              ims_per_batch: int | None = None, device: str = "cpu") -> Any:
     """The Detectron2 CfgNode of ``protocol`` for a ResNet-``depth`` backbone loaded from ``weights``,
     fed RGB images normalised with ``mean`` / ``std`` (0-255; the checkpoint's own, ``pixel_stats``)."""
     from detectron2 import model_zoo
@@ -238,5 +238,5 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 
-__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TrainingDiverged", "TransferError", "build_cfg", "coco_metrics", "register_scenes",
-           "run", "train_and_evaluate"]
+__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TrainingDiverged", "TransferError", "build_cfg",
+           "coco_metrics", "register_scenes", "run", "train_and_evaluate"]

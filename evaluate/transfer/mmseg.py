@@ -79,8 +79,8 @@ def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_d
         default_scope="mmseg",
         model=dict(
             type="EncoderDecoder",
-            data_preprocessor=dict(type="SegDataPreProcessor", mean=list(mean), std=list(std), bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
-                                   size=(size, size)),
+            data_preprocessor=dict(type="SegDataPreProcessor", mean=list(mean), std=list(std), bgr_to_rgb=True,
+                                   pad_val=0, seg_pad_val=255, size=(size, size)),
             backbone=dict(type="ResNet", depth=depth, num_stages=4, out_indices=(3,), strides=(1, 2, 1, 1),
                           dilations=(1, 1, 2, 4), contract_dilation=True, style="pytorch", norm_cfg=norm,
                           norm_eval=False, init_cfg=dict(type="Pretrained", checkpoint=weights)),
