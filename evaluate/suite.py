@@ -329,27 +329,31 @@ def _transfer_dir(ctx: Context, protocol: str) -> Path:
 def task_detection(ctx: Context) -> list[Row]:
     """Detectron2 transfer (``evaluate.transfer.detectron2``) on the suite's dataset: COCO AP of boxes and masks."""
     from .transfer import detectron2
+    from .transfer.convert import ConvertError
+    from .transfer.errors import TrainingDiverged, TransferError
     t = ctx.cfg.transfer
     try:
         out = detectron2.run(ctx.ckpt, t.detectron2_protocol, ctx.data, _transfer_dir(ctx, t.detectron2_protocol),
                              iters=t.iters, ims_per_batch=t.batch, device=ctx.cfg.device)
-    except detectron2.TrainingDiverged:
+    except TrainingDiverged:
         raise                                          # a failure, not a task that does not apply
-    except (detectron2.TransferError, detectron2.ConvertError) as e:
+    except (TransferError, ConvertError) as e:
         raise SkipTask(str(e)) from e
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
 
 
 def task_segmentation_transfer(ctx: Context) -> list[Row]:
     """mmseg transfer (``evaluate.transfer.mmseg``) on the suite's dataset: mIoU, mAcc, aAcc."""
-    from .transfer import detectron2, mmseg
+    from .transfer import mmseg
+    from .transfer.convert import ConvertError
+    from .transfer.errors import TrainingDiverged, TransferError
     t = ctx.cfg.transfer
     try:
         out = mmseg.run(ctx.ckpt, t.mmseg_protocol, ctx.data, _transfer_dir(ctx, t.mmseg_protocol),
                         iters=t.iters, batch=t.batch)
-    except detectron2.TrainingDiverged:
+    except TrainingDiverged:
         raise
-    except (detectron2.TransferError, detectron2.ConvertError) as e:
+    except (TransferError, ConvertError) as e:
         raise SkipTask(str(e)) from e
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from pretrain.checkpoint import CheckpointError
 
 from .convert import TARGETS, ConvertError, convert
+from .errors import TransferError
 
 DEFAULT_STORE = Path("results/results.sqlite")
 
@@ -47,16 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from . import detectron2, mmseg
             out = a.out or Path("runs/transfer") / a.protocol / a.ckpt.parent.name
-            try:
-                if a.command == "detectron2":
-                    metrics = detectron2.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, ims_per_batch=a.batch,
-                                             device=a.device, store=a.store)
-                else:
-                    metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, store=a.store)
-            except detectron2.TransferError as e:
-                raise ConvertError(str(e)) from e
+            if a.command == "detectron2":
+                metrics = detectron2.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, ims_per_batch=a.batch,
+                                         device=a.device, store=a.store)
+            else:
+                metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, store=a.store)
             print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
-    except (ConvertError, CheckpointError) as e:
+    except (ConvertError, CheckpointError, TransferError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -25,16 +25,11 @@ from typing import Any
 from pretrain.checkpoint import read_checkpoint
 
 from .convert import ConvertError, backbone_depth, convert, pixel_stats
+from .errors import TrainingDiverged, TransferError
 
 log = logging.getLogger(__name__)
 
 
-class TransferError(RuntimeError):
-    """A transfer run that cannot start or did not finish (the message says which and why)."""
-
-
-class TrainingDiverged(TransferError, FloatingPointError):
-    """A transfer run whose loss became NaN / inf (the message names the iteration)."""
 
 
 @dataclass

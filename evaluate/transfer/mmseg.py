@@ -22,7 +22,7 @@ from typing import Any
 from pretrain.checkpoint import read_checkpoint
 
 from .convert import backbone_depth, convert, pixel_stats
-from .detectron2 import TrainingDiverged, TransferError
+from .errors import TrainingDiverged, TransferError
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ def test_both_frameworks_run_from_the_suite(r18_ckpt: Path, scenes: Path, eval_d
 
 def test_a_diverging_run_stops_with_its_iteration(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
     from evaluate.transfer.convert import convert, pixel_stats
-    from evaluate.transfer.detectron2 import TrainingDiverged
+    from evaluate.transfer.errors import TrainingDiverged
     from pretrain.checkpoint import read_checkpoint
 
     voc, classes = TM.scenes_voc(scenes)
