@@ -35,20 +35,28 @@ class LARS(torch.optim.Optimizer):
                 p.add_(buf, alpha=-g["lr"])
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay (and LARS adaptation) on weight matrices / kernels only, not biases or norms."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+def param_groups(model: nn.Module, weight_decay: float, lr_mult: dict[str, float] | None = None) -> list[dict]:
+    """Weight decay (and LARS adaptation) on weight matrices / kernels only, not biases or norms.
+
+    ``lr_mult`` maps a top-level submodule name to a learning-rate multiplier (stored as the
+    group's ``lr_mult``); parameters of other modules get 1. Empty groups are left out."""
+    lr_mult = lr_mult or {}
+    groups: dict[tuple[bool, float], list] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay, "lars": True},
-            {"params": no_decay, "weight_decay": 0.0, "lars": False}]
+            mult = float(lr_mult.get(name.split(".", 1)[0], 1.0))
+            groups.setdefault((p.ndim > 1, mult), []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lars": decay, "lr_mult": mult}
+            for (decay, mult), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, batch_size: int) -> torch.optim.Optimizer:
     """The optimiser at the linearly scaled learning rate lr * batch / 256."""
     lr = cfg.lr * batch_size / 256
-    groups = param_groups(model, cfg.weight_decay)
+    mult = model.lr_multipliers() if hasattr(model, "lr_multipliers") else {}
+    groups = param_groups(model, cfg.weight_decay, mult)
+    for g in groups:
+        g["lr"] = lr * g.pop("lr_mult")
     if cfg.name == "sgd":
         for g in groups:
             g.pop("lars")

@@ -68,6 +68,10 @@ class Method(nn.Module):
     def after_step(self, progress: float) -> None:
         """Called after every optimiser step with progress in [0, 1]."""
 
+    def lr_multipliers(self) -> dict[str, float]:
+        """Learning-rate multipliers by submodule name (e.g. ``{"predictor": 10.0}``); default none."""
+        return {}
+
     def backbone_for_export(self) -> nn.Module:
         return self.backbone
 

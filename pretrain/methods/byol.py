@@ -21,12 +21,15 @@ class Config:
     proj_hidden / proj_dim: projector and predictor MLPs (4096 -> 256, paper sec. 3.3);
     base_momentum: tau_base of the target's cosine schedule tau = 1 - (1 - tau_base)(cos(pi
     progress) + 1) / 2 (paper 0.996 for ImageNet; default 0.99 for the short small-data runs,
-    where 0.996 moves the target too slowly).
+    where 0.996 moves the target too slowly); pred_lr_mult: the predictor's learning rate as a
+    multiple of the rest (1 in the paper; a faster predictor tracks the optimal one, Tian et al.,
+    "Understanding Self-Supervised Learning Dynamics without Contrastive Pairs", ICML 2021).
     """
 
     proj_hidden: int = 4096
     proj_dim: int = 256
     base_momentum: float = 0.99
+    pred_lr_mult: float = 1.0
 
 
 class BYOL(Method):
@@ -66,6 +69,9 @@ class BYOL(Method):
         neg = negative_cosine(p1, t2) + negative_cosine(p2, t1)    # in [-2, 2]
         loss = 4 + 2 * neg
         return loss, {"loss": loss.item(), "cos": -neg.item() / 2, "momentum": self.momentum}
+
+    def lr_multipliers(self) -> dict[str, float]:
+        return {"predictor": self.cfg.pred_lr_mult}
 
     def after_step(self, progress: float) -> None:
         self.momentum = cosine_momentum(self.cfg.base_momentum, progress)
