@@ -1,5 +1,6 @@
 """``python -m evaluate.transfer convert ckpt.pt --to detectron2|mmseg --out FILE`` and
-``python -m evaluate.transfer detectron2|mmseg ckpt.pt --protocol NAME [--data DIR] [--iters N] [--store DB]``."""
+``python -m evaluate.transfer detectron2|mmseg ckpt.pt --protocol NAME [--data DIR] [--iters N] [--batch B]
+[--device cpu|cuda] [--num-gpus N] [--store DB]``."""
 from __future__ import annotations
 
 import argparse
@@ -27,18 +28,22 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--protocol", default="scenes-r18-fpn")
     d.add_argument("--data", type=Path, default=Path("data/scenes"), help="a synthetic scenes dataset")
     d.add_argument("--iters", type=int, help="training iterations (default: the protocol's)")
-    d.add_argument("--batch", type=int, help="images per batch (default: the protocol's)")
-    d.add_argument("--device", default="cpu")
-    d.add_argument("--out", type=Path, help="work folder (default: runs/transfer/<protocol>/<checkpoint run>)")
-    d.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    d.add_argument("--batch", type=int, help="images per batch over all GPUs, Detectron2's SOLVER.IMS_PER_BATCH "
+                   "(default: the protocol's; the learning rate scales linearly)")
     m = sub.add_parser("mmseg", help="train and evaluate an mmsegmentation protocol from a checkpoint")
     m.add_argument("ckpt", type=Path)
     m.add_argument("--protocol", default="scenes-r18-fcn")
-    m.add_argument("--data", type=Path, default=Path("data/scenes"), help="a synthetic dataset with masks")
-    m.add_argument("--iters", type=int, default=300)
-    m.add_argument("--batch", type=int, default=8)
-    m.add_argument("--out", type=Path, help="work folder (default: runs/transfer/<protocol>/<checkpoint run>)")
-    m.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    m.add_argument("--data", type=Path, default=Path("data/scenes"),
+                   help="a synthetic dataset with masks; for the paper protocols the root of mmseg's data layout")
+    m.add_argument("--iters", type=int, help="training iterations (default: 300 for scenes, else the config's)")
+    m.add_argument("--batch", type=int, help="images per GPU, mmseg's train_dataloader.batch_size "
+                   "(default: 8 for scenes, else the config's)")
+    for p in (d, m):
+        p.add_argument("--device", default="cpu", help="cpu | cuda (the paper protocols need cuda)")
+        p.add_argument("--num-gpus", type=int, default=1,
+                       help="processes, one per GPU, started with torchrun (on cpu: gloo processes)")
+        p.add_argument("--out", type=Path, help="work folder (default: runs/transfer/<protocol>/<checkpoint run>)")
+        p.add_argument("--store", type=Path, default=DEFAULT_STORE)
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     try:
@@ -50,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             out = a.out or Path("runs/transfer") / a.protocol / a.ckpt.parent.name
             if a.command == "detectron2":
                 metrics = detectron2.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, ims_per_batch=a.batch,
-                                         device=a.device, store=a.store)
+                                         device=a.device, num_gpus=a.num_gpus, store=a.store)
             else:
-                metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, store=a.store)
+                metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, device=a.device,
+                                    num_gpus=a.num_gpus, store=a.store)
             print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     except (ConvertError, CheckpointError, TransferError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -30,14 +30,12 @@ from .errors import TrainingDiverged, TransferError
 log = logging.getLogger(__name__)
 
 
-
-
 @dataclass
 class D2Protocol:
     """One Detectron2 protocol: the model-zoo config it starts from and what it changes."""
 
     base: str
-    dataset: str                       # "scenes" (a synthetic dataset's COCO export) or a registered name
+    dataset: str                       # "scenes" (a synthetic dataset's COCO export) or Detectron2 names joined by +
     iters: int
     ims_per_batch: int
     lr: float
@@ -46,6 +44,7 @@ class D2Protocol:
     max_size: int = 128
     test_min_size: int = 128
     mask: bool = True
+    test_dataset: str = ""             # Detectron2's registered test set (paper protocols)
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,10 +54,11 @@ PROTOCOLS: dict[str, D2Protocol] = {
     "voc-r50-c4": D2Protocol("PascalVOC-Detection/faster_rcnn_R_50_C4.yaml", "voc_2007_trainval+voc_2012_trainval",
                              iters=24000, ims_per_batch=16, lr=0.02, norm="SyncBN",
                              min_size=(480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800), max_size=1333,
-                             test_min_size=800, mask=False),
+                             test_min_size=800, mask=False, test_dataset="voc_2007_test"),
     "coco-r50-fpn-1x": D2Protocol("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml", "coco_2017_train",
                                   iters=90000, ims_per_batch=16, lr=0.02, norm="SyncBN",
-                                  min_size=(640, 672, 704, 736, 768, 800), max_size=1333, test_min_size=800),
+                                  min_size=(640, 672, 704, 736, 768, 800), max_size=1333, test_min_size=800,
+                                  test_dataset="coco_2017_val"),
 }
 
 
@@ -94,11 +94,33 @@ def register_scenes(data: Path) -> tuple[str, str, int]:
     return names[0], names[1], len(ds.classes)
 
 
+def builtin_data(protocol: str) -> tuple[str, str, int]:
+    """(train sets joined by +, test set, classes) of a paper protocol, after checking that the files
+    Detectron2's builtin catalog reads (under ``$DETECTRON2_DATASETS``, default ``datasets/``) exist."""
+    from detectron2.data import MetadataCatalog
+
+    p = PROTOCOLS[protocol]
+    for name in [*p.dataset.split("+"), p.test_dataset]:
+        meta = MetadataCatalog.get(name)
+        if hasattr(meta, "json_file"):
+            needed = [Path(meta.json_file), Path(meta.image_root)]
+        else:
+            needed = [Path(meta.dirname) / "ImageSets" / "Main" / f"{meta.split}.txt", Path(meta.dirname) / "JPEGImages"]
+        for path in needed:
+            if not path.exists():
+                raise TransferError(f"{path}: missing ({name} of protocol {protocol!r}; Detectron2 reads its data "
+                                    "under $DETECTRON2_DATASETS, see its datasets/README.md)")
+    classes = len(MetadataCatalog.get(p.test_dataset).thing_classes)
+    return p.dataset, p.test_dataset, classes
+
+
 def build_cfg(protocol: str, depth: int, weights: str, out_dir: Path, *, train_set: str, test_set: str,
               num_classes: int, mean: list[float], std: list[float], iters: int | None = None,
               ims_per_batch: int | None = None, device: str = "cpu") -> Any:
     """The Detectron2 CfgNode of ``protocol`` for a ResNet-``depth`` backbone loaded from ``weights``,
-    fed RGB images normalised with ``mean`` / ``std`` (0-255; the checkpoint's own, ``pixel_stats``)."""
+    fed RGB images normalised with ``mean`` / ``std`` (0-255; the checkpoint's own, ``pixel_stats``).
+    ``train_set``: Detectron2 dataset names joined by +; ``ims_per_batch``: the total over all
+    processes (Detectron2's convention), the learning rate scaled linearly from the protocol's."""
     from detectron2 import model_zoo
     from detectron2.config import get_cfg
 
@@ -125,7 +147,7 @@ def build_cfg(protocol: str, depth: int, weights: str, out_dir: Path, *, train_s
     if p.dataset == "scenes":
         cfg.INPUT.MASK_FORMAT = "bitmask"          # the synthetic COCO export stores RLE masks
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
-    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (train_set,), (test_set,)
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = tuple(train_set.split("+")), (test_set,)
     cfg.DATALOADER.NUM_WORKERS = 0 if device == "cpu" else 4
     cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN = p.min_size, p.max_size
     cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = p.test_min_size, p.max_size
@@ -150,18 +172,24 @@ def train_and_evaluate(cfg: Any) -> dict[str, float]:
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.data import build_detection_test_loader, build_detection_train_loader
     from detectron2.engine import SimpleTrainer, hooks
-    from detectron2.evaluation import COCOEvaluator, inference_on_dataset
+    from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator, inference_on_dataset
     from detectron2.modeling import build_model
     from detectron2.solver import build_lr_scheduler, build_optimizer
 
     from detectron2.utils.env import seed_all_rng
 
-    seed_all_rng(cfg.SEED if cfg.SEED >= 0 else 0)
+    from detectron2.engine import create_ddp_model
+    from detectron2.utils import comm
+    from detectron2.utils.events import CommonMetricPrinter
+
+    _local_group(comm)
+    seed_all_rng((cfg.SEED if cfg.SEED >= 0 else 0) + comm.get_rank())
     model = build_model(cfg)
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     optimizer = build_optimizer(cfg, model)
-    trainer = SimpleTrainer(model, build_detection_train_loader(cfg), optimizer)
-    from detectron2.utils.events import CommonMetricPrinter
+    cpu = cfg.MODEL.DEVICE == "cpu"
+    ddp = create_ddp_model(model, broadcast_buffers=False, **({"device_ids": None} if cpu else {}))
+    trainer = SimpleTrainer(ddp, build_detection_train_loader(cfg), optimizer)
 
     period = max(1, cfg.SOLVER.MAX_ITER // 20)         # progress: iteration, losses, time, ETA
     trainer.register_hooks([hooks.IterationTimer(), hooks.LRScheduler(optimizer, build_lr_scheduler(cfg, optimizer)),
@@ -172,12 +200,25 @@ def train_and_evaluate(cfg: Any) -> dict[str, float]:
         raise TrainingDiverged(f"Detectron2 training diverged at iteration {trainer.iter}: "
                             f"{str(e).splitlines()[0]}") from e
     model.eval()
-    evaluator = COCOEvaluator(cfg.DATASETS.TEST[0], output_dir=str(Path(cfg.OUTPUT_DIR) / "eval"),
-                              tasks=("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",),
-                              use_fast_impl=False)        # pycocotools itself (no C++ extension built)
+    test = cfg.DATASETS.TEST[0]
+    comm.synchronize()
+    if test.startswith("voc_"):
+        evaluator = PascalVOCDetectionEvaluator(test)      # VOC's AP / AP50 / AP75, as MoCo reports
+    else:
+        evaluator = COCOEvaluator(test, output_dir=str(Path(cfg.OUTPUT_DIR) / "eval"),
+                                  tasks=("bbox", "segm") if cfg.MODEL.MASK_ON else ("bbox",),
+                                  use_fast_impl=False)    # pycocotools itself (no C++ extension built)
     with torch.no_grad():
         res = inference_on_dataset(model, build_detection_test_loader(cfg, cfg.DATASETS.TEST[0]), evaluator)
-    return coco_metrics(res, cfg.MODEL.MASK_ON)
+    return coco_metrics(res, cfg.MODEL.MASK_ON) if comm.is_main_process() else {}   # gathered on rank 0
+
+
+def _local_group(comm: Any) -> None:
+    """Under torchrun, the per-machine process group Detectron2's own ``launch`` would create (one machine)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and comm._LOCAL_PROCESS_GROUP is None:
+        comm._LOCAL_PROCESS_GROUP = dist.new_group(list(range(dist.get_world_size())))
 
 
 def coco_metrics(res: dict[str, dict[str, float]], mask_on: bool) -> dict[str, float]:
@@ -197,27 +238,42 @@ def coco_metrics(res: dict[str, dict[str, float]], mask_on: bool) -> dict[str, f
 
 
 def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, *, iters: int | None = None,
-        ims_per_batch: int | None = None, device: str = "cpu", store: Path | str | None = None) -> dict[str, float]:
-    """Convert ``ckpt``, train ``protocol`` on ``data``, return its metrics and, with ``store``,
-    write them to the results store (task ``detection``, split ``test``)."""
+        ims_per_batch: int | None = None, device: str = "cpu", num_gpus: int = 1,
+        store: Path | str | None = None) -> dict[str, float]:
+    """Convert ``ckpt``, train ``protocol`` on ``data`` (the scenes protocol; the paper protocols read
+    Detectron2's builtin data sets and need ``device="cuda"``) in ``num_gpus`` processes, return its
+    metrics and, with ``store``, write them to the results store (task ``detection``, split ``test``)."""
+    from .launch import check_devices, spawn
+
     _require_detectron2()
     if protocol not in PROTOCOLS:
         raise TransferError(f"unknown Detectron2 protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     meta = read_checkpoint(ckpt)
     depth = backbone_depth(meta)
-    if PROTOCOLS[protocol].dataset != "scenes":
-        raise TransferError(f"protocol {protocol!r} trains on {PROTOCOLS[protocol].dataset}: run it with Detectron2's "
-                            "own launcher on a GPU machine (README, 'Transfer')")
+    scenes = PROTOCOLS[protocol].dataset == "scenes"
+    if not scenes and not device.startswith("cuda"):
+        raise TransferError(f"protocol {protocol!r} is a full-scale GPU protocol: run it with --device cuda "
+                            "--num-gpus N (README, 'Transfer')")
+    check_devices(num_gpus, device)
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_set, test_set, classes = register_scenes(Path(data)) if scenes else builtin_data(protocol)
     weights = convert(ckpt, "detectron2", out_dir / "backbone.pkl")
     mean, std = pixel_stats(meta)
-    train_set, test_set, classes = register_scenes(Path(data))
     cfg = build_cfg(protocol, depth, str(weights), out_dir, train_set=train_set, test_set=test_set,
                     num_classes=classes, mean=mean, std=std, iters=iters, ims_per_batch=ims_per_batch, device=device)
-    log.info("Detectron2 %s: %d iterations of %s on %s", protocol, cfg.SOLVER.MAX_ITER, ckpt, data)
-    metrics = train_and_evaluate(cfg)
+    if cfg.SOLVER.IMS_PER_BATCH % num_gpus:
+        raise TransferError(f"--batch {cfg.SOLVER.IMS_PER_BATCH}: expected a multiple of --num-gpus {num_gpus}")
+    (out_dir / "config.yaml").write_text(cfg.dump())
+    log.info("Detectron2 %s: %d iterations of %s on %s in %d process(es); config %s", protocol,
+             cfg.SOLVER.MAX_ITER, ckpt, data if scenes else train_set, num_gpus, out_dir / "config.yaml")
+    if num_gpus == 1:
+        metrics = train_and_evaluate(cfg)
+    else:
+        metrics = spawn("detectron2", out_dir / "config.yaml", out_dir / "metrics.json", num_gpus,
+                        ["--scenes", str(data)] if scenes else [])
     if store is not None:
-        _store(ckpt, Path(data), protocol, cfg, metrics, store)
+        _store(ckpt, Path(data) if scenes else Path(test_set), protocol, cfg, metrics, store)
     return metrics
 
 
@@ -233,5 +289,5 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 
-__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TrainingDiverged", "TransferError", "build_cfg",
+__all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TrainingDiverged", "TransferError", "build_cfg", "builtin_data",
            "coco_metrics", "register_scenes", "run", "train_and_evaluate"]

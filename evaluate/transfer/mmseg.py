@@ -109,6 +109,64 @@ def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_d
     )
 
 
+STAGE_CHANNELS = {18: (64, 128, 256, 512), 34: (64, 128, 256, 512), 50: (256, 512, 1024, 2048),
+                  101: (256, 512, 1024, 2048), 152: (256, 512, 1024, 2048)}
+
+
+def _head_channels(head: dict[str, Any], depth: int) -> None:
+    """Set a decode / auxiliary head's ``in_channels`` for the stages it reads (``in_index``) of a ResNet-``depth``."""
+    idx = head.get("in_index", -1)
+    stages = STAGE_CHANNELS[depth]
+    head["in_channels"] = [stages[i] for i in idx] if isinstance(idx, (list, tuple)) else stages[idx]
+
+
+def _rebase_data(node: Any, root: Path, seen: list[Path]) -> None:
+    """Replace every ``data_root`` of the form ``data/...`` (mmseg's layout) with ``root/...``, in place."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "data_root" and isinstance(v, str):
+                node[k] = str(root / Path(v).relative_to("data")) if Path(v).parts[:1] == ("data",) else v
+                seen.append(Path(node[k]))
+            else:
+                _rebase_data(v, root, seen)
+    elif isinstance(node, list):
+        for v in node:
+            _rebase_data(v, root, seen)
+
+
+def paper_config(protocol: str, depth: int, weights: str, data: Path, out_dir: Path, mean: list[float],
+                 std: list[float], iters: int | None = None, batch: int | None = None) -> dict[str, Any]:
+    """mmseg's shipped config of a paper protocol (SlotCon's) with the backbone switched to the
+    standard-stem ``ResNet`` of ``depth`` loaded from ``weights`` (instead of the deep-stem
+    ``ResNetV1c`` ImageNet weights), the heads' input channels matched to it, inputs normalised
+    with ``mean`` / ``std`` (0-255), the data read under ``data`` (mmseg's ``data/`` layout, e.g.
+    ``data/VOCdevkit/VOC2012``), ``iters`` iterations and ``batch`` images per GPU if given."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(shipped_config_path(protocol))).to_dict()
+    model = cfg["model"]
+    model["pretrained"] = None
+    model["backbone"].update(type="ResNet", depth=depth, init_cfg=dict(type="Pretrained", checkpoint=weights))
+    model["data_preprocessor"].update(mean=list(mean), std=list(std), bgr_to_rgb=True)
+    for head in ("decode_head", "auxiliary_head"):
+        if model.get(head):
+            _head_channels(model[head], depth)
+    if batch:
+        cfg["train_dataloader"]["batch_size"] = batch
+    if iters:
+        cfg["train_cfg"]["max_iters"] = iters
+        for sched in cfg["param_scheduler"]:
+            sched["end"] = iters
+    roots: list[Path] = []
+    _rebase_data(cfg, Path(data), roots)
+    for root in roots:
+        if not root.is_dir():
+            raise TransferError(f"{root}: missing (the {protocol!r} data in mmseg's layout, see mmseg's "
+                                "docs/en/user_guides/2_dataset_prepare.md)")
+    cfg["work_dir"] = str(out_dir)
+    return cfg
+
+
 def _finite_loss_hook() -> Any:
     """An mmengine hook that stops training when the loss is NaN / inf (mmseg has none of its own)."""
     import math
@@ -124,14 +182,20 @@ def _finite_loss_hook() -> Any:
     return FiniteLoss()
 
 
-def train_and_evaluate(config: dict[str, Any]) -> dict[str, float]:
+def train_and_evaluate(config: dict[str, Any], launcher: str = "none") -> dict[str, float]:
     """Train and test an mmseg config dict with mmengine's Runner: {"miou", "macc", "aacc"};
-    TrainingDiverged if the loss stops being finite."""
+    TrainingDiverged if the loss stops being finite. ``launcher="pytorch"``: one of torchrun's
+    processes (the process group already joined, ``launch.init_worker``)."""
+    import torch
     from mmengine.config import Config
     from mmengine.runner import Runner
     from mmseg.utils import register_all_modules
 
     register_all_modules(init_default_scope=False)
+    config = {**config, "launcher": launcher}
+    if launcher != "none" and not torch.cuda.is_available():   # CPU processes: DDP without device ids
+        config["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", device_ids=None,
+                                           broadcast_buffers=False, find_unused_parameters=False)
     runner = Runner.from_cfg(Config(config))
     runner.register_hook(_finite_loss_hook(), priority="VERY_HIGH")
     runner.train()
@@ -142,29 +206,48 @@ def train_and_evaluate(config: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
-def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, *, iters: int = 300,
-        batch: int = 8, store: Path | str | None = None) -> dict[str, float]:
-    """Convert ``ckpt``, train ``protocol`` on ``data``, return mIoU / mAcc / aAcc and, with
-    ``store``, write them to the results store (task ``segmentation_transfer``)."""
+def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, *, iters: int | None = None,
+        batch: int | None = None, device: str = "cpu", num_gpus: int = 1,
+        store: Path | str | None = None) -> dict[str, float]:
+    """Convert ``ckpt``, train ``protocol`` on ``data`` in ``num_gpus`` processes (``batch`` images
+    each, mmseg's convention), return mIoU / mAcc / aAcc and, with ``store``, write them to the
+    results store (task ``segmentation_transfer``). The paper protocols need ``device="cuda"``;
+    ``data`` is then the root of mmseg's data layout (``data``)."""
+    from .launch import check_devices, spawn
+
     _require_mmseg()
     if protocol not in PROTOCOLS:
         raise TransferError(f"unknown mmseg protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     meta = read_checkpoint(ckpt)
     depth = backbone_depth(meta)
-    if protocol in SHIPPED:
-        raise TransferError(f"protocol {protocol!r} ({SHIPPED[protocol]}) trains on its own data set: run it with "
-                            "mmseg's tools/dist_train.sh on a GPU machine (README, 'Transfer')")
+    if protocol in SHIPPED and not device.startswith("cuda"):
+        raise TransferError(f"protocol {protocol!r} ({SHIPPED[protocol]}) is a full-scale GPU protocol: run it with "
+                            "--device cuda --num-gpus N (README, 'Transfer')")
+    check_devices(num_gpus, device)
     out_dir = Path(out_dir)
-    voc, classes = scenes_voc(Path(data))
-    weights = convert(ckpt, "mmseg", out_dir / "backbone.pth")
+    out_dir.mkdir(parents=True, exist_ok=True)
     mean, std = pixel_stats(meta)
-    metrics = train_and_evaluate(scenes_config(depth, str(weights), voc, classes, out_dir, iters, batch, mean, std))
+    if protocol in SHIPPED:
+        weights = convert(ckpt, "mmseg", out_dir / "backbone.pth")
+        config = paper_config(protocol, depth, str(weights), Path(data), out_dir, mean, std, iters, batch)
+    else:
+        voc, classes = scenes_voc(Path(data))
+        weights = convert(ckpt, "mmseg", out_dir / "backbone.pth")
+        config = scenes_config(depth, str(weights), voc, classes, out_dir, iters or 300, batch or 8, mean, std)
+    iters, batch = config["train_cfg"]["max_iters"], config["train_dataloader"]["batch_size"]
+    if num_gpus == 1:
+        metrics = train_and_evaluate(config)
+    else:
+        from mmengine.config import Config
+
+        Config(config).dump(out_dir / "config.py")
+        metrics = spawn("mmseg", out_dir / "config.py", out_dir / "metrics.json", num_gpus)
     if store is not None:
         from evaluate.features import file_sha256
         from evaluate.store import Result, ResultsStore
 
         ecfg = {"task": "segmentation_transfer", "framework": "mmseg", "protocol": protocol, "iters": iters,
-                "batch": batch}
+                "batch": batch * num_gpus}
         sha, run_id, name = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name)), Path(data).name
         rows = [Result(run_id, sha, "segmentation_transfer", name, "test", m, v, None, ecfg)
                 for m, v in metrics.items()]
@@ -173,4 +256,4 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     return metrics
 
 
-__all__ = ["PROTOCOLS", "SHIPPED", "run", "shipped_config_path", "scenes_config", "scenes_voc", "train_and_evaluate"]
+__all__ = ["PROTOCOLS", "SHIPPED", "paper_config", "run", "shipped_config_path", "scenes_config", "scenes_voc", "train_and_evaluate"]

@@ -52,10 +52,10 @@ def transfer_fails(tmp_path: Path, capsys: pytest.CaptureFixture):
     containing ``match`` and writes no results store."""
     from evaluate.transfer.__main__ import main
 
-    def check(framework: str, ckpt: Path, data: Path, protocol: str, match: str) -> None:
+    def check(framework: str, ckpt: Path, data: Path, protocol: str, match: str, *extra: str) -> None:
         store = tmp_path / "s.sqlite"
         argv = [framework, str(ckpt), "--protocol", protocol, "--data", str(data), "--iters", "1",
-                "--out", str(tmp_path / "w"), "--store", str(store)]
+                "--out", str(tmp_path / "w"), "--store", str(store), *extra]
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and match in err, err

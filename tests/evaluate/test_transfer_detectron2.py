@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from evaluate.store import ResultsStore
 from evaluate.transfer import detectron2 as TD
 from evaluate.transfer.__main__ import main as transfer_main
 
 STATS = {"mean": [100.0, 110.0, 120.0], "std": [50.0, 55.0, 60.0]}
-
-
 
 
 def test_two_iterations_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
@@ -48,11 +47,18 @@ def test_box_ap_is_pycocotools_on_the_same_predictions(r18_ckpt: Path, scenes: P
     ("protocol", "unknown Detectron2 protocol 'yolo'"),
     ("backbone", "takes resnet18, resnet50 only"),
     ("data", "no instance masks"),
-    ("gpu-protocol", "run it with Detectron2's own launcher"),
+    ("gpu-protocol", "is a full-scale GPU protocol: run it with --device cuda"),
+    ("gpus", "--num-gpus 2 with --device cuda: this machine has"),
+    ("no-gpus", "--num-gpus 0: expected 1 or more"),
+    ("batch", "--batch 3: expected a multiple of --num-gpus 2"),
 ])
 def test_bad_input_fails_in_one_line(case: str, match: str, r18_ckpt: Path, scenes: Path, eval_data: Path,
                                      tmp_path: Path, make_ckpt, transfer_fails) -> None:
+    if case == "gpus" and torch.cuda.device_count() >= 2:
+        pytest.skip("this machine has 2 GPUs")
     ckpt, data, protocol = r18_ckpt, scenes, "scenes-r18-fpn"
+    extra = {"gpus": ["--device", "cuda", "--num-gpus", "2"], "no-gpus": ["--num-gpus", "0"],
+             "batch": ["--num-gpus", "2", "--batch", "3"]}.get(case, [])
     if case == "protocol":
         protocol = "yolo"
     elif case == "backbone":
@@ -60,9 +66,49 @@ def test_bad_input_fails_in_one_line(case: str, match: str, r18_ckpt: Path, scen
     elif case == "data":
         data = tmp_path / "images"                                                    # e.g. an image folder
         data.mkdir()
-    else:
+    elif case == "gpu-protocol":
         protocol = "coco-r50-fpn-1x"
-    transfer_fails("detectron2", ckpt, data, protocol, match)
+    transfer_fails("detectron2", ckpt, data, protocol, match, *extra)
+
+
+@pytest.mark.parametrize("protocol", [p for p in TD.PROTOCOLS if p != "scenes-r18-fpn"])
+def test_paper_protocols_find_their_data_in_detectron2_layout(protocol: str, tmp_path: Path, monkeypatch) -> None:
+    """The builtin data sets are read under $DETECTRON2_DATASETS (default ``datasets/``): a missing
+    file is named; in the real layout the sets and class count come back."""
+    from detectron2.data import MetadataCatalog
+
+    monkeypatch.chdir(tmp_path)
+    p = TD.PROTOCOLS[protocol]
+    with pytest.raises(TD.TransferError, match=r"(trainval\.txt|instances_train2017\.json): missing"):
+        TD.builtin_data(protocol)
+    for name in [*p.dataset.split("+"), p.test_dataset]:
+        meta = MetadataCatalog.get(name)
+        if hasattr(meta, "json_file"):
+            Path(meta.image_root).mkdir(parents=True, exist_ok=True)
+            Path(meta.json_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(meta.json_file).write_text("{}")
+        else:
+            (Path(meta.dirname) / "JPEGImages").mkdir(parents=True, exist_ok=True)
+            (Path(meta.dirname) / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+            (Path(meta.dirname) / "ImageSets" / "Main" / f"{meta.split}.txt").write_text("")
+    train, test, classes = TD.builtin_data(protocol)
+    assert (train, test) == (p.dataset, p.test_dataset) and classes == (20 if "voc" in protocol else 80)
+    cfg = TD.build_cfg(protocol, 50, "w.pkl", tmp_path, train_set=train, test_set=test, num_classes=classes, **STATS,
+                       ims_per_batch=32, device="cuda")
+    assert cfg.DATASETS.TRAIN == tuple(p.dataset.split("+")) and cfg.DATASETS.TEST == (p.test_dataset,)
+    assert cfg.SOLVER.IMS_PER_BATCH == 32 and cfg.SOLVER.BASE_LR == pytest.approx(p.lr * 2)    # linear scaling
+
+
+def test_two_processes_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+    """The multi-GPU path on CPU: torchrun starts 2 gloo workers (DDP, sharded data and evaluation)."""
+    store = tmp_path / "results.sqlite"
+    rc = transfer_main(["detectron2", str(r18_ckpt), "--data", str(scenes), "--iters", "2", "--batch", "2",
+                        "--num-gpus", "2", "--out", str(tmp_path / "work"), "--store", str(store)])
+    assert rc == 0
+    rows = ResultsStore(store).query(task="detection")
+    assert {"AP", "AP50", "AP75", "segm_AP"} <= set(rows["metric"]) and rows["value"].between(0, 100).all()
+    assert json.loads((tmp_path / "work" / "metrics.json").read_text())["metrics"]["AP"] == \
+        rows.set_index("metric").loc["AP", "value"]
 
 
 @pytest.mark.parametrize("protocol", list(TD.PROTOCOLS))
@@ -95,3 +141,13 @@ def test_a_diverging_run_stops_with_its_iteration(r18_ckpt: Path, scenes: Path, 
     with pytest.raises(TD.TrainingDiverged, match=r"diverged at iteration \d+: .*(NaN|nan|Inf|inf)"):
         TD.train_and_evaluate(cfg)
     assert not (tmp_path / "eval").exists()                              # nothing evaluated, nothing stored
+
+
+@pytest.mark.parametrize("framework,protocol", [("detectron2", "scenes-r18-fpn"), ("mmseg", "scenes-r18-fcn")])
+def test_a_missing_framework_says_run_make_setup(framework: str, protocol: str, r18_ckpt: Path, scenes: Path,
+                                                 monkeypatch, transfer_fails) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, framework, None)               # `import detectron2` raises ImportError
+    transfer_fails(framework, r18_ckpt, scenes, protocol, "is not installed")
+    transfer_fails(framework, r18_ckpt, scenes, protocol, "; run `make setup`")

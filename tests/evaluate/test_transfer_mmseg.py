@@ -13,8 +13,6 @@ from evaluate.transfer import mmseg as TM
 from evaluate.transfer.__main__ import main as transfer_main
 
 
-
-
 def test_the_protocol_model_starts_from_the_checkpoint(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -52,7 +50,7 @@ def test_two_iterations_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, 
 @pytest.mark.parametrize("case,match", [
     ("protocol", "unknown mmseg protocol 'segformer'"),
     ("data", "no semantic masks"),
-    ("gpu-protocol", "tools/dist_train.sh on a GPU machine"),
+    ("gpu-protocol", "is a full-scale GPU protocol: run it with --device cuda"),
 ])
 def test_bad_input_fails_in_one_line(case: str, match: str, r18_ckpt: Path, scenes: Path, tmp_path: Path,
                                      transfer_fails) -> None:
@@ -73,6 +71,54 @@ def test_shipped_paper_configs_are_mmseg_own(protocol: str) -> None:
 
     cfg = Config.fromfile(TM.shipped_config_path(protocol))
     assert cfg.model.backbone.depth == 50
+
+
+@pytest.mark.parametrize("protocol", list(TM.SHIPPED))
+def test_paper_configs_take_the_checkpoint_and_the_data_root(protocol: str, r18_ckpt: Path, tmp_path: Path) -> None:
+    """A paper protocol's shipped config with the backbone switched to the checkpoint's standard-stem
+    ResNet (ResNet-18 here: the heads' channels follow), built by mmseg and loaded from the
+    converted weights; the data read under the given root, a missing folder named."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    from evaluate.transfer.convert import convert, pixel_stats
+    from pretrain.checkpoint import read_checkpoint
+
+    register_all_modules(init_default_scope=True)
+    weights = convert(r18_ckpt, "mmseg", tmp_path / "w.pth")
+    mean, std = pixel_stats(read_checkpoint(r18_ckpt))
+    with pytest.raises(TM.TransferError, match=r"missing \(the '.*' data in mmseg's layout"):
+        TM.paper_config(protocol, 18, str(weights), tmp_path / "data", tmp_path / "work", mean, std)
+    shipped = Config.fromfile(TM.shipped_config_path(protocol))
+    for root in {d["data_root"] for d in (shipped.train_dataloader.dataset, shipped.test_dataloader.dataset)
+                 if "data_root" in d} | {d["data_root"] for d in shipped.train_dataloader.dataset.get("datasets", [])}:
+        (tmp_path / "data" / Path(root).relative_to("data")).mkdir(parents=True, exist_ok=True)
+    cfg = TM.paper_config(protocol, 18, str(weights), tmp_path / "data", tmp_path / "work", mean, std, iters=10,
+                          batch=2)
+    assert cfg["model"]["backbone"]["type"] == "ResNet" and cfg["model"]["data_preprocessor"]["mean"] == mean
+    assert cfg["train_cfg"]["max_iters"] == 10 and cfg["train_dataloader"]["batch_size"] == 2
+    assert str(tmp_path / "data") in json.dumps(cfg["test_dataloader"])
+    model = MODELS.build(Config(cfg).model)
+    model.init_weights()
+    ours = torch.load(r18_ckpt, weights_only=True)["state_dict"]
+    assert torch.equal(model.backbone.state_dict()["layer4.1.conv2.weight"], ours["layer4.1.conv2.weight"])
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.zeros(1, 3, 64, 64), mode="tensor")
+    assert logits.shape[1] == cfg["model"]["decode_head"]["num_classes"]
+
+
+def test_two_processes_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+    """The multi-GPU path on CPU: torchrun starts 2 gloo workers running mmengine's distributed Runner."""
+    store = tmp_path / "results.sqlite"
+    rc = transfer_main(["mmseg", str(r18_ckpt), "--data", str(scenes), "--iters", "2", "--batch", "2",
+                        "--num-gpus", "2", "--out", str(tmp_path / "work"), "--store", str(store)])
+    assert rc == 0
+    rows = ResultsStore(store).query(task="segmentation_transfer")
+    assert set(rows["metric"]) == {"miou", "macc", "aacc"} and rows["value"].between(0, 100).all()
+    assert json.loads(rows["eval_config"].iloc[0])["batch"] == 4                 # 2 processes x 2 images
+    assert (tmp_path / "work" / "config.py").exists()
 
 
 def test_both_frameworks_run_from_the_suite(r18_ckpt: Path, scenes: Path, eval_data: Path, tmp_path: Path,
