@@ -192,17 +192,30 @@ def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "poo
     if layer not in LAYERS:
         raise FeatureError(f"unknown layer {layer!r}; valid: {', '.join(LAYERS)}")
     source = open_source(data, image_size=image_size, split=split)
+    return extract_source(ckpt, source, dataset_fingerprint(source), split, layer=layer, limit=limit,
+                          cache_dir=cache_dir, batch_size=batch_size, device=device, progress=progress, name=str(data))
+
+
+def extract_source(ckpt: Path | str, source: Any, fingerprint: str, split: str, *, layer: str = "pool",
+                   limit: int | None = None, cache_dir: Path | str | None = DEFAULT_CACHE, batch_size: int = 256,
+                   device: str = "cpu", progress: bool = True, name: str = "") -> FeatureSet:
+    """:func:`extract` for any image source (``read(idx)`` -> (B, 3, H, W) uint8, ``targets``,
+    ``image_size``, ``len``) cached under ``fingerprint`` (a content hash of what it reads), e.g.
+    the real invariance benchmarks' crops (``invariance.run``)."""
+    if layer not in LAYERS:
+        raise FeatureError(f"unknown layer {layer!r}; valid: {', '.join(LAYERS)}")
+    name = name or fingerprint
     n = len(source) if limit is None else min(limit, len(source))
     if n == 0:
-        raise FeatureError(f"{data}: split {split!r} is empty")
-    key = feature_key(file_sha256(ckpt), dataset_fingerprint(source), split, layer, n)
+        raise FeatureError(f"{name}: split {split!r} is empty")
+    key = feature_key(file_sha256(ckpt), fingerprint, split, layer, n)
     path = Path(cache_dir) / f"{key}.npz" if cache_dir is not None else None
     if path is not None and path.exists() and (hit := _load(path, key)) is not None:
         STATS["cache_hits"] += 1
         return hit
     model, meta = load_backbone(ckpt, device=device)
-    check_fits(model, meta, source, ckpt, data)
-    log.info("extracting %s features of %s/%s (%d images) with %s", layer, data, split, n, ckpt)
+    check_fits(model, meta, source, ckpt, name)
+    log.info("extracting %s features of %s/%s (%d images) with %s", layer, name, split, n, ckpt)
     feats, shapes = compute(model, meta, source, layer, n, batch_size, device, progress, f"features {split}")
     targets = np.asarray(source.targets[:n], dtype=np.int64)
     idx = np.arange(n, dtype=np.int64)
@@ -213,5 +226,5 @@ def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "poo
     return FeatureSet(feats, targets, idx, key, shapes=shapes)
 
 
-__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "dense_maps", "pyramid", "file_sha256",
+__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "extract_source", "dense_maps", "pyramid", "file_sha256",
            "dataset_fingerprint"]

@@ -6,7 +6,8 @@
 Tasks (``TASKS``): linear, knn, clustering (+ a 2-D embedding in the store's arrays), finetune
 (label-efficiency curves vs scratch and the utility), pose, depth, segmentation, unsup_seg (the
 default list); on request (``--tasks``) detection (Detectron2) and segmentation_transfer (mmseg),
-``evaluate.transfer``. With three or more checkpoints, linear and finetune also give their rank
+``evaluate.transfer``, and invariance (firing-rate score on the synthetic probe sets) and
+transform_invariance, ``invariance.run`` (their rows name the probe set as the dataset). With three or more checkpoints, linear and finetune also give their rank
 agreement (Spearman's rho).
 
 For each checkpoint (a ``ckpt.pt`` or every ``*/ckpt.pt`` under a folder) the backbone is loaded
@@ -80,6 +81,9 @@ class SuiteConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     dense: DenseConfig = field(default_factory=DenseConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    invariance_sets: int = 100            # sets per synthetic probe (invariance)
+    probe_dir: str = "data/probes"        # where the probe sets are generated
+    transform_images: int = 2000          # test images of transform_invariance
     cache_dir: str = str(F.DEFAULT_CACHE)
     device: str = "cpu"
 
@@ -370,7 +374,10 @@ TASKS: dict[str, Callable[[Context], list[Row]]] = {
     "detection": task_detection,
     "segmentation_transfer": task_segmentation_transfer,
 }
-# Run when --tasks is not given: everything but the framework transfers (minutes to hours each).
+# Measured by ``invariance.run`` on its own probe sets (it stores its rows itself).
+INVARIANCE_TASKS = ("invariance", "transform_invariance")
+# Run when --tasks is not given: everything but the framework transfers (minutes to hours each) and
+# the invariance measures (their own data: generated probe sets, 72 transformed copies of the test set).
 DEFAULT_TASKS = [t for t in TASKS if t not in ("detection", "segmentation_transfer")]
 
 
@@ -404,6 +411,21 @@ def task_config(name: str, cfg: SuiteConfig) -> dict[str, Any]:
     return out
 
 
+def run_invariance(ckpt: Path, name: str, cfg: SuiteConfig, store: ResultsStore, data: Path,
+                   force: bool = False) -> list[dict[str, Any]]:
+    """The suite's ``invariance`` / ``transform_invariance`` task through ``invariance.run``."""
+    from invariance.run import InvarianceConfig
+    from invariance.run import evaluate as measure
+
+    base = InvarianceConfig()
+    icfg = InvarianceConfig(probes=base.probes if name == "invariance" else (),
+                            transforms=base.transforms if name == "transform_invariance" else (),
+                            probe_sets=cfg.invariance_sets, probe_dir=cfg.probe_dir,
+                            transform_images=cfg.transform_images, transform_split=cfg.test_split,
+                            image_size=cfg.image_size, cache_dir=cfg.cache_dir, device=cfg.device)
+    return measure(ckpt, icfg, store, force=force, data=data)
+
+
 def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: ResultsStore,
                         force: bool = False) -> list[dict[str, Any]]:
     """Run ``tasks`` on one checkpoint; returns the rows written (and those reused from the store)."""
@@ -415,6 +437,9 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
     sha, run_id, dataset = F.file_sha256(ckpt), run_id_of(ctx), data.name
     summary = []
     for name in tasks:
+        if name in INVARIANCE_TASKS:
+            summary += run_invariance(ckpt, name, cfg, store, data, force)
+            continue
         ecfg = task_config(name, cfg)
         if not force and store.has(sha, name, dataset, ecfg):
             log.info("%s: %s already stored (use --force to rerun)", run_id, name)
@@ -504,6 +529,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--transfer-iters", type=int, default=None, help="training iterations of detection / "
                     "segmentation_transfer (default 300)")
     ap.add_argument("--transfer-batch", type=int, default=None, help="their batch size (default 8)")
+    ap.add_argument("--invariance-sets", type=int, default=100, help="sets per synthetic probe (invariance)")
+    ap.add_argument("--probe-dir", default="data/probes", help="where the invariance probe sets are generated")
+    ap.add_argument("--transform-images", type=int, default=2000, help="test images of transform_invariance")
     ap.add_argument("--force", action="store_true", help="rerun tasks already in the store")
     return ap.parse_args(argv)
 
@@ -513,9 +541,10 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     try:
         tasks = [t for t in a.tasks.split(",") if t]
-        bad = [t for t in tasks if t not in TASKS]
+        valid = [*TASKS, *INVARIANCE_TASKS]
+        bad = [t for t in tasks if t not in valid]
         if bad or not tasks:
-            raise ValueError(f"unknown task(s) {', '.join(bad) or '(none)'}; valid: {', '.join(TASKS)}")
+            raise ValueError(f"unknown task(s) {', '.join(bad) or '(none)'}; valid: {', '.join(valid)}")
         seeds = int_list("--seeds", a.seeds)
         ft = FinetuneConfig(seeds=seeds)
         if a.sizes:
@@ -530,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
             transfer = replace(transfer, batch=a.transfer_batch)
         cfg = SuiteConfig(data=a.data, seeds=seeds, train_limit=a.train_limit, test_limit=a.test_limit,
                           cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size,
-                          transfer=transfer)
+                          transfer=transfer, invariance_sets=a.invariance_sets, probe_dir=a.probe_dir,
+                          transform_images=a.transform_images)
         store = ResultsStore(a.store)
         rows = []
         ckpts = find_checkpoints(a.checkpoints)
@@ -552,6 +582,8 @@ def print_summary(store: ResultsStore, run_ids: list[str]) -> None:
     if frame.empty:
         print("(no results)")
         return
+    own = frame["task"].isin(INVARIANCE_TASKS)           # their dataset is the probe set: keep it apart
+    frame = frame.assign(metric=frame["metric"].where(~own, frame["dataset"] + "/" + frame["metric"]))
     table = frame.groupby(["run_id", "task", "metric"])["value"].mean().unstack(["task", "metric"])
     print(table.round(3).to_string())
 

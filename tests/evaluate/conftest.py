@@ -5,33 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pretrain import config as C
-from pretrain import trainer as T
 from synthetic.generate import generate
-
-
-@pytest.fixture(scope="session")
-def eval_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate("shapes64", 120, 0, tmp_path_factory.mktemp("data") / "shapes", size=32, workers=1,
-                    progress=False)
-
-
-def make_checkpoint(method: str, data: Path, out: Path, **overrides) -> Path:
-    """A tiny-backbone checkpoint of ``method`` (the `test` preset: 4 steps)."""
-    cfg = C.build_config(method, "default", "test", {"data.path": str(data), "train.out": str(out),
-                                                    "train.tensorboard": False, **overrides})
-    return T.train(cfg, progress=False) / "ckpt.pt"
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(eval_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_checkpoint("simclr", eval_data, tmp_path_factory.mktemp("runs"))
-
-
-@pytest.fixture(scope="session")
-def make_ckpt():
-    """The :func:`make_checkpoint` function, for tests that need another method or backbone."""
-    return make_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +15,9 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def r18_ckpt(eval_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def r18_ckpt(eval_data: Path, tmp_path_factory: pytest.TempPathFactory, make_ckpt) -> Path:
     """A ResNet-18 checkpoint (standard stem), which both transfer frameworks can build."""
-    return make_checkpoint("simclr", eval_data, tmp_path_factory.mktemp("runs"), **{"backbone.name": "resnet18"})
+    return make_ckpt("simclr", eval_data, tmp_path_factory.mktemp("runs"), **{"backbone.name": "resnet18"})
 
 
 @pytest.fixture
