@@ -14,8 +14,12 @@ DATA     ?= $(DATA_DIR)/shapes64
 ARGS     ?=
 # saliency cache: make saliency DATA=data/shapes64 ALGO=rc
 ALGO     ?= rc
+# reports: make report DB=results/results.sqlite; make reproduce PAPER=utility SCALE=cpu
+DB       ?= results/results.sqlite
+PAPER    ?= utility
+SCALE    ?= cpu
 
-.PHONY: setup test test-slow bench bench-suite learning data sheet pretrain saliency clean
+.PHONY: setup test test-slow bench bench-suite learning data sheet pretrain saliency report reproduce clean
 
 setup:                 ## create .venv and install everything (Detectron2, mmcv with CPU ops, mmseg)
 	bash install/setup.sh
@@ -51,6 +55,12 @@ pretrain:              ## self-supervised pretraining -> runs/<run_id>/ckpt.pt
 
 saliency:              ## precompute the saliency cache of $(DATA) with $(ALGO) (hc | rc)
 	$(PY) -m pretrain.saliency precompute --data $(DATA) --algo $(ALGO) --workers 2
+
+report:                ## tables, plots and one HTML report of the results store -> reports/out
+	$(PY) -m reports build --db $(DB) --out reports/out
+
+reproduce:             ## a paper end to end (PAPER=saliency-aug|saliency-masking|invariance|slotcon|utility, SCALE=cpu|full)
+	$(PY) -m reports reproduce --paper $(PAPER) --scale $(SCALE)
 
 clean:
 	rm -rf .pytest_cache bench/out

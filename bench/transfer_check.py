@@ -19,7 +19,8 @@ from evaluate.transfer import detectron2, mmseg  # noqa: E402
 
 
 def compare(ckpts: dict[str, Path], data: Path, work: Path, *, d2_iters: int, mmseg_iters: int, batch: int = 8,
-            frameworks: tuple[str, ...] = ("mmseg", "detectron2")) -> list[dict[str, Any]]:
+            frameworks: tuple[str, ...] = ("mmseg", "detectron2"), mmseg_lr: float | None = None,
+            d2_lr: float | None = None) -> list[dict[str, Any]]:
     """One row per (framework, checkpoint): its metrics and wall time."""
     rows = []
     for fw in frameworks:
@@ -27,9 +28,10 @@ def compare(ckpts: dict[str, Path], data: Path, work: Path, *, d2_iters: int, mm
             start = time.perf_counter()
             out = work / fw / name
             if fw == "detectron2":
-                metrics = detectron2.run(ckpt, "scenes-r18-fpn", data, out, iters=d2_iters, ims_per_batch=batch)
+                metrics = detectron2.run(ckpt, "scenes-r18-fpn", data, out, iters=d2_iters, ims_per_batch=batch,
+                                         lr=d2_lr)
             else:
-                metrics = mmseg.run(ckpt, "scenes-r18-fcn", data, out, iters=mmseg_iters, batch=batch)
+                metrics = mmseg.run(ckpt, "scenes-r18-fcn", data, out, iters=mmseg_iters, batch=batch, lr=mmseg_lr)
             rows.append({"framework": fw, "init": name, "ckpt": str(ckpt), "iters": d2_iters if fw == "detectron2"
                          else mmseg_iters, "batch": batch, "seconds": round(time.perf_counter() - start, 1), **metrics})
             print(rows[-1], flush=True)
@@ -44,12 +46,15 @@ def main() -> None:
     ap.add_argument("--mmseg-iters", type=int, default=600)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--frameworks", default="mmseg,detectron2")
+    ap.add_argument("--mmseg-lr", type=float)
+    ap.add_argument("--d2-lr", type=float)
     ap.add_argument("--work", type=Path, default=Path("runs/transfer-check"))
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     ckpts = dict(c.split("=", 1) for c in a.ckpts)
     rows = compare({k: Path(v) for k, v in ckpts.items()}, a.data, a.work, d2_iters=a.d2_iters,
-                   mmseg_iters=a.mmseg_iters, batch=a.batch, frameworks=tuple(a.frameworks.split(",")))
+                   mmseg_iters=a.mmseg_iters, batch=a.batch, frameworks=tuple(a.frameworks.split(",")),
+                   mmseg_lr=a.mmseg_lr, d2_lr=a.d2_lr)
     if a.json:
         from results_json import write_results
         write_results(a.json, {"data": str(a.data)}, rows)

@@ -226,5 +226,6 @@ def extract_source(ckpt: Path | str, source: Any, fingerprint: str, split: str, 
     return FeatureSet(feats, targets, idx, key, shapes=shapes)
 
 
-__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "extract_source", "dense_maps", "pyramid", "file_sha256",
+__all__ = ["FeatureSet", "FeatureError", "LAYERS", "STATS", "extract", "extract_source", "dense_maps", "pyramid",
+           "file_sha256",
            "dataset_fingerprint"]

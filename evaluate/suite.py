@@ -7,7 +7,8 @@ Tasks (``TASKS``): linear, knn, clustering (+ a 2-D embedding in the store's arr
 (label-efficiency curves vs scratch and the utility), pose, depth, segmentation, unsup_seg (the
 default list); on request (``--tasks``) detection (Detectron2) and segmentation_transfer (mmseg),
 ``evaluate.transfer``, and invariance (firing-rate score on the synthetic probe sets) and
-transform_invariance, ``invariance.run`` (their rows name the probe set as the dataset). With three or more checkpoints, linear and finetune also give their rank
+transform_invariance, ``invariance.run`` (their rows name the probe set as the dataset). With
+three or more checkpoints, linear and finetune also give their rank
 agreement (Spearman's rho).
 
 For each checkpoint (a ``ckpt.pt`` or every ``*/ckpt.pt`` under a folder) the backbone is loaded
@@ -58,8 +59,9 @@ class TransferConfig:
 
     detectron2_protocol: str = "scenes-r18-fpn"
     mmseg_protocol: str = "scenes-r18-fcn"
-    iters: int = 300
-    batch: int = 8
+    iters: int | None = 300                # None: the protocol's own (the paper protocols)
+    batch: int | None = 8
+    num_gpus: int = 1
 
 
 @dataclass
@@ -338,7 +340,7 @@ def task_detection(ctx: Context) -> list[Row]:
     t = ctx.cfg.transfer
     try:
         out = detectron2.run(ctx.ckpt, t.detectron2_protocol, ctx.data, _transfer_dir(ctx, t.detectron2_protocol),
-                             iters=t.iters, ims_per_batch=t.batch, device=ctx.cfg.device)
+                             iters=t.iters, ims_per_batch=t.batch, device=ctx.cfg.device, num_gpus=t.num_gpus)
     except TrainingDiverged:
         raise                                          # a failure, not a task that does not apply
     except (TransferError, ConvertError) as e:
@@ -354,7 +356,7 @@ def task_segmentation_transfer(ctx: Context) -> list[Row]:
     t = ctx.cfg.transfer
     try:
         out = mmseg.run(ctx.ckpt, t.mmseg_protocol, ctx.data, _transfer_dir(ctx, t.mmseg_protocol),
-                        iters=t.iters, batch=t.batch)
+                        iters=t.iters, batch=t.batch, device=ctx.cfg.device, num_gpus=t.num_gpus)
     except TrainingDiverged:
         raise
     except (TransferError, ConvertError) as e:
@@ -529,6 +531,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--transfer-iters", type=int, default=None, help="training iterations of detection / "
                     "segmentation_transfer (default 300)")
     ap.add_argument("--transfer-batch", type=int, default=None, help="their batch size (default 8)")
+    ap.add_argument("--detectron2-protocol", help="Detectron2 protocol of the detection task (default scenes-r18-fpn)")
+    ap.add_argument("--mmseg-protocol", help="mmseg protocol of segmentation_transfer (default scenes-r18-fcn)")
+    ap.add_argument("--num-gpus", type=int, default=1, help="transfer processes, one per GPU (torchrun)")
     ap.add_argument("--invariance-sets", type=int, default=100, help="sets per synthetic probe (invariance)")
     ap.add_argument("--probe-dir", default="data/probes", help="where the invariance probe sets are generated")
     ap.add_argument("--transform-images", type=int, default=2000, help="test images of transform_invariance")
@@ -552,7 +557,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.finetune_max_steps is not None:
             ft = replace(ft, max_steps=a.finetune_max_steps, min_steps=min(ft.min_steps, a.finetune_max_steps))
         dense = DenseConfig() if a.dense_steps is None else DenseConfig(steps=a.dense_steps)
-        transfer = TransferConfig()
+        transfer = TransferConfig(num_gpus=a.num_gpus)
+        for field_name, value in (("detectron2_protocol", a.detectron2_protocol), ("mmseg_protocol", a.mmseg_protocol)):
+            if value:   # a paper protocol runs at its own iterations and batch unless told otherwise
+                transfer = replace(transfer, **{field_name: value}, iters=None, batch=None)
         if a.transfer_iters is not None:
             transfer = replace(transfer, iters=a.transfer_iters)
         if a.transfer_batch is not None:

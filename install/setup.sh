@@ -82,6 +82,18 @@ log "opencv: headless build only"
 "$PY" -m pip uninstall -q -y opencv-python opencv-python-headless >/dev/null 2>&1 || true
 "${PIP[@]}" -q --no-deps opencv-python-headless
 
+# Debian's chromium: the headless browser the HTML-report test renders reports in (system package).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "chromium (Debian package, for the HTML report test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends chromium >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+  else
+    log "WARNING: chromium is missing and this user cannot install it: run 'sudo apt-get install chromium'"
+  fi
+fi
+
 log "checking imports"
 "$PY" - <<'PY'
 import torch, torchvision.ops, detectron2, detectron2.model_zoo, mmcv.ops, mmseg, mmdet, cv2, pycocotools

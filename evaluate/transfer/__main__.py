@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--batch", type=int, help="images per GPU, mmseg's train_dataloader.batch_size "
                    "(default: 8 for scenes, else the config's)")
     for p in (d, m):
+        p.add_argument("--lr", type=float, help="base learning rate (default: the protocol's; Detectron2: "
+                       "0.02 x batch / 16, mmseg: 0.01)")
         p.add_argument("--device", default="cpu", help="cpu | cuda (the paper protocols need cuda)")
         p.add_argument("--num-gpus", type=int, default=1,
                        help="processes, one per GPU, started with torchrun (on cpu: gloo processes)")
@@ -55,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             out = a.out or Path("runs/transfer") / a.protocol / a.ckpt.parent.name
             if a.command == "detectron2":
                 metrics = detectron2.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, ims_per_batch=a.batch,
-                                         device=a.device, num_gpus=a.num_gpus, store=a.store)
+                                         lr=a.lr, device=a.device, num_gpus=a.num_gpus, store=a.store)
             else:
-                metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, device=a.device,
-                                    num_gpus=a.num_gpus, store=a.store)
+                metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, lr=a.lr,
+                                    device=a.device, num_gpus=a.num_gpus, store=a.store)
             print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     except (ConvertError, CheckpointError, TransferError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -110,7 +110,8 @@ def builtin_data(protocol: str) -> tuple[str, str, int]:
         if hasattr(meta, "json_file"):
             needed = [Path(meta.json_file), Path(meta.image_root)]
         else:
-            needed = [Path(meta.dirname) / "ImageSets" / "Main" / f"{meta.split}.txt", Path(meta.dirname) / "JPEGImages"]
+            root = Path(meta.dirname)
+            needed = [root / "ImageSets" / "Main" / f"{meta.split}.txt", root / "JPEGImages"]
         for path in needed:
             if not path.exists():
                 raise TransferError(f"{path}: missing ({name} of protocol {protocol!r}; Detectron2 reads its data "
@@ -243,7 +244,7 @@ def coco_metrics(res: dict[str, dict[str, float]], mask_on: bool) -> dict[str, f
 
 
 def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, *, iters: int | None = None,
-        ims_per_batch: int | None = None, device: str = "cpu", num_gpus: int = 1,
+        ims_per_batch: int | None = None, lr: float | None = None, device: str = "cpu", num_gpus: int = 1,
         store: Path | str | None = None) -> dict[str, float]:
     """Convert ``ckpt``, train ``protocol`` on ``data`` (the scenes protocol; the paper protocols read
     Detectron2's builtin data sets and need ``device="cuda"``) in ``num_gpus`` processes, return its
@@ -267,6 +268,8 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     mean, std = pixel_stats(meta)
     cfg = build_cfg(protocol, depth, str(weights), out_dir, train_set=train_set, test_set=test_set,
                     num_classes=classes, mean=mean, std=std, iters=iters, ims_per_batch=ims_per_batch, device=device)
+    if lr is not None:
+        cfg.SOLVER.BASE_LR = lr
     if cfg.SOLVER.IMS_PER_BATCH % num_gpus:
         raise TransferError(f"--batch {cfg.SOLVER.IMS_PER_BATCH}: expected a multiple of --num-gpus {num_gpus}")
     (out_dir / "config.yaml").write_text(cfg.dump())
@@ -288,7 +291,7 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
 
     meta = read_checkpoint(ckpt)
     ecfg = {"task": "detection", "framework": "detectron2", "protocol": protocol, "iters": int(cfg.SOLVER.MAX_ITER),
-            "ims_per_batch": int(cfg.SOLVER.IMS_PER_BATCH)}
+            "ims_per_batch": int(cfg.SOLVER.IMS_PER_BATCH), "lr": float(cfg.SOLVER.BASE_LR)}
     sha, run_id = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name))
     rows = [Result(run_id, sha, "detection", data.name, "test", m, v, None, ecfg) for m, v in metrics.items()]
     ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)

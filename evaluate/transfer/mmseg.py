@@ -63,7 +63,8 @@ def scenes_voc(data: Path) -> tuple[Path, list[str]]:
 
 
 def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_dir: Path, iters: int,
-                  batch: int, mean: list[float], std: list[float], size: int = 128) -> dict[str, Any]:
+                  batch: int, mean: list[float], std: list[float], size: int = 128,
+                  lr: float = 0.01) -> dict[str, Any]:
     """The mmengine config dict of ``scenes-r18-fcn`` (any ResNet depth with the standard stem), RGB
     inputs normalised with ``mean`` / ``std`` (0-255; the checkpoint's own, ``pixel_stats``)."""
     channels = 512 if depth < 50 else 2048
@@ -97,7 +98,7 @@ def scenes_config(depth: int, weights: str, voc: Path, classes: list[str], out_d
         test_evaluator=dict(type="IoUMetric", iou_metrics=["mIoU"]),
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=10 ** 9),
         test_cfg=dict(type="TestLoop"),
-        optim_wrapper=dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=5e-4)),
+        optim_wrapper=dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=lr, momentum=0.9, weight_decay=5e-4)),
         param_scheduler=[dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=iters, by_epoch=False)],
         default_hooks=dict(logger=dict(type="LoggerHook", interval=max(1, iters // 10)),
                            checkpoint=dict(type="CheckpointHook", interval=10 ** 9),
@@ -207,7 +208,7 @@ def train_and_evaluate(config: dict[str, Any], launcher: str = "none") -> dict[s
 
 
 def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, *, iters: int | None = None,
-        batch: int | None = None, device: str = "cpu", num_gpus: int = 1,
+        batch: int | None = None, lr: float | None = None, device: str = "cpu", num_gpus: int = 1,
         store: Path | str | None = None) -> dict[str, float]:
     """Convert ``ckpt``, train ``protocol`` on ``data`` in ``num_gpus`` processes (``batch`` images
     each, mmseg's convention), return mIoU / mAcc / aAcc and, with ``store``, write them to the
@@ -230,10 +231,13 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     if protocol in SHIPPED:
         weights = convert(ckpt, "mmseg", out_dir / "backbone.pth")
         config = paper_config(protocol, depth, str(weights), Path(data), out_dir, mean, std, iters, batch)
+        if lr is not None:
+            config["optim_wrapper"]["optimizer"]["lr"] = lr
     else:
         voc, classes = scenes_voc(Path(data))
         weights = convert(ckpt, "mmseg", out_dir / "backbone.pth")
-        config = scenes_config(depth, str(weights), voc, classes, out_dir, iters or 300, batch or 8, mean, std)
+        config = scenes_config(depth, str(weights), voc, classes, out_dir, iters or 300, batch or 8, mean, std,
+                               lr=0.01 if lr is None else lr)
     iters, batch = config["train_cfg"]["max_iters"], config["train_dataloader"]["batch_size"]
     if num_gpus == 1:
         metrics = train_and_evaluate(config)
@@ -247,7 +251,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
         from evaluate.store import Result, ResultsStore
 
         ecfg = {"task": "segmentation_transfer", "framework": "mmseg", "protocol": protocol, "iters": iters,
-                "batch": batch * num_gpus}
+                "batch": batch * num_gpus, "lr": config["optim_wrapper"]["optimizer"]["lr"]}
         sha, run_id, name = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name)), Path(data).name
         rows = [Result(run_id, sha, "segmentation_transfer", name, "test", m, v, None, ecfg)
                 for m, v in metrics.items()]
@@ -256,4 +260,5 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     return metrics
 
 
-__all__ = ["PROTOCOLS", "SHIPPED", "paper_config", "run", "shipped_config_path", "scenes_config", "scenes_voc", "train_and_evaluate"]
+__all__ = ["PROTOCOLS", "SHIPPED", "paper_config", "run", "shipped_config_path", "scenes_config", "scenes_voc",
+           "train_and_evaluate"]

@@ -1,0 +1,130 @@
+"""Reports from the results store.
+
+    python -m reports runs    [--db results/results.sqlite]
+    python -m reports export  [--db ...] --out FILE.csv|FILE.parquet
+    python -m reports compare --paper NAME [--db ...] [--out DIR]
+    python -m reports build   [--db ...] --out DIR [--stat std|ci95]
+    python -m reports reproduce --paper NAME --scale cpu|full [--dry-run]
+
+Bad input (a missing store, an unknown paper or format, a wrong flag) is one line on stderr and
+exit status 2. Files are written atomically (a temporary file, then a rename).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from evaluate.store import StoreError
+
+from . import compare as C
+from .build import add_build, add_reproduce
+from .data import DEFAULT_DB, export, load, runs_table, write_text
+from .tables import render
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) instead of the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
+
+
+# ------------------------------------------------------------------------------------ commands
+
+def cmd_runs(a: argparse.Namespace) -> int:
+    """Print one line per run: its parts and what it was evaluated on."""
+    table = runs_table(load(a.db))
+    print(table.to_string(index=False) if len(table) else f"{a.db}: no runs")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    """Write every row, with the run-id columns, to a CSV or parquet file."""
+    frame = load(a.db)
+    print(f"wrote {export(frame, a.out)} ({len(frame)} rows)")
+    return 0
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    """Print the comparison with a paper as markdown; with --out also write it (md, csv)."""
+    C.get_paper(a.paper)                         # an unknown name fails before the store is read
+    frame = load(a.db)
+    text = C.report(frame, a.paper)
+    print(text, end="")
+    if a.out is not None:
+        numbers, trends = C.compare(frame, a.paper)
+        for path, content in ((a.out / f"{a.paper}.md", text),
+                              (a.out / f"{a.paper}.csv", render(numbers, "csv")),
+                              (a.out / f"{a.paper}-trends.csv", render(trends, "csv"))):
+            write_text(path, content)
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------------- subparsers
+
+def add_runs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help=cmd_runs.__doc__, description=cmd_runs.__doc__)
+    _db(p)
+    p.set_defaults(func=cmd_runs)
+
+
+def add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__)
+    _db(p)
+    p.add_argument("--out", type=Path, required=True, help="FILE.csv or FILE.parquet (needs pyarrow)")
+    p.set_defaults(func=cmd_export)
+
+
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)
+    p.add_argument("--paper", required=True, help=f"one of {', '.join(C.PAPERS)}")
+    _db(p)
+    p.add_argument("--out", type=Path, help="also write DIR/NAME.md, NAME.csv and NAME-trends.csv")
+    p.set_defaults(func=cmd_compare)
+
+
+# Each subcommand is one ``add_<name>(sub)`` function that registers its subparser and sets
+# ``func`` (a ``Command``: namespace -> exit status).
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_runs, add_export, add_compare,
+                                                                          add_build, add_reproduce)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m reports`` parser, one subparser per entry of ``SUBCOMMANDS``."""
+    parser = Parser(prog="python -m reports", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; bad input prints one line on stderr and returns 2."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:                     # --help (0) or a usage error (2, already printed)
+        return int(e.code or 0)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, StoreError, ValueError, OSError, RuntimeError) as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

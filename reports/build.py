@@ -1,0 +1,131 @@
+"""``python -m reports build``: every table, every plot and one self-contained HTML report.
+
+    python -m reports build [--db results/results.sqlite] --out DIR [--stat std|ci95] [--title T]
+
+Writes ``DIR/tables/<name>.{md,csv,tex,html}`` (``tables.default_tables``: mean +- std or 95% CI
+with the seed count in every cell), ``DIR/plots/<name>.{png,svg}`` (``plots``: label-efficiency
+curves, label-savings utility, invariance bars, linear vs finetune with Spearman's rho, method x
+augmentation heatmaps, the stored 2-D embeddings, saliency examples when an ``--saliency`` npz of
+image / HC / RC / mask / masked-view arrays is given), the published-vs-ours comparison of every
+paper with rows in the store, and ``DIR/report.html`` with all of it embedded (opens with no
+server; checked with ``html.check_report`` before it is kept).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from evaluate.store import ResultsStore
+
+from . import compare as C
+from . import html, plots
+from .data import DEFAULT_DB, load, write_text
+from .tables import default_tables, render
+
+log = logging.getLogger("reports.build")
+TABLE_FORMATS = {"md": "md", "csv": "csv", "tex": "latex", "html": "html"}
+MAX_EMBEDDINGS = 6
+
+
+def _tables(frame, out: Path, stat: str) -> list[dict]:
+    sections = []
+    for name, table in default_tables(frame, stat).items():
+        for suffix, fmt in TABLE_FORMATS.items():
+            write_text(out / "tables" / f"{name}.{suffix}", render(table, fmt))
+        sections.append({"heading": f"Table: {name}", "tables": [render(table, "html")]})
+    return sections
+
+
+def _plots(frame, store: ResultsStore, out: Path, saliency: Path | None) -> list[dict]:
+    p = out / "plots"
+    made: list[tuple[str, list[Path]]] = [
+        ("Label efficiency (finetuned vs scratch)", plots.label_efficiency(frame, p / "label_efficiency")),
+        ("Label-savings utility (Newell & Deng)", plots.utility(frame, p / "utility")),
+        ("Invariance (firing-rate top-25)", plots.invariance_bars(frame, p / "invariance")),
+        ("Linear probe vs finetuning", plots.linear_vs_finetune(frame, p / "linear_vs_finetune")),
+    ]
+    for task, metric in (("linear", "top1"), ("knn", "top1@k20"), ("segmentation", "miou")):
+        made.append((f"{task} {metric}: method x augmentation", plots.heatmap(frame, p / f"heatmap_{task}", task,
+                                                                              metric)))
+    for i, row in enumerate(store.arrays(task="clustering")[:MAX_EMBEDDINGS]):
+        made.append((f"Embedding of {row['run_id']} ({row['dataset']})", plots.embedding(row, p / f"embedding_{i}")))
+    if saliency is not None:
+        with np.load(saliency) as z:
+            made.append(("Saliency examples", plots.saliency_examples({k: z[k] for k in z.files}, p / "saliency")))
+    return [{"heading": title, "images": paths} for title, paths in made if paths]
+
+
+def _comparisons(frame, out: Path) -> list[dict]:
+    sections = []
+    for paper in C.PAPERS:
+        numbers, trends = C.compare(frame, paper)
+        if (trends["ours shows"] == "not measured").all() if len(trends) else True:
+            continue
+        write_text(out / "compare" / f"{paper}.md", C.report(frame, paper))
+        sections.append({"heading": f"Published vs ours: {paper}",
+                         "tables": [numbers.to_html(index=False, classes="sslbench-table", na_rep=""),
+                                    trends.to_html(index=False, classes="sslbench-table")]})
+    return sections
+
+
+def build(db: Path | str, out: Path | str, *, stat: str = "std", title: str = "sslbench report",
+          saliency: Path | None = None) -> Path:
+    """Render the store at ``db`` into ``out``; returns the HTML report's path."""
+    frame = load(db)
+    if frame.empty:
+        raise ValueError(f"{db}: the results store has no rows to report")
+    out = Path(out)
+    store = ResultsStore(db)
+    n_runs = frame["run_id"].nunique()
+    intro = {"heading": "Contents", "text": f"{len(frame)} stored values of {n_runs} runs from {db}. "
+             f"Every table cell is mean {'± std' if stat == 'std' else '± 95% CI'} over seeds, with the "
+             "number of seeds (n)."}
+    sections = [intro, *_tables(frame, out, stat), *_plots(frame, store, out, saliency), *_comparisons(frame, out)]
+    path = html.write_report(out, title, sections)
+    problems = html.check_report(path)
+    if problems:
+        os.replace(path, path.with_suffix(".broken.html"))
+        raise ValueError(f"{path}: report failed its check: {problems[0]}")
+    log.info("wrote %s (%d sections)", path, len(sections))
+    return path
+
+
+def cmd_build(a: argparse.Namespace) -> int:
+    """Render every table, plot and comparison of the store into one HTML report."""
+    path = build(a.db, a.out, stat=a.stat, title=a.title, saliency=a.saliency)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_build(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help=cmd_build.__doc__, description=cmd_build.__doc__)
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--stat", choices=("std", "ci95"), default="std", help="spread shown beside each mean")
+    p.add_argument("--title", default="sslbench report")
+    p.add_argument("--saliency", type=Path, help="npz of saliency example arrays (image, hc, rc, mask, ...)")
+    p.set_defaults(func=cmd_build)
+
+
+def cmd_reproduce(a: argparse.Namespace) -> int:
+    """Run a paper's reproduction end to end (data, pretraining, evaluation, report)."""
+    from .reproduce import run
+
+    report = run(a.paper, a.scale, a.out, dry_run=a.dry_run)
+    print(f"report: {report / 'report.html'}" if not a.dry_run else f"(dry run) report would be in {report}")
+    return 0
+
+
+def add_reproduce(sub: argparse._SubParsersAction) -> None:
+    from .reproduce import PLANS, SCALES
+
+    p = sub.add_parser("reproduce", help=cmd_reproduce.__doc__, description=cmd_reproduce.__doc__)
+    p.add_argument("--paper", required=True, help=f"one of {', '.join(PLANS)}")
+    p.add_argument("--scale", default="cpu", help=f"one of {', '.join(SCALES)}")
+    p.add_argument("--out", type=Path, default=Path("reproductions"))
+    p.add_argument("--dry-run", action="store_true", help="print the steps without running them")
+    p.set_defaults(func=cmd_reproduce)

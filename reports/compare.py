@@ -1,0 +1,620 @@
+"""Our numbers beside a reproduced paper's: its published table, where one is stored, and its
+claimed trends checked on both sides.
+
+    frame = load("results/results.sqlite")            # reports.data
+    numbers, trends = compare(frame, "saliency-masking")
+    print(report(frame, "saliency-masking"))          # markdown: numbers, then trends
+
+``PAPERS`` names the papers of ``make reproduce``. Each ``PaperSpec`` says which published CSVs
+(``reports/paper_tables/``) it reads, how a published row maps onto rows of the results store
+(``match``: a published row -> a filter on our frame, or the reason it has no counterpart here),
+and its claims as ``Trend``s: small predicates (``Pair``: mean of rows a > mean of rows b;
+``Decreasing``: means fall at every step of a column; ``Positive``: mean > 0 at a column's smallest
+value) evaluated on our rows and, where the stored table holds them, on the published rows. A
+trend our data cannot check says "not measured": no comparison is made unless both sides have
+rows in the same (backbone, pretraining data, evaluation dataset, ...) group.
+
+Limitation: a run id names the method, augmentation policy, backbone, data and seed, not the
+policy's settings (``--aug_cfg.fill=blur``), and its config hash changes with the seed; runs that
+differ only in such settings cannot be told apart here. Their values are averaged per seed and
+every number made of them is flagged ``[mixes K runs per seed]``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .data import with_run_info
+from .tables import (
+    aggregate,
+    cells,
+    format_cell,
+    preferred_split,
+    render,
+    with_label_counts,
+)
+
+TABLES_DIR = Path(__file__).parent / "paper_tables"
+YES, NO, NOT_MEASURED = "yes", "no", "not measured"
+NO_TABLE = "no published table stored"
+# a comparison of two of our selections is made only inside one group of these columns
+WITHIN = ("backbone", "pretrain_data", "dataset")
+# how the numbers table splits our rows that map to one published row
+OURS_WHERE = ("aug", "dataset", "backbone", "pretrain_data")
+OURS_DATA = "ours: " + " / ".join(OURS_WHERE)
+TABLE_COLUMNS = ("paper", "ours: rows", OURS_DATA, "ours")
+TREND_COLUMNS = ("claim", "paper shows", "ours shows", "ours: detail")
+
+
+@dataclass(frozen=True)
+class Where:
+    """A filter value that is a predicate on the column (``label`` is how it is printed)."""
+
+    label: str
+    test: Callable[[pd.Series], pd.Series]
+
+
+Filter = Mapping[str, Any]      # column -> value | tuple of values (any of) | Where
+
+
+def select(frame: pd.DataFrame, filt: Filter) -> pd.DataFrame:
+    """The rows of ``frame`` that pass every item of ``filt``; a column the frame lacks passes none."""
+    mask = pd.Series(True, index=frame.index)
+    for column, want in filt.items():
+        if column not in frame.columns:
+            return frame.iloc[0:0]
+        col = frame[column]
+        if isinstance(want, Where):
+            mask &= want.test(col).fillna(False).astype(bool)
+        elif isinstance(want, (tuple, list, set, frozenset)):
+            mask &= col.isin(list(want))
+        else:
+            mask &= (col == want).fillna(False).astype(bool)
+    return frame[mask]
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, Where):
+        return v.label
+    if isinstance(v, (tuple, list, set, frozenset)):
+        return "/".join(map(str, v))
+    return str(v)
+
+
+def describe(filt: Filter) -> str:
+    """A filter as text: ``method=mocov2, aug=sal-mask, in_domain, pretrain_data scenes*``."""
+    def one(k: str, v: Any) -> str:
+        if v is True:
+            return k
+        if isinstance(v, Where):
+            return f"{k} {v.label}"
+        if isinstance(v, (tuple, list, set, frozenset)):
+            return f"{k} in {_value_text(v)}"
+        return f"{k}={v}"
+    return ", ".join(one(k, v) for k, v in filt.items())
+
+
+# ----------------------------------------------------------------------------------- predicates
+
+@dataclass(frozen=True)
+class Outcome:
+    """One comparison made: whether the claim held there, and the numbers that say so."""
+
+    holds: bool
+    text: str
+
+
+def _key_text(within: Sequence[str], key: tuple[str, ...]) -> str:
+    """``[backbone=resnet18, dataset=shapes64] `` for a group key ("" for none)."""
+    shown = [f"{c}={k}" for c, k in zip(within, key) if k]
+    return f"[{', '.join(shown)}] " if shown else ""
+
+
+def _groups(rows: pd.DataFrame, within: Sequence[str]) -> dict[tuple[str, ...], pd.DataFrame]:
+    """``rows`` split by the ``within`` columns (keys as text; NaN -> ""), or one group."""
+    if rows.empty:
+        return {}
+    if not within:
+        return {(): rows}
+    missing = [c for c in within if c not in rows.columns]
+    if missing:
+        raise ValueError(f"trend: no column(s) {', '.join(missing)} to group by")
+    out = {}
+    for key, part in rows.groupby(list(within), dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        out[tuple("" if pd.isna(k) else str(k) for k in key)] = part
+    return out
+
+
+def runs_per_seed(rows: pd.DataFrame) -> int:
+    """The most run ids sharing one pretraining seed in ``rows``. Above 1, the rows mix runs that
+    the run id cannot tell apart (e.g. ``sal-mask`` with three fills: only the config hash, which
+    also changes with the seed, differs), and each seed's value is their mean."""
+    parsed = rows[rows["pretrain_seed"].notna()]
+    return int(parsed.groupby("pretrain_seed")["run_id"].nunique().max()) if len(parsed) else 1
+
+
+def _ours_text(rows: pd.DataFrame) -> tuple[float, str]:
+    """(mean, ``mean ± std (n=K)``) of our rows, flagged when they mix several runs per seed."""
+    cell = cells(aggregate(rows, [])).iloc[0]
+    k = runs_per_seed(rows)
+    return cell.mean, format_cell(cell) + (f" [mixes {k} runs per seed]" if k > 1 else "")
+
+
+def _summary(rows: pd.DataFrame, ours: bool) -> tuple[float, str]:
+    """(mean, text) of ``rows``: ours with its spread and seed count, published rows as printed."""
+    if ours:
+        return _ours_text(rows)
+    values = rows["value"].astype(float)
+    if len(rows) == 1:
+        return float(values.iloc[0]), str(rows["published"].iloc[0])
+    return float(values.mean()), f"{values.mean():.2f} (mean of {len(rows)} published rows)"
+
+
+def _difference(a: Filter, b: Filter) -> tuple[str, str]:
+    """How two filters differ, for the text of a comparison (``sal-mask`` vs ``default``)."""
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+
+    def name(f: Filter) -> str:
+        return " ".join(_value_text(f[k]) for k in keys if k in f) or "the rest"
+    return name(a), name(b)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The mean of the rows ``a`` is above the mean of the rows ``b``, in every group of the
+    ``within`` columns where both have rows."""
+
+    a: Filter
+    b: Filter
+    within: tuple[str, ...] = WITHIN
+
+    def outcomes(self, frame: pd.DataFrame, ours: bool) -> list[Outcome]:
+        within = self.within if ours else ()
+        ga, gb = _groups(select(frame, self.a), within), _groups(select(frame, self.b), within)
+        name_a, name_b = _difference(self.a, self.b)
+        out = []
+        for key in sorted(ga.keys() & gb.keys()):
+            (ma, ta), (mb, tb) = _summary(ga[key], ours), _summary(gb[key], ours)
+            holds = bool(ma > mb)
+            out.append(Outcome(holds, f"{_key_text(within, key)}{name_a} {ta} {'>' if holds else '<='} {name_b} {tb}"))
+        return out
+
+
+def _series(rows: pd.DataFrame, over: str, ours: bool) -> list[tuple[Any, float, str]]:
+    """(value of ``over``, mean, text) for each value of ``over`` in ``rows``, in order."""
+    points = []
+    for value, part in rows.groupby(over, sort=True):
+        mean, text = _summary(part, ours)
+        points.append((value, mean, text))
+    return points
+
+
+@dataclass(frozen=True)
+class Decreasing:
+    """The mean of ``rows`` falls at every step of ``over`` (at least two steps measured), in every
+    group of ``within``."""
+
+    rows: Filter
+    over: str
+    within: tuple[str, ...] = ("method", "aug", *WITHIN)
+
+    def outcomes(self, frame: pd.DataFrame, ours: bool) -> list[Outcome]:
+        out, within = [], self.within if ours else ()
+        for key, part in _groups(select(frame, self.rows), within).items():
+            points = _series(part[part[self.over].notna()], self.over, ours)
+            if len(points) < 2:
+                continue
+            holds = all(b[1] < a[1] for a, b in pairwise(points))
+            text = " -> ".join(f"{self.over} {v}: {t}" for v, _, t in points)
+            out.append(Outcome(holds, f"{_key_text(within, key)}{text}"))
+        return out
+
+
+@dataclass(frozen=True)
+class Positive:
+    """The mean of ``rows`` at the smallest value of ``at`` is above 0, in every group of ``within``."""
+
+    rows: Filter
+    at: str
+    within: tuple[str, ...] = ("method", "aug", *WITHIN)
+
+    def outcomes(self, frame: pd.DataFrame, ours: bool) -> list[Outcome]:
+        out, within = [], self.within if ours else ()
+        for key, part in _groups(select(frame, self.rows), within).items():
+            points = _series(part[part[self.at].notna()], self.at, ours)
+            if points:
+                value, mean, text = points[0]
+                out.append(Outcome(bool(mean > 0), f"{_key_text(within, key)}{self.at} {value}: {text}"))
+        return out
+
+
+Check = Pair | Decreasing | Positive
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A claim of a paper. ``ours``: the checks on our rows (none: it cannot be measured here, and
+    ``note`` says why); ``paper``: the same claim on the published rows (none: the claim is the
+    paper's text, not in the stored table). It holds where every comparison made holds."""
+
+    claim: str
+    ours: tuple[Check, ...]
+    paper: tuple[Check, ...] = ()
+    note: str = ""
+
+
+def verdict(checks: Sequence[Check], frame: pd.DataFrame, ours: bool) -> tuple[str, str]:
+    """("yes" | "no" | "not measured", the comparisons made): yes when every comparison made
+    holds, no when any fails, not measured when none could be made."""
+    outcomes = [o for check in checks for o in check.outcomes(frame, ours)]
+    if not outcomes:
+        return NOT_MEASURED, ""
+    holds = sum(o.holds for o in outcomes)
+    answer = YES if holds == len(outcomes) else NO
+    prefix = f"{holds}/{len(outcomes)} hold: " if len(outcomes) > 1 else ""
+    return answer, prefix + "; ".join(o.text for o in outcomes)
+
+
+# ---------------------------------------------------------------------------------------- papers
+
+@dataclass(frozen=True)
+class PaperSpec:
+    """A reproduced paper: citation, published tables, row mapping, and claims.
+
+    tables: CSV files in ``TABLES_DIR`` (none: the comparison shows ``ours_rows`` grouped by
+    ``ours_by`` beside "no published table stored"); keep: which published rows the numbers table
+    shows; columns: the published columns that identify a row there; match: a published row ->
+    a filter on our frame, or a string saying why it has no counterpart here."""
+
+    name: str
+    title: str
+    trends: tuple[Trend, ...]
+    tables: tuple[str, ...] = ()
+    keep: Filter = field(default_factory=dict)
+    columns: tuple[str, ...] = ()
+    match: Callable[[Mapping[str, Any]], Filter | str] | None = None
+    ours_rows: Filter = field(default_factory=dict)
+    ours_by: tuple[str, ...] = ()
+
+
+def _endswith(suffix: str) -> Where:
+    return Where(f"*{suffix}", lambda s: s.astype("string").str.endswith(suffix))
+
+
+HAS_LABEL_COUNT = Where("@nN", lambda s: s.notna())
+# pretraining data by kind, from the dataset name: our synthetic scenes, or COCO (its annotation file)
+SCENE_CENTRIC = Where("scene-centric (scenes* / coco* / instances_*)",
+                      lambda s: s.astype("string").str.startswith(("scenes", "coco", "instances_")))
+VIDEO = Where("video (video* / trackingnet* / got10k*)",
+              lambda s: s.astype("string").str.startswith(("video", "trackingnet", "got10k")))
+OBJECT_CENTRIC = Where("object-centric (neither scenes nor video)",
+                       lambda s: ~(SCENE_CENTRIC.test(s).fillna(False) | VIDEO.test(s).fillna(False)))
+IMAGE_LEVEL = ("simclr", "mocov2", "byol", "simsiam", "swav", "pirl")
+LINEAR = {"task": "linear", "metric": "top1", "in_domain": True}
+
+# --- saliency-guided masking (Chen et al., WACV 2024, arXiv 2309.12757)
+MASKING_AUG = {"none": "default", "mscn": "random-mask", "saliency-mask-highpass": "sal-mask"}
+MASKING_NO_AUG = {
+    "adios": "ADIOS (learned adversarial masking) is not implemented here",
+    "saliency-mask-blur": "the fill is an aug_cfg setting, not in the run id: not told apart from high-pass",
+    "saliency-mask-mean": "the fill is an aug_cfg setting, not in the run id: not told apart from high-pass",
+}
+MASKING_EVAL = {
+    ("ImageNet-100", "top1"): LINEAR,
+    ("VOC07+12-det", "AP"): {"task": "detection", "metric": "AP"},
+    ("VOC07+12-det", "AP50"): {"task": "detection", "metric": "AP50"},
+    ("VOC07+12-det", "AP75"): {"task": "detection", "metric": "AP75"},
+    ("COCO-det", "APb"): {"task": "detection", "metric": "AP"},
+    ("COCO-det", "APb50"): {"task": "detection", "metric": "AP50"},
+    ("COCO-det", "APb75"): {"task": "detection", "metric": "AP75"},
+    ("COCO-instseg", "APm"): {"task": "detection", "metric": "segm_AP"},
+    ("COCO-instseg", "APm50"): {"task": "detection", "metric": "segm_AP50"},
+    ("COCO-instseg", "APm75"): {"task": "detection", "metric": "segm_AP75"},
+}
+
+
+def _match_masking(row: Mapping[str, Any]) -> Filter | str:
+    """A row of the masking paper's tables -> our rows: same method, variant -> augmentation
+    policy, in-domain linear top-1 (their ImageNet-100 = our pretraining set) or detection AP."""
+    target = MASKING_EVAL.get((row["eval"], row["metric"]))
+    if target is None:
+        return f"no {row['eval']} evaluation here"
+    if row["method"] == "supervised":
+        return {"method": "supervised", **target}
+    if row["variant"] in MASKING_NO_AUG:
+        return MASKING_NO_AUG[row["variant"]]
+    if row["variant"] not in MASKING_AUG:
+        return f"no augmentation policy mapped to variant {row['variant']!r}"
+    return {"method": row["method"], "aug": MASKING_AUG[row["variant"]], **target}
+
+
+def _masking_trend(claim: str, method: str, better: str, worse: str, ours: Filter, paper: Filter) -> Trend:
+    """``better`` > ``worse`` for ``method``: on our rows by augmentation policy, on the published
+    rows by the variant that policy stands for."""
+    variant = {v: k for k, v in MASKING_AUG.items()}
+    mine = Pair({"method": method, "aug": better, **ours}, {"method": method, "aug": worse, **ours})
+    theirs = Pair({"method": method, "variant": variant[better], **paper},
+                  {"method": method, "variant": variant[worse], **paper})
+    return Trend(claim, (mine,), (theirs,))
+
+
+_IN100 = {"eval": "ImageNet-100", "metric": "top1"}
+_VOC_AP50 = {"eval": "VOC07+12-det", "metric": "AP50"}
+SALIENCY_MASKING = PaperSpec(
+    name="saliency-masking",
+    title="Chen et al., Saliency-guided masking for ConvNets (WACV 2024, arXiv 2309.12757)",
+    tables=("saliency_guided_masking_linear.csv", "saliency_guided_masking_detection.csv"),
+    keep={"eval": ("ImageNet-100", "VOC07+12-det", "COCO-det", "COCO-instseg"),   # AP75 etc. left out
+          "metric": ("top1", "AP", "AP50", "APb", "APm")},
+    columns=("method", "variant", "eval", "metric"),
+    match=_match_masking,
+    trends=(
+        _masking_trend("saliency-guided masking improves MoCo v2 linear top-1 over no masking",
+                       "mocov2", "sal-mask", "default", LINEAR, _IN100),
+        _masking_trend("saliency-guided masking improves SimCLR linear top-1 over no masking",
+                       "simclr", "sal-mask", "default", LINEAR, _IN100),
+        _masking_trend("saliency-guided masking beats random masking for MoCo v2 (linear top-1)",
+                       "mocov2", "sal-mask", "random-mask", LINEAR, _IN100),
+        Trend("under MoCo v2 the high-pass fill is best, then blur, then mean fill (linear top-1)", (),
+              (Pair({"method": "mocov2", "variant": "saliency-mask-highpass", **_IN100},
+                    {"method": "mocov2", "variant": "saliency-mask-blur", **_IN100}),
+               Pair({"method": "mocov2", "variant": "saliency-mask-blur", **_IN100},
+                    {"method": "mocov2", "variant": "saliency-mask-mean", **_IN100})),
+              note="the fill is an aug_cfg setting that the run id does not record"),
+        _masking_trend("saliency-guided masking improves MoCo v2 detection AP50 over no masking",
+                       "mocov2", "sal-mask", "default", {"task": "detection", "metric": "AP50"}, _VOC_AP50),
+    ),
+)
+
+# --- saliency-based augmentation: salient-object segmentation (the `sgd` policies)
+_KNN = {"task": "knn", "metric": "top1@k20", "in_domain": True}
+_PER_METHOD = ("method", *WITHIN)
+SALIENCY_AUG = PaperSpec(
+    name="saliency-aug",
+    title="saliency-based augmentation: salient-object segmentation (global-contrast saliency, Cheng et al. "
+          "2015) as an augmentation for contrastive learning (policies sgd / sgd-only)",
+    trends=(
+        Trend("salient-object segmentation (sgd) improves linear top-1 over the default augmentations",
+              (Pair({"aug": "sgd", **LINEAR}, {"aug": "default", **LINEAR}, _PER_METHOD),)),
+        Trend("salient-object segmentation (sgd) improves kNN top-1 (k 20) over the default augmentations",
+              (Pair({"aug": "sgd", **_KNN}, {"aug": "default", **_KNN}, _PER_METHOD),)),
+    ),
+    ours_rows={"aug": ("default", "sgd", "sgd-only"), "task": ("linear", "knn"), "metric": ("top1", "top1@k20"),
+               "in_domain": True},
+    ours_by=("method", "aug", "task", "metric", "dataset"),
+)
+
+# --- invariances of contrastive SSL (Purushwalkam & Gupta, NeurIPS 2020, arXiv 2007.13916)
+_TOP25 = {"task": "invariance", "metric": "top25"}
+_SAME_AUG = ("aug", *WITHIN)
+
+
+def _top25(dataset: Where | str, **more: Any) -> Filter:
+    return {**_TOP25, "dataset": dataset, **more}
+
+
+OCCLUSION, INSTANCE = _endswith("occlusion"), _endswith("instance")
+VIEWPOINT = Where("*viewpoint (not *instance-viewpoint)", lambda s: s.astype("string").str.endswith("viewpoint")
+                  & ~s.astype("string").str.endswith("instance-viewpoint"))
+INVARIANCE = PaperSpec(
+    name="invariance",
+    title="Purushwalkam & Gupta, Demystifying contrastive self-supervised learning: invariances, "
+          "augmentations and dataset biases (NeurIPS 2020, arXiv 2007.13916)",
+    trends=(
+        Trend("aggressive cropping > mild cropping on occlusion invariance top-25",
+              (Pair(_top25(OCCLUSION, aug="aggressive"), _top25(OCCLUSION, aug="mild"), _PER_METHOD),)),
+        Trend("MoCo v2 and PIRL are more occlusion-invariant (top-25) than a supervised network",
+              tuple(Pair(_top25(OCCLUSION, method=m), _top25(OCCLUSION, method="supervised"), _SAME_AUG)
+                    for m in ("mocov2", "pirl"))),
+        Trend("a supervised network is more viewpoint-invariant (top-25) than MoCo v2 and PIRL",
+              tuple(Pair(_top25(VIEWPOINT, method="supervised"), _top25(VIEWPOINT, method=m), _SAME_AUG)
+                    for m in ("mocov2", "pirl"))),
+        Trend("a supervised network is more instance-invariant (top-25) than MoCo v2 and PIRL",
+              tuple(Pair(_top25(INSTANCE, method="supervised"), _top25(INSTANCE, method=m), _SAME_AUG)
+                    for m in ("mocov2", "pirl"))),
+        Trend("temporal contrast on video beats MoCo v2 on the same data in viewpoint invariance (top-25)",
+              (Pair(_top25(VIEWPOINT, method="temporal"), _top25(VIEWPOINT, method="mocov2")),)),
+        Trend("MoCo v2 gains from object-centric pretraining data over scene-centric (linear top-1, same "
+              "evaluation set)",
+              (Pair({"method": "mocov2", "pretrain_data": OBJECT_CENTRIC, "task": "linear", "metric": "top1"},
+                    {"method": "mocov2", "pretrain_data": SCENE_CENTRIC, "task": "linear", "metric": "top1"},
+                    ("backbone", "dataset")),)),
+    ),
+    ours_rows=_TOP25,
+    ours_by=("method", "aug", "dataset"),
+)
+
+# --- SlotCon (Wen et al., NeurIPS 2022, arXiv 2205.15288)
+SLOTCON_METRIC = {"APb": {"task": "detection", "metric": "AP"}, "APm": {"task": "detection", "metric": "segm_AP"}}
+
+
+def _match_slotcon(row: Mapping[str, Any]) -> Filter | str:
+    """SlotCon's COCO transfer -> our SlotCon detection AP / mask AP, pretrained on scene-centric
+    data (their COCO / COCO+) or on object-centric data (their ImageNet-1K; epochs not matched)."""
+    data = SCENE_CENTRIC if row["pretrain_data"].startswith("COCO") else OBJECT_CENTRIC
+    return {"method": "slotcon", "pretrain_data": data, **SLOTCON_METRIC[row["metric"]]}
+
+
+def _scene(**f: Any) -> Filter:
+    return {"pretrain_data": SCENE_CENTRIC, **f}
+
+
+SLOTCON = PaperSpec(
+    name="slotcon",
+    title="Wen et al., Self-supervised visual representation learning with semantic grouping "
+          "(SlotCon, NeurIPS 2022, arXiv 2205.15288)",
+    tables=("slotcon_coco.csv",),
+    columns=("pretrain_data", "epochs", "eval", "metric"),
+    match=_match_slotcon,
+    trends=(
+        Trend("SlotCon transfers better than image-level methods from scene-centric data (detection AP)",
+              tuple(Pair(_scene(method="slotcon", task="detection", metric="AP"),
+                         _scene(method=m, task="detection", metric="AP")) for m in IMAGE_LEVEL)),
+        Trend("SlotCon transfers better than image-level methods from scene-centric data (segmentation mIoU)",
+              tuple(Pair(_scene(method="slotcon", task="segmentation_transfer", metric="miou"),
+                         _scene(method=m, task="segmentation_transfer", metric="miou")) for m in IMAGE_LEVEL)),
+    ),
+)
+
+# --- label-savings utility (Newell & Deng, CVPR 2020, arXiv 1912.01703)
+_UTILITY = {"task": "finetune", "metric_base": "utility", "label_count": HAS_LABEL_COUNT}
+UTILITY = PaperSpec(
+    name="utility",
+    title="Newell & Deng, How useful is self-supervised pretraining for visual tasks? (CVPR 2020, arXiv 1912.01703)",
+    trends=(
+        Trend("utility decreases as labelled examples grow", (Decreasing(_UTILITY, "label_count"),)),
+        Trend("pretraining saves labels at the smallest labelled-set size (utility > 0)",
+              (Positive(_UTILITY, "label_count"),)),
+    ),
+    ours_rows=_UTILITY,
+    ours_by=("method", "aug", "dataset", "label_count"),
+)
+
+PAPERS: dict[str, PaperSpec] = {p.name: p for p in (SALIENCY_AUG, SALIENCY_MASKING, INVARIANCE, SLOTCON, UTILITY)}
+
+
+def get_paper(name: str) -> PaperSpec:
+    """The registered paper ``name``; an unknown name raises ValueError listing the valid ones."""
+    if name not in PAPERS:
+        raise ValueError(f"unknown paper {name!r}; valid: {', '.join(PAPERS)}")
+    return PAPERS[name]
+
+
+# ------------------------------------------------------------------------------------ comparison
+
+def published(spec: PaperSpec) -> pd.DataFrame:
+    """The paper's stored CSVs as one frame: every column as printed (text), ``published`` the value
+    as printed and ``value`` as a number. Empty when the paper has no stored table."""
+    if not spec.tables:
+        return pd.DataFrame(columns=["published", "value"])
+    frames = [pd.read_csv(TABLES_DIR / name, dtype=str, keep_default_na=False) for name in spec.tables]
+    frame = pd.concat(frames, ignore_index=True).fillna("")
+    return frame.assign(published=frame["value"], value=pd.to_numeric(frame["value"]))
+
+
+def prepare(frame: pd.DataFrame) -> pd.DataFrame:
+    """Our rows ready to filter: run-id parts, the preferred split per (task, dataset),
+    ``metric_base`` / ``label_count``, and ``in_domain`` (evaluated on the pretraining dataset)."""
+    if "method" not in frame.columns:
+        frame = with_run_info(frame)
+    if frame.empty:
+        return with_label_counts(frame).assign(in_domain=pd.Series(dtype=bool))
+    frame = with_label_counts(preferred_split(frame))
+    return frame.assign(in_domain=(frame["dataset"] == frame["pretrain_data"]).fillna(False).astype(bool))
+
+
+def _ours_cells(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """(aug / dataset / backbone / pretraining data, formatted value) per group of our rows."""
+    out = []
+    for key, part in _groups(rows, OURS_WHERE).items():
+        out.append((" / ".join(k or "-" for k in key), _ours_text(part)[1]))
+    return out
+
+
+def _published_table(spec: PaperSpec, ours: pd.DataFrame) -> pd.DataFrame:
+    lines = []
+    for _, row in select(published(spec), spec.keep).iterrows():
+        base = {c: row[c] for c in spec.columns}
+        base["paper"] = row["published"]
+        target = spec.match(row) if spec.match else "no mapping defined"
+        if isinstance(target, str):
+            lines.append({**base, "ours: rows": "", OURS_DATA: "", "ours": f"no counterpart: {target}"})
+            continue
+        found = _ours_cells(select(ours, target))
+        for data, text in found or [("", NOT_MEASURED)]:
+            lines.append({**base, "ours: rows": describe(target), OURS_DATA: data, "ours": text})
+    return pd.DataFrame(lines, columns=[*spec.columns, *TABLE_COLUMNS])
+
+
+def _ours_table(spec: PaperSpec, ours: pd.DataFrame) -> pd.DataFrame:
+    """Our rows of the paper's kind by ``ours_by``, and by backbone / pretraining data where those vary."""
+    rows = select(ours, spec.ours_rows)
+    by = [*spec.ours_by, *(c for c in ("backbone", "pretrain_data")
+                           if c not in spec.ours_by and len(rows) and rows[c].nunique(dropna=True) > 1)]
+    columns = [*by, "paper", "ours"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    lines = [{**{c: "" if pd.isna(k) else str(k) for c, k in zip(by, key if isinstance(key, tuple) else (key,))},
+              "paper": NO_TABLE, "ours": _ours_text(part)[1]}
+             for key, part in rows.groupby(by, dropna=False, sort=True)]
+    return pd.DataFrame(lines, columns=columns)
+
+
+def _paper_shows(spec: PaperSpec, trend: Trend, pub: pd.DataFrame) -> str:
+    if not spec.tables:
+        return f"claimed ({NO_TABLE})"
+    if not trend.paper:
+        return "claimed (not in the stored table)"
+    answer, detail = verdict(trend.paper, pub, ours=False)
+    if answer == NOT_MEASURED:
+        return "claimed (not in the stored table)"
+    return f"{answer} ({detail})"
+
+
+def trends_table(spec: PaperSpec, ours: pd.DataFrame) -> pd.DataFrame:
+    """One line per claim: what the published table shows, and what our rows show (yes / no /
+    not measured) with the comparisons made."""
+    pub = published(spec)
+    lines = []
+    for trend in spec.trends:
+        answer, detail = verdict(trend.ours, ours, ours=True)
+        if answer == NOT_MEASURED:
+            detail = trend.note or "no comparison possible: the store lacks the rows of one side or both"
+        lines.append(dict(zip(TREND_COLUMNS, (trend.claim, _paper_shows(spec, trend, pub), answer, detail))))
+    return pd.DataFrame(lines, columns=list(TREND_COLUMNS))
+
+
+def compare(frame: pd.DataFrame, paper: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, trends) of ``paper`` against our rows ``frame`` (``data.load``'s frame).
+
+    numbers: with a published table, one line per published row kept (its identifying columns,
+    ``paper`` as printed, and ours: the rows it maps to, our data, ``mean ± std (n=K)`` or "not
+    measured" / "no counterpart: why"); without, our rows of the paper's kind grouped by
+    ``ours_by`` beside "no published table stored". trends: ``trends_table``. Every cell is text."""
+    spec = get_paper(paper)
+    ours = prepare(frame)
+    numbers = _published_table(spec, ours) if spec.tables else _ours_table(spec, ours)
+    return numbers, trends_table(spec, ours)
+
+
+def report(frame: pd.DataFrame, paper: str) -> str:
+    """The comparison of ``paper`` as markdown: a heading, the numbers, the trends."""
+    spec = get_paper(paper)
+    numbers, trends = compare(frame, paper)
+    source = ", ".join(f"`{t}`" for t in spec.tables) if spec.tables else NO_TABLE
+    parts = [f"# {spec.name}: {spec.title}", "", f"Published: {source}.", "", "## Numbers", "",
+             render(numbers, "md") if len(numbers) else "(no matching rows in the results store)\n",
+             "## Trends", "", render(trends, "md")]
+    return "\n".join(parts)
+
+
+__all__ = [
+    "NOT_MEASURED",
+    "PAPERS",
+    "TABLES_DIR",
+    "Check",
+    "Decreasing",
+    "Filter",
+    "Outcome",
+    "Pair",
+    "PaperSpec",
+    "Positive",
+    "Trend",
+    "Where",
+    "compare",
+    "describe",
+    "get_paper",
+    "prepare",
+    "published",
+    "report",
+    "runs_per_seed",
+    "select",
+    "trends_table",
+    "verdict",
+]

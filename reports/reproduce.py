@@ -1,0 +1,265 @@
+"""Paper reproductions end to end: data -> pretraining -> evaluation -> invariance -> transfer -> report.
+
+    python -m reports reproduce --paper utility --scale cpu [--out reproductions] [--dry-run]
+    make reproduce PAPER=utility SCALE=cpu
+
+A plan (``PLANS``) is a list of :class:`Step` command lines, run in order with this project's own
+CLIs (``synthetic.generate``, ``pretrain``, ``evaluate.suite``, ``invariance``,
+``evaluate.transfer``, ``reports build``), each idempotent: a dataset that is up to date, a run
+that is complete, an evaluation already in the store are not redone, so an interrupted
+reproduction continues where it stopped. Everything goes under ``<out>/<paper>-<scale>/``
+(``data/``, ``runs/``, ``results.sqlite``, ``report/``); the ``full`` plans read the papers' data
+sets under ``data/`` (ImageNet, COCO, ...) and use the GPU presets and the frameworks' multi-GPU
+launchers. ``cpu`` plans are sized for 2 cores; their wall times are in the README.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("reports.reproduce")
+SCALES = ("cpu", "full")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a plan: ``python -m <module> <args>``; ``what`` says why (logged)."""
+
+    what: str
+    module: str
+    args: tuple[str, ...]
+
+    def command(self, python: str = sys.executable) -> list[str]:
+        return [python, "-m", self.module, *self.args]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a reproduction writes: its data, runs, store and report."""
+
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "results.sqlite"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+
+# cpu scale: short runs of the cpu preset on small synthetic sets (2 cores); full: the papers' settings.
+CPU_PRETRAIN = ("--preset", "cpu", "--train.epochs=10", "--quiet")
+FULL_PRETRAIN = ("--preset", "full", "--quiet")
+
+
+def _data(lay: Layout, preset: str, n: int, name: str | None = None) -> tuple[Step, Path]:
+    out = lay.data / (name or preset)
+    return Step(f"dataset {preset}", "synthetic.generate", ("--preset", preset, "--n", str(n), "--seed", "0",
+                                                             "--out", str(out))), out
+
+
+def _pretrain(lay: Layout, scale: str, method: str, aug: str | None, data: Path | str, *extra: str,
+              seed: int = 0, group: str = "") -> Step:
+    """One pretraining run into ``runs/<group>`` (a group = the checkpoints evaluated together)."""
+    base = CPU_PRETRAIN if scale == "cpu" else FULL_PRETRAIN
+    args = ("--method", method, *(("--aug", aug) if aug else ()), "--data", str(data), *base,
+            f"--train.seed={seed}", f"--train.out={lay.runs / group}", *extra)
+    return Step(f"pretrain {method} {aug or ''} {' '.join(extra)}".strip(), "pretrain", args)
+
+
+def _suite(lay: Layout, data: Path | str, tasks: str, *extra: str, group: str = "") -> Step:
+    return Step(f"evaluate {tasks}", "evaluate.suite", (str(lay.runs / group), "--data", str(data), "--tasks", tasks,
+                                                         "--store", str(lay.store), *extra))
+
+
+def _report(lay: Layout, paper: str) -> list[Step]:
+    return [Step("report", "reports", ("build", "--db", str(lay.store), "--out", str(lay.report))),
+            Step("published vs ours", "reports", ("compare", "--paper", paper, "--db", str(lay.store),
+                                                  "--out", str(lay.report)))]
+
+
+def _saliency(data: Path, algos: tuple[str, ...] = ("hc", "rc")) -> list[Step]:
+    """Precompute the saliency cache of ``data`` (once, content-hashed) for the saliency policies."""
+    return [Step(f"saliency cache {a}", "pretrain.saliency", ("precompute", "--data", str(data), "--algo", a,
+                                                               "--workers", "2")) for a in algos]
+
+
+def _seeds(scale: str) -> tuple[int, ...]:
+    return (0, 1) if scale == "cpu" else (0, 1, 2)
+
+
+def plan_saliency_aug(lay: Layout, scale: str) -> list[Step]:
+    """Saliency (HC / RC) segmentation as an SSL augmentation: SGD with HC and RC maps and
+    SGD-only vs the default pipeline, for SimCLR and BYOL; linear, kNN, clustering,
+    segmentation; and the resolution of the views (32 vs 64 px)."""
+    steps, data = [], Path("data/imagenet")
+    if scale == "cpu":
+        step, data = _data(lay, "shapes64-clutter", 5000)
+        steps.append(step)
+    steps += _saliency(data)
+    for seed in _seeds(scale):
+        for method in ("simclr", "byol"):
+            steps.append(_pretrain(lay, scale, method, "default", data, seed=seed))
+            for algo in ("hc", "rc"):
+                steps.append(_pretrain(lay, scale, method, "sgd", data, f"--aug_cfg.algo={algo}", seed=seed))
+            steps.append(_pretrain(lay, scale, method, "sgd-only", data, seed=seed))
+        if scale == "cpu":
+            steps.append(_pretrain(lay, scale, "simclr", "sgd", data, "--aug_cfg.out_size=64", seed=seed))
+    steps.append(_suite(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1"))
+    return steps + _report(lay, "saliency-aug")
+
+
+# The masks' saliency: the cached RC maps (the paper's SCDA needs a frozen network's checkpoint,
+# --aug_cfg.saliency=scda --aug_cfg.scda_checkpoint=PATH, which a plan cannot name in advance).
+SAL = "--aug_cfg.saliency=rc"
+
+
+def plan_saliency_masking(lay: Layout, scale: str) -> list[Step]:
+    """Saliency-guided masking for ConvNets: random vs saliency-guided masks, three fills,
+    query-only vs both branches, hard negatives; MoCo v2 and SimCLR; linear and transfer."""
+    steps, data = [], Path("data/imagenet-100")
+    if scale == "cpu":
+        step, data = _data(lay, "shapes64-clutter", 5000)
+        steps.append(step)
+    steps += _saliency(data, ("rc",))
+    for seed in _seeds(scale):
+        for method in ("mocov2", "simclr"):
+            steps.append(_pretrain(lay, scale, method, "default", data, seed=seed))
+            steps.append(_pretrain(lay, scale, method, "random-mask", data, seed=seed))
+            for fill in ("highpass", "blur", "mean"):
+                steps.append(_pretrain(lay, scale, method, "sal-mask", data, SAL, f"--aug_cfg.fill={fill}", seed=seed))
+            steps.append(_pretrain(lay, scale, method, "sal-mask", data, SAL, "--aug_cfg.branch=both", seed=seed))
+            steps.append(_pretrain(lay, scale, method, "sal-mask-hn", data, SAL, seed=seed))
+    steps.append(_suite(lay, data, "linear,knn", "--seeds", "0"))
+    steps += _transfer(lay, scale)
+    return steps + _report(lay, "saliency-masking")
+
+
+def _transfer(lay: Layout, scale: str, group: str = "") -> list[Step]:
+    """Detectron2 and mmseg transfer of every run of ``group``: the CPU protocols on synthetic
+    scenes, or the papers' protocols (VOC07+12 Faster R-CNN C4, COCO Mask R-CNN FPN 1x, VOC12aug
+    FCN) on 8 GPUs with the frameworks' launchers."""
+    if scale == "cpu":
+        step, scenes = _data(lay, "scenes", 2000)
+        return [step, _suite(lay, scenes, "detection,segmentation_transfer", "--transfer-iters", "150", group=group)]
+    gpu = ("--device", "cuda", "--num-gpus", "8")
+    return [_suite(lay, "data", "detection", "--detectron2-protocol", proto, *gpu, group=group)
+            for proto in ("voc-r50-c4", "coco-r50-fpn-1x")] + \
+        [_suite(lay, "data", "segmentation_transfer", "--mmseg-protocol", "voc12aug-fcn", *gpu, group=group)]
+
+
+def plan_invariance(lay: Layout, scale: str) -> list[Step]:
+    """Invariance and dataset bias of contrastive SSL: MoCo v2 / PIRL / supervised / temporal
+    (video frame pairs and tracked regions); occlusion, viewpoint, illumination, instance
+    invariance; object-centric (shapes64) vs scene-centric (scenes) pretraining; aggressive vs
+    mild cropping."""
+    steps = []
+    if scale == "cpu":
+        s1, objects = _data(lay, "shapes64", 5000)
+        s2, scenes = _data(lay, "scenes", 2000)
+        s3, video = _data(lay, "video", 500)
+        steps += [s1, s2, s3]
+    else:
+        objects, scenes, video = Path("data/imagenet"), Path("data/coco/annotations/instances_train2017.json"), \
+            Path("data/trackingnet")
+    for seed in _seeds(scale):
+        steps += [_pretrain(lay, scale, m, None, objects, seed=seed) for m in ("mocov2", "pirl", "supervised")]
+        steps += [_pretrain(lay, scale, "random", None, objects, seed=seed)]
+        steps += [_pretrain(lay, scale, "mocov2", None, scenes, seed=seed)]
+        steps += [_pretrain(lay, scale, "simclr", aug, objects, seed=seed) for aug in ("aggressive", "mild")]
+        steps += [_pretrain(lay, scale, "temporal", None, video, seed=seed),
+                  _pretrain(lay, scale, "temporal", None, video, "--method_cfg.mode=regions", seed=seed)]
+    steps.append(Step("invariance", "invariance", (str(lay.runs), "--store", str(lay.store), "--data", str(objects),
+                                                   "--probe-dir", str(lay.data / "probes"))))
+    steps.append(_suite(lay, objects, "linear"))
+    return steps + _report(lay, "invariance")
+
+
+def plan_slotcon(lay: Layout, scale: str) -> list[Step]:
+    """SlotCon on scene-centric data: detection, segmentation, unsupervised segmentation, against
+    image-level methods pretrained on the same scenes."""
+    steps = []
+    if scale == "cpu":
+        step, scenes = _data(lay, "scenes", 2000)
+        steps.append(step)
+    else:
+        scenes = Path("data/coco/annotations/instances_train2017.json")
+    for seed in _seeds(scale):
+        steps += [_pretrain(lay, scale, m, None, scenes, seed=seed) for m in ("slotcon", "mocov2", "byol", "random")]
+    if scale == "cpu":
+        steps.append(_suite(lay, scenes, "segmentation,unsup_seg,depth"))
+    steps += _transfer(lay, scale)
+    return steps + _report(lay, "slotcon")
+
+
+def plan_utility(lay: Layout, scale: str) -> list[Step]:
+    """Label-savings utility (Newell & Deng) on the 12 T/C/V/L variants: several methods,
+    classification (finetuning curves vs scratch), pose, segmentation, depth; ResNet-9 vs
+    ResNet-50 (ResNet-18 at cpu scale); linear vs finetune rank agreement."""
+    from synthetic.presets import TCVL_VARIANTS
+
+    steps = []
+    n = 2000 if scale == "cpu" else 120000
+    methods = ("rotation", "simclr") if scale == "cpu" else ("rotation", "simclr", "vae", "cmc", "supervised")
+    backbones = ("resnet9",) if scale == "cpu" else ("resnet9", "resnet50")
+    for variant in TCVL_VARIANTS:
+        step, data = _data(lay, f"tcvl-{variant}", n)
+        steps.append(step)
+        group = f"tcvl-{variant}"
+        for backbone in backbones:
+            for method in methods:
+                steps.append(_pretrain(lay, scale, method, None, data, f"--backbone.name={backbone}", group=group))
+        sizes = "50,200,1000" if scale == "cpu" else "1000,5000,20000,100000"
+        quick = ("--finetune-max-steps", "300", "--dense-steps", "200") if scale == "cpu" else ()
+        steps.append(_suite(lay, data, "linear,finetune,pose,segmentation,depth", "--sizes", sizes, "--seeds", "0,1",
+                            *quick, group=group))
+    return steps + _report(lay, "utility")
+
+
+PLANS: dict[str, Callable[[Layout, str], list[Step]]] = {
+    "saliency-aug": plan_saliency_aug,
+    "saliency-masking": plan_saliency_masking,
+    "invariance": plan_invariance,
+    "slotcon": plan_slotcon,
+    "utility": plan_utility,
+}
+
+
+def plan(paper: str, scale: str, out: Path | str = "reproductions") -> tuple[Layout, list[Step]]:
+    """The layout and steps of ``paper`` at ``scale``; ValueError for an unknown one."""
+    if paper not in PLANS:
+        raise ValueError(f"unknown paper {paper!r}; valid: {', '.join(PLANS)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    lay = Layout(Path(out) / f"{paper}-{scale}")
+    return lay, PLANS[paper](lay, scale)
+
+
+def run(paper: str, scale: str, out: Path | str = "reproductions", dry_run: bool = False) -> Path:
+    """Run (or with ``dry_run`` print) every step of a reproduction; returns its report folder."""
+    lay, steps = plan(paper, scale, out)
+    for i, step in enumerate(steps, 1):
+        cmd = step.command()
+        print(f"[{i}/{len(steps)}] {step.what}: {' '.join(cmd[1:])}", flush=True)
+        if dry_run:
+            continue
+        start = time.perf_counter()
+        rc = subprocess.run(cmd).returncode
+        if rc != 0:
+            raise RuntimeError(f"step {i} ({step.what}) failed with exit code {rc}: {' '.join(cmd)}")
+        log.info("step %d done in %.0f s", i, time.perf_counter() - start)
+    return lay.report

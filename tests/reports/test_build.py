@@ -1,0 +1,106 @@
+"""``python -m reports build`` and ``reproduce``: a store -> tables, plots, comparisons, one HTML report."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_plots import fake_saliency, fake_store
+
+from evaluate import suite as S
+from reports import html
+from reports.__main__ import main
+from reports.reproduce import PLANS, SCALES, plan
+
+
+def check_pretrain_args(args: list[str]) -> None:
+    """The settings of a ``python -m pretrain`` command line exist: config paths, the method's and
+    the policy's own fields (as the trainer checks them before training)."""
+    from pretrain import config as C
+    from pretrain.methods import METHODS
+    from pretrain.policies import build_policy
+    from pretrain.trainer import method_config
+
+    named = {k: args[args.index(k) + 1] for k in ("--method", "--aug", "--preset", "--data") if k in args}
+    rest = [a for i, a in enumerate(args) if a not in named.values() and a not in named and a != "--quiet"]
+    cfg = C.build_config(named["--method"], named.get("--aug"), named["--preset"], C.parse_overrides(rest))
+    method_config(METHODS[cfg.method], cfg.method_cfg)
+    build_policy(cfg.aug, **cfg.aug_cfg)
+
+
+def check_output(out: Path) -> str:
+    """Every written file is non-empty; the report embeds only what exists; every table cell has its n."""
+    report = out / "report.html"
+    assert report.exists() and html.check_report(report) == []
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert path.stat().st_size > 0, path
+    for md in (out / "tables").glob("*.md"):
+        for line in md.read_text().splitlines()[2:]:                     # body rows of the pipe table
+            for cell in line.strip("|").split("|"):
+                cell = cell.strip()
+                if re.match(r"[-+−]?\d", cell) and not re.fullmatch(r"\d+", cell):   # a value, not a label count
+                    assert "(n=" in cell, (md, cell)
+    return report.read_text()
+
+
+def test_build_from_a_store_renders_everything(tmp_path: Path, capsys) -> None:
+    fake_store(tmp_path / "r.sqlite")
+    np.savez(tmp_path / "sal.npz", **fake_saliency())
+    out = tmp_path / "report"
+    assert main(["build", "--db", str(tmp_path / "r.sqlite"), "--out", str(out), "--saliency",
+                 str(tmp_path / "sal.npz")]) == 0
+    text = check_output(out)
+    plots = {p.stem for p in (out / "plots").glob("*.png")}
+    assert {"label_efficiency", "utility", "invariance", "heatmap_linear", "saliency", "embedding_0"} <= plots
+    assert {p.suffix for p in (out / "tables").iterdir()} == {".md", ".csv", ".tex", ".html"}
+    assert text.count("<img") >= len(plots) and "Label-savings utility" in text
+    assert "report.html" in capsys.readouterr().out
+
+
+def test_build_from_a_store_filled_by_the_suite(tiny_ckpt: Path, eval_data: Path, tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    assert S.main([str(tiny_ckpt), "--data", str(eval_data), "--store", str(db), "--cache", str(tmp_path / "c"),
+                   "--tasks", "linear,knn,clustering,finetune", "--sizes", "20,50", "--finetune-max-steps", "4",
+                   "--seeds", "0,1"]) == 0
+    out = tmp_path / "report"
+    assert main(["build", "--db", str(db), "--out", str(out), "--stat", "ci95"]) == 0
+    text = check_output(out)
+    assert re.search(r"\(n=\d+\)", text) and (out / "plots" / "label_efficiency.png").exists()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["build", "--db", "/nonexistent/r.sqlite", "--out", "x"], "/nonexistent/r.sqlite"),
+    (["reproduce", "--paper", "nope"], "unknown paper 'nope'; valid: saliency-aug"),
+    (["reproduce", "--paper", "utility", "--scale", "huge"], "unknown scale 'huge'; valid: cpu, full"),
+])
+def test_bad_input_fails_in_one_line(args: list[str], match: str, capsys) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and match in err, err
+
+
+def test_an_empty_store_is_refused(tmp_path: Path, capsys) -> None:
+    from evaluate.store import ResultsStore
+
+    ResultsStore(tmp_path / "r.sqlite")
+    assert main(["build", "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "o")]) == 2
+    assert "no rows to report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("paper", list(PLANS))
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_paper_has_a_plan_ending_in_its_report(paper: str, scale: str, tmp_path: Path, capsys) -> None:
+    """Each reproduction pretrains, evaluates and ends with the report and the comparison; its
+    commands parse with the project's own CLIs (dry run)."""
+    lay, steps = plan(paper, scale, tmp_path)
+    modules = [s.module for s in steps]
+    assert "pretrain" in modules and "evaluate.suite" in modules or "invariance" in modules
+    assert [s.args[0] for s in steps[-2:]] == ["build", "compare"]
+    assert all(str(tmp_path) in " ".join(s.args) for s in steps if s.module in ("pretrain", "evaluate.suite"))
+    for s in steps:
+        if s.module == "pretrain":
+            check_pretrain_args(list(s.args))
+    assert main(["reproduce", "--paper", paper, "--scale", scale, "--out", str(tmp_path), "--dry-run"]) == 0
+    assert f"[{len(steps)}/{len(steps)}]" in capsys.readouterr().out

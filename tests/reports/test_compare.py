@@ -1,0 +1,254 @@
+"""reports.compare and the CLI: published tables, trend checks (yes / no / not measured) for every
+registered paper on rows built to show, or to contradict, each claim; bad input exits 2 in one line."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evaluate.store import Result, ResultsStore
+from reports import compare as C
+from reports import data as D
+from reports.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (method, aug, task, dataset, metric, pretraining data, value if the claim holds, value if not)
+CASES: dict[str, list[tuple[str, str, str, str, str, str, float, float]]] = {
+    "saliency-aug": [
+        ("simclr", "sgd", "linear", "shapes64", "top1", "shapes64", 70, 60),
+        ("simclr", "default", "linear", "shapes64", "top1", "shapes64", 60, 70),
+        ("simclr", "sgd", "knn", "shapes64", "top1@k20", "shapes64", 65, 55),
+        ("simclr", "default", "knn", "shapes64", "top1@k20", "shapes64", 55, 65),
+    ],
+    "saliency-masking": [
+        ("mocov2", "sal-mask", "linear", "shapes64", "top1", "shapes64", 70, 60),
+        ("mocov2", "random-mask", "linear", "shapes64", "top1", "shapes64", 65, 65),
+        ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 70),
+        ("simclr", "sal-mask", "linear", "shapes64", "top1", "shapes64", 72, 62),
+        ("simclr", "default", "linear", "shapes64", "top1", "shapes64", 62, 72),
+        ("mocov2", "sal-mask", "detection", "scenes", "AP50", "shapes64", 50, 40),
+        ("mocov2", "default", "detection", "scenes", "AP50", "shapes64", 40, 50),
+    ],
+    "invariance": [
+        ("mocov2", "aggressive", "invariance", "probe-occlusion", "top25", "shapes64", 30, 10),
+        ("mocov2", "mild", "invariance", "probe-occlusion", "top25", "shapes64", 10, 30),
+        *[(m, "default", "invariance", probe, "top25", "shapes64", hi, lo)
+          for m in ("mocov2", "pirl")
+          for probe, hi, lo in (("probe-occlusion", 40, 20), ("probe-viewpoint", 20, 40), ("probe-instance", 20, 40))],
+        *[("supervised", "default", "invariance", probe, "top25", "shapes64", hi, lo)
+          for probe, hi, lo in (("probe-occlusion", 30, 30), ("probe-viewpoint", 30, 30), ("probe-instance", 30, 30))],
+        ("supervised", "default", "invariance", "probe-instance-viewpoint", "top25", "shapes64", 0, 99),
+        ("mocov2", "default", "invariance", "probe-instance-viewpoint", "top25", "shapes64", 99, 0),
+        ("temporal", "default", "invariance", "probe-viewpoint", "top25", "video", 50, 30),
+        ("mocov2", "default", "invariance", "probe-viewpoint", "top25", "video", 30, 50),
+        ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 40),
+        ("mocov2", "default", "linear", "shapes64", "top1", "scenes", 50, 50),
+    ],
+    "slotcon": [
+        ("slotcon", "default", "detection", "scenes", "AP", "scenes", 30, 10),
+        ("simclr", "default", "detection", "scenes", "AP", "scenes", 20, 20),
+        ("mocov2", "default", "detection", "scenes", "AP", "scenes", 20, 20),
+        ("slotcon", "default", "segmentation_transfer", "scenes", "miou", "scenes", 50, 30),
+        ("byol", "default", "segmentation_transfer", "scenes", "miou", "scenes", 40, 40),
+        ("slotcon", "default", "detection", "scenes", "segm_AP", "scenes", 25, 25),
+    ],
+    "utility": [
+        ("mocov2", "default", "finetune", "shapes64", "utility@n100", "shapes64", 20, -5),
+        ("mocov2", "default", "finetune", "shapes64", "utility@n500", "shapes64", 10, 10),
+        ("mocov2", "default", "finetune", "shapes64", "utility@n2000", "shapes64", 5, 20),
+    ],
+}
+SPREAD = (-0.5, 0.0, 0.5)          # three pretraining seeds around each value
+
+
+def results(cases: list[tuple], holds: bool) -> list[Result]:
+    out = []
+    for method, aug, task, dataset, metric, pretrain, yes, no in cases:
+        for seed, d in enumerate(SPREAD):
+            rid = f"{method}-{aug}-resnet18-{pretrain}-s{seed}-0a1b2c3d"
+            sha = hashlib.sha256(rid.encode()).hexdigest()
+            out.append(Result(rid, sha, task, dataset, "test", metric, (yes if holds else no) + d, None, {}))
+    return out
+
+
+def frame_of(tmp_path: Path, rows: list[Result]) -> pd.DataFrame:
+    store = ResultsStore(tmp_path / "results.sqlite")
+    store.add(rows)
+    return D.load(store.path)
+
+
+def measurable(paper: str) -> list[bool]:
+    return [bool(t.ours) for t in C.PAPERS[paper].trends]
+
+
+def test_registry_names_and_tables() -> None:
+    assert list(C.PAPERS) == ["saliency-aug", "saliency-masking", "invariance", "slotcon", "utility"]
+    assert set(CASES) == set(C.PAPERS)
+    for spec in C.PAPERS.values():
+        assert spec.trends
+        for name in spec.tables:
+            table = C.published(spec)
+            assert (C.TABLES_DIR / name).is_file() and table["value"].notna().all()
+    assert (C.TABLES_DIR / "README.md").read_text().count("arXiv") >= 2
+
+
+@pytest.mark.parametrize("paper", list(C.PAPERS))
+def test_no_matching_rows_is_not_measured(paper: str, tmp_path: Path) -> None:
+    unrelated = [Result("byol-none-resnet18-shapes64-s0-0a1b2c3d", "x" * 64, "pose", "shapes64", "test",
+                        "pose_top1", 50.0, None, {})]
+    for frame in (frame_of(tmp_path, unrelated), D.load(ResultsStore(tmp_path / "empty.sqlite").path)):
+        numbers, trends = C.compare(frame, paper)
+        assert list(trends.columns) == list(C.TREND_COLUMNS)
+        assert (trends["ours shows"] == C.NOT_MEASURED).all()
+        assert len(trends) == len(C.PAPERS[paper].trends)
+        ours = numbers["ours"].tolist() if len(numbers) else []
+        assert all(v == C.NOT_MEASURED or v.startswith("no counterpart") for v in ours)
+
+
+@pytest.mark.parametrize("paper", list(C.PAPERS))
+@pytest.mark.parametrize("holds", [True, False])
+def test_trends_follow_the_rows(paper: str, holds: bool, tmp_path: Path) -> None:
+    _, trends = C.compare(frame_of(tmp_path, results(CASES[paper], holds)), paper)
+    want = [(C.YES if holds else C.NO) if m else C.NOT_MEASURED for m in measurable(paper)]
+    assert trends["ours shows"].tolist() == want, trends.to_string()
+    for detail, m in zip(trends["ours: detail"], measurable(paper)):
+        assert ("(n=3)" in detail) == m
+
+
+@pytest.mark.parametrize("paper", list(C.PAPERS))
+def test_one_side_missing_is_not_measured(paper: str, tmp_path: Path) -> None:
+    """Only the first row kind of each case: no comparison has both sides (a one-sided check,
+    utility > 0 at the smallest size, is still made)."""
+    _, trends = C.compare(frame_of(tmp_path, results(CASES[paper][:1], True)), paper)
+    one_sided = [bool(t.ours) and all(isinstance(c, C.Positive) for c in t.ours) for t in C.PAPERS[paper].trends]
+    assert trends["ours shows"].tolist() == [C.YES if o else C.NOT_MEASURED for o in one_sided]
+
+
+def test_groups_are_compared_apart(tmp_path: Path) -> None:
+    """sal-mask beats default on one pretraining dataset and loses on another: 'no', 1/2 hold;
+    a comparison across datasets is never made."""
+    rows = results([("mocov2", "sal-mask", "linear", "shapes64", "top1", "shapes64", 70, 0),
+                    ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 0),
+                    ("mocov2", "sal-mask", "linear", "tcvl-1111", "top1", "tcvl-1111", 50, 0),
+                    ("mocov2", "default", "linear", "tcvl-1111", "top1", "tcvl-1111", 55, 0),
+                    ("simclr", "sal-mask", "linear", "shapes64", "top1", "shapes64", 70, 0),
+                    ("simclr", "default", "linear", "tcvl-1111", "top1", "tcvl-1111", 60, 0)], True)
+    _, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    first, second = trends.iloc[0], trends.iloc[1]
+    assert first["ours shows"] == C.NO and first["ours: detail"].startswith("1/2 hold")
+    assert second["ours shows"] == C.NOT_MEASURED
+
+
+def test_linear_off_the_pretraining_data_is_not_in_domain(tmp_path: Path) -> None:
+    rows = results([("mocov2", "sal-mask", "linear", "other", "top1", "shapes64", 70, 0),
+                    ("mocov2", "default", "linear", "other", "top1", "shapes64", 60, 0)], True)
+    _, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    assert trends.iloc[0]["ours shows"] == C.NOT_MEASURED
+
+
+def test_published_side(tmp_path: Path) -> None:
+    numbers, trends = C.compare(frame_of(tmp_path, results(CASES["saliency-masking"], True)), "saliency-masking")
+    row = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-highpass")
+                  & (numbers["eval"] == "ImageNet-100")].iloc[0]
+    assert row["paper"] == "73.80" and row["ours"] == "70.0 ± 0.5 (n=3)"
+    assert row[C.OURS_DATA] == "sal-mask / shapes64 / resnet18 / shapes64"
+    adios = numbers[numbers["variant"] == "adios"]["ours"]
+    assert len(adios) and adios.str.startswith("no counterpart").all()
+    assert trends.iloc[0]["paper shows"] == "yes (saliency-mask-highpass 73.80 > none 68.22)"
+    assert trends.iloc[3]["paper shows"].startswith("yes (2/2 hold")            # fill order: the paper only
+    assert trends.iloc[3]["ours shows"] == C.NOT_MEASURED
+    _, slot = C.compare(frame_of(tmp_path / "s", []), "slotcon")
+    assert slot["paper shows"].eq("claimed (not in the stored table)").all()
+    numbers, util = C.compare(frame_of(tmp_path / "u", results(CASES["utility"], True)), "utility")
+    assert util["paper shows"].eq("claimed (no published table stored)").all()
+    assert numbers["paper"].eq("no published table stored").all() and numbers["ours"].str.contains(r"\(n=3\)").all()
+
+
+def test_unknown_paper() -> None:
+    with pytest.raises(ValueError, match="unknown paper 'nope'; valid: saliency-aug, saliency-masking, invariance"):
+        C.compare(pd.DataFrame(), "nope")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    store = ResultsStore(tmp_path / "results.sqlite")
+    store.add(results(CASES["saliency-masking"], True))
+    return store.path
+
+
+def test_cli_runs_export_compare(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["runs", "--db", str(db)]) == 0
+    assert "mocov2-sal-mask-resnet18-shapes64-s2-0a1b2c3d" in capsys.readouterr().out
+    assert main(["export", "--db", str(db), "--out", str(tmp_path / "x.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "x.csv")) == len(ResultsStore(db))
+    capsys.readouterr()
+    assert main(["compare", "--paper", "saliency-masking", "--db", str(db), "--out", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# saliency-masking") and "| claim | paper shows | ours shows |" in out
+    assert sorted(p.name for p in (tmp_path / "cmp").iterdir()) == \
+        ["saliency-masking-trends.csv", "saliency-masking.csv", "saliency-masking.md"]
+    assert (tmp_path / "cmp" / "saliency-masking.md").read_text() == out
+    assert pd.read_csv(tmp_path / "cmp" / "saliency-masking-trends.csv")["ours shows"].iloc[0] == "yes"
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["runs", "--db", "{tmp}/missing.sqlite"], "no such results store"),
+    (["compare", "--paper", "nope", "--db", "{db}"],
+     "valid: saliency-aug, saliency-masking, invariance, slotcon, utility"),
+    (["export", "--db", "{db}", "--out", "{tmp}/x.xlsx"], "unknown export format"),
+    (["export", "--db", "{db}"], "--out"),
+    (["compare", "--db", "{db}"], "--paper"),
+    (["build"], "the following arguments are required: --out"),
+    (["draw"], "invalid choice"),
+    ([], "COMMAND"),
+])
+def test_cli_bad_input_one_line_exit_2(argv: list[str], match: str, db: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:
+    argv = [a.format(tmp=tmp_path, db=db) for a in argv]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.endswith("\n") and err.count("\n") == 1 and err.startswith("error: ") and match in err, err
+    assert captured.out == ""
+    assert not (tmp_path / "missing.sqlite").exists() and not list(tmp_path.glob("x.*"))
+
+
+def test_cli_parquet_without_pyarrow(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert main(["export", "--db", str(db), "--out", str(tmp_path / "x.parquet")]) == 2
+    assert capsys.readouterr().err == "error: parquet export needs pyarrow: pip install pyarrow\n"
+
+
+def test_python_dash_m(db: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "reports", "compare", "--paper", "unknown", "--db", str(db)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "unknown paper" in done.stderr
+
+
+def test_ours_table_keeps_pretraining_data_apart(tmp_path: Path) -> None:
+    numbers, _ = C.compare(frame_of(tmp_path, results(CASES["invariance"], True)), "invariance")
+    mocov2 = numbers[(numbers["method"] == "mocov2") & (numbers["dataset"] == "probe-viewpoint")]
+    assert sorted(zip(mocov2["pretrain_data"], mocov2["ours"])) == [("shapes64", "20.0 ± 0.5 (n=3)"),
+                                                                    ("video", "30.0 ± 0.5 (n=3)")]
+
+
+def test_runs_the_run_id_cannot_tell_apart_are_flagged(tmp_path: Path) -> None:
+    """Two sal-mask runs per seed (e.g. two fills: only the config hash differs) are averaged per
+    seed, and every number made of them says so."""
+    rows = results(CASES["saliency-masking"], True)
+    rows += [Result(r.run_id[:-8] + "ffffffff", "f" + r.ckpt_sha256[1:], r.task, r.dataset, r.split, r.metric,
+                    r.value - 4, None, {}) for r in rows if "-sal-mask-" in r.run_id and r.task == "linear"]
+    numbers, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    mocov2 = trends.iloc[0]["ours: detail"]
+    assert "sal-mask 68.0 ± 0.5 (n=3) [mixes 2 runs per seed] > default 60.0 ± 0.5 (n=3)" in mocov2
+    flagged = numbers[numbers["ours"].str.contains("mixes 2 runs per seed", regex=False)]
+    assert set(flagged["variant"]) == {"saliency-mask-highpass"} and set(flagged["eval"]) == {"ImageNet-100"}
