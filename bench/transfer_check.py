@@ -8,6 +8,7 @@ synthetic scenes" and the slow test tests/evaluate/test_slow_transfer.py.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("runs/transfer-check"))
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     ckpts = dict(c.split("=", 1) for c in a.ckpts)
     rows = compare({k: Path(v) for k, v in ckpts.items()}, a.data, a.work, d2_iters=a.d2_iters,
                    mmseg_iters=a.mmseg_iters, batch=a.batch, frameworks=tuple(a.frameworks.split(",")),

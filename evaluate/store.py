@@ -5,6 +5,13 @@ Every evaluation writes its numbers here; reports read them back as a pandas fra
     id, run_id, ckpt_sha256, task, dataset, split, metric, value (REAL), seed (INTEGER or NULL),
     eval_config (canonical JSON: sorted keys, no spaces), created (ISO 8601, UTC)
 
+Beside the results, a ``runs`` table keeps how each checkpoint was pretrained: one row per
+(run_id, ckpt_sha256) with the checkpoint's full resolved pretraining config (``meta["config"]``,
+canonical JSON), written by every evaluation (``put_run``) and read back by ``runs()``; the reports
+use it to tell apart runs that differ only in settings the run id does not name
+(``--aug_cfg.fill=blur``). Stores made before the table existed open as they are (the table is
+added on open) and read as having no configs.
+
 The database runs in WAL mode, so readers never block the writer. Each ``add`` / ``replace`` is
 one ``BEGIN IMMEDIATE`` transaction (all rows or none) that waits up to ``BUSY_TIMEOUT_S`` for
 other writers, so any number of processes can write at once and lose nothing. A connection is
@@ -67,6 +74,11 @@ _ARRAYS_SCHEMA = """CREATE TABLE IF NOT EXISTS arrays (
     run_id TEXT NOT NULL, ckpt_sha256 TEXT NOT NULL, task TEXT NOT NULL, dataset TEXT NOT NULL,
     name TEXT NOT NULL, data BLOB NOT NULL, created TEXT NOT NULL,
     PRIMARY KEY (ckpt_sha256, task, dataset, name))"""
+# How each checkpoint was pretrained (its meta["config"], canonical JSON); added to older stores on open.
+_RUNS_SCHEMA = """CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT NOT NULL, ckpt_sha256 TEXT NOT NULL, config TEXT NOT NULL, created TEXT NOT NULL,
+    PRIMARY KEY (run_id, ckpt_sha256))"""
+RUN_COLUMNS = ("run_id", "ckpt_sha256", "config", "created")
 _INSERT = f"INSERT INTO results ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
 
 
@@ -97,6 +109,17 @@ def eval_config_key(cfg: Mapping[str, Any]) -> str:
         return json.dumps(cfg, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ValueError(f"eval_config must be JSON-serialisable with finite numbers: {e}") from e
+
+
+def config_key(cfg: Mapping[str, Any]) -> str:
+    """Canonical JSON of a pretraining config (sorted keys, compact; values JSON cannot hold, e.g.
+    paths, as their text). Raises TypeError for a non-dict, ValueError for a non-finite number."""
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"config must be a dict, got {type(cfg).__name__}")
+    try:
+        return json.dumps(cfg, sort_keys=True, separators=(",", ":"), allow_nan=False, default=str)
+    except ValueError as e:
+        raise ValueError(f"config must hold finite numbers only: {e}") from e
 
 
 def _plain(value: Any) -> Any:
@@ -225,6 +248,7 @@ class ResultsStore:
             else:
                 self._check(con, tables)
             con.execute(_ARRAYS_SCHEMA)
+            con.execute(_RUNS_SCHEMA)
 
     def _create(self, con: sqlite3.Connection) -> None:
         for statement in _SCHEMA:
@@ -275,6 +299,30 @@ class ResultsStore:
             with np.load(io.BytesIO(row[-1])) as z:
                 out.append({**dict(zip(keys + ("created",), row[:-1])), "arrays": {k: z[k] for k in z.files}})
         return out
+
+    # ------------------------------------------------------------------------------------- runs
+
+    def put_run(self, run_id: str, ckpt_sha256: str, config: Mapping[str, Any]) -> None:
+        """Record the pretraining ``config`` (a checkpoint's ``meta["config"]``) of the checkpoint
+        ``ckpt_sha256`` of run ``run_id``, replacing any earlier record of that pair (one transaction)."""
+        for name, text in (("run_id", run_id), ("ckpt_sha256", ckpt_sha256)):
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"put_run: {name} must be a non-empty string, got {text!r}")
+        row = (run_id, ckpt_sha256, config_key(config), datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        with self._transaction() as con:
+            con.execute(_RUNS_SCHEMA)
+            con.execute("INSERT OR REPLACE INTO runs (run_id, ckpt_sha256, config, created) VALUES (?, ?, ?, ?)", row)
+
+    def runs(self) -> pd.DataFrame:
+        """Every recorded run config: columns run_id, ckpt_sha256, config (a dict), created; oldest
+        first. Empty for a store without the ``runs`` table (made before it existed)."""
+        with self._read() as con:
+            found = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+            rows = con.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY created, rowid").fetchall() \
+                if found else []
+        frame = pd.DataFrame.from_records(rows, columns=list(RUN_COLUMNS))
+        frame["config"] = [json.loads(c) for c in frame["config"]]
+        return frame
 
     # ---------------------------------------------------------------------------------- writing
 

@@ -437,6 +437,8 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
         raise DatasetError(f"{data}: dataset not found (checkpoint {ckpt} was trained on it; pass --data)")
     ctx = Context(ckpt, meta, data, cfg, store)
     sha, run_id, dataset = F.file_sha256(ckpt), run_id_of(ctx), data.name
+    if meta.get("config"):                      # how it was pretrained, for the reports' variants
+        store.put_run(run_id, sha, meta["config"])
     summary = []
     for name in tasks:
         if name in INVARIANCE_TASKS:

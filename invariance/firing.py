@@ -2,7 +2,7 @@
 
 Purushwalkam & Gupta, "Demystifying Contrastive Self-Supervised Learning: Invariances,
 Augmentations and Dataset Biases" (NeurIPS 2020), reproduced exactly as the authors' script
-``measure_invariances.py`` computes it (see ``/work/shared/golden/metrics/README.md``, sec. 1).
+``measure_invariances.py`` computes it (checked against golden outputs of that script, tests/invariance/test_firing.py).
 
 Inputs: ``features`` (N, D), one row per image; ``set_ids`` (N,), the set (object instance,
 video, ...) each image belongs to, the images of a set showing one thing under the factor whose

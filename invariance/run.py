@@ -181,6 +181,8 @@ def evaluate(ckpt: Path | str, cfg: InvarianceConfig, store: ResultsStore, *, fo
     ckpt = Path(ckpt)
     meta = read_checkpoint(ckpt)
     sha, run_id = F.file_sha256(ckpt), str(meta.get("run_id", ckpt.parent.name))
+    if meta.get("config"):                      # how it was pretrained, for the reports' variants
+        store.put_run(run_id, sha, meta["config"])
     summary: list[dict[str, Any]] = []
     jobs: list[tuple[str, str, dict[str, Any], Any]] = []
     for name in [*cfg.probes, *cfg.benchmarks]:

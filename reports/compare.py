@@ -14,10 +14,16 @@ value) evaluated on our rows and, where the stored table holds them, on the publ
 trend our data cannot check says "not measured": no comparison is made unless both sides have
 rows in the same (backbone, pretraining data, evaluation dataset, ...) group.
 
-Limitation: a run id names the method, augmentation policy, backbone, data and seed, not the
-policy's settings (``--aug_cfg.fill=blur``), and its config hash changes with the seed; runs that
-differ only in such settings cannot be told apart here. Their values are averaged per seed and
-every number made of them is flagged ``[mixes K runs per seed]``.
+Variants: a run id names the method, augmentation policy, backbone, data and seed, not the
+policy's settings (``--aug_cfg.fill=blur``). Those come from the pretraining configs stored beside
+the results, as the ``variant`` column of ``reports.data.load`` (``fill=blur``), and every
+grouping by augmentation here groups by variant too: the numbers show ``sal-mask fill=blur`` apart
+from ``sal-mask fill=mean``, and a ``Pair`` compares each variant of one side with each variant
+of the other that agrees with it on every shown setting the claim does not name. A filter on the
+variant is a ``VariantIs`` (``variant_is(shows={"fill": "blur"})``). Runs without a stored config
+(older stores) have no variant; where several of them share a pretraining seed in one number
+(only the config hash tells them apart), their values are averaged per seed and the number is
+flagged ``[mixes K runs per seed]``.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from .data import with_run_info
+from .data import aug_label, parse_variant, with_run_info
 from .tables import (
     aggregate,
     cells,
@@ -44,9 +50,10 @@ YES, NO, NOT_MEASURED = "yes", "no", "not measured"
 NO_TABLE = "no published table stored"
 # a comparison of two of our selections is made only inside one group of these columns
 WITHIN = ("backbone", "pretrain_data", "dataset")
-# how the numbers table splits our rows that map to one published row
-OURS_WHERE = ("aug", "dataset", "backbone", "pretrain_data")
-OURS_DATA = "ours: " + " / ".join(OURS_WHERE)
+# how the numbers table splits our rows that map to one published row (aug_variant: the augmentation
+# with its variant, ``sal-mask fill=blur``, added by ``prepare``)
+OURS_WHERE = ("aug_variant", "dataset", "backbone", "pretrain_data")
+OURS_DATA = "ours: aug / dataset / backbone / pretrain_data"
 TABLE_COLUMNS = ("paper", "ours: rows", OURS_DATA, "ours")
 TREND_COLUMNS = ("claim", "paper shows", "ours shows", "ours: detail")
 
@@ -57,6 +64,43 @@ class Where:
 
     label: str
     test: Callable[[pd.Series], pd.Series]
+
+
+@dataclass(frozen=True)
+class VariantIs(Where):
+    """A filter on the ``variant`` column (``variant_is``): the label shows each of ``shows``
+    (key, value), and each of ``or_default`` with that value or not at all (the setting is then the
+    same for every run of the group)."""
+
+    shows: tuple[tuple[str, str], ...] = ()
+    or_default: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The settings the filter requires to be shown (a comparison may differ in them)."""
+        return tuple(k for k, _ in self.shows)
+
+
+def _setting(shown: Mapping[str, str], key: str) -> str | None:
+    """The value a parsed variant shows for ``key`` (also as ``section.key``), or None."""
+    return next((v for k, v in shown.items() if k == key or k.endswith("." + key)), None)
+
+
+def variant_is(shows: Mapping[str, str] | None = None, or_default: Mapping[str, str] | None = None) -> VariantIs:
+    """Rows whose variant shows ``key=value`` for each of ``shows``, and for each of ``or_default``
+    shows that value or does not show the key: ``variant_is({"fill": "blur"}, {"branch": "query"})``."""
+    need, allow = tuple(sorted((shows or {}).items())), tuple(sorted((or_default or {}).items()))
+    label = ", ".join(f"{k}={v}" for k, v in need)
+    if allow:
+        label += (" " if label else "") + f"({', '.join(f'{k}={v}' for k, v in allow)} where shown)"
+
+    def test(column: pd.Series) -> pd.Series:
+        def ok(label: object) -> bool:
+            shown = parse_variant(label)
+            return all(_setting(shown, k) == v for k, v in need) and \
+                all(_setting(shown, k) in (None, v) for k, v in allow)
+        return column.map(ok).astype(bool)
+    return VariantIs(label, test, need, allow)
 
 
 Filter = Mapping[str, Any]      # column -> value | tuple of values (any of) | Where
@@ -110,8 +154,8 @@ class Outcome:
 
 
 def _key_text(within: Sequence[str], key: tuple[str, ...]) -> str:
-    """``[backbone=resnet18, dataset=shapes64] `` for a group key ("" for none)."""
-    shown = [f"{c}={k}" for c, k in zip(within, key) if k]
+    """``[backbone=resnet18, dataset=shapes64] `` for a group key ("" for none); a variant as it reads."""
+    shown = [k if c == "variant" else f"{c}={k}" for c, k in zip(within, key) if k]
     return f"[{', '.join(shown)}] " if shown else ""
 
 
@@ -132,11 +176,16 @@ def _groups(rows: pd.DataFrame, within: Sequence[str]) -> dict[tuple[str, ...], 
 
 
 def runs_per_seed(rows: pd.DataFrame) -> int:
-    """The most run ids sharing one pretraining seed in ``rows``. Above 1, the rows mix runs that
-    the run id cannot tell apart (e.g. ``sal-mask`` with three fills: only the config hash, which
-    also changes with the seed, differs), and each seed's value is their mean."""
+    """The most run ids sharing one pretraining seed and variant in ``rows``. Above 1, the rows mix
+    runs that neither the run id nor a stored config tells apart (e.g. ``sal-mask`` with three fills
+    and no stored configs: only the config hash, which also changes with the seed, differs), and
+    each seed's value is their mean. Runs with stored configs differing in a setting have
+    different variants and are not counted together."""
     parsed = rows[rows["pretrain_seed"].notna()]
-    return int(parsed.groupby("pretrain_seed")["run_id"].nunique().max()) if len(parsed) else 1
+    if not len(parsed):
+        return 1
+    variant = parsed["variant"].fillna("").astype(str) if "variant" in parsed.columns else ""
+    return int(parsed.assign(_variant=variant).groupby(["pretrain_seed", "_variant"])["run_id"].nunique().max())
 
 
 def _ours_text(rows: pd.DataFrame) -> tuple[float, str]:
@@ -157,12 +206,32 @@ def _summary(rows: pd.DataFrame, ours: bool) -> tuple[float, str]:
 
 
 def _difference(a: Filter, b: Filter) -> tuple[str, str]:
-    """How two filters differ, for the text of a comparison (``sal-mask`` vs ``default``)."""
+    """How two filters differ, for the text of a comparison (``sal-mask`` vs ``default``); a
+    ``VariantIs`` is left to the variant of the rows compared (``_named``); "" when nothing is left."""
     keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
 
     def name(f: Filter) -> str:
-        return " ".join(_value_text(f[k]) for k in keys if k in f) or "the rest"
+        return " ".join(_value_text(f[k]) for k in keys if k in f and not isinstance(f[k], VariantIs))
     return name(a), name(b)
+
+
+def _named(name: str, variant: str) -> str:
+    """A side of a comparison: its filters' difference and the variant of its rows."""
+    return " ".join(p for p in (name, variant) if p) or "the rest"
+
+
+def _by_variant(rows: pd.DataFrame, ours: bool) -> dict[str, pd.DataFrame]:
+    """Our rows per variant (one group of all rows for published rows or a frame without variants)."""
+    if not ours or "variant" not in rows.columns:
+        return {"": rows}
+    return {str(k): part for k, part in rows.groupby(rows["variant"].fillna("").astype(str), sort=True)}
+
+
+def _comparable(va: str, vb: str, free: Sequence[str]) -> bool:
+    """Whether two variants agree on every setting both show, except those in ``free``."""
+    a, b = parse_variant(va), parse_variant(vb)
+    named = [k for k in a.keys() & b.keys() if not any(k == f or k.endswith("." + f) for f in free)]
+    return all(a[k] == b[k] for k in named)
 
 
 @dataclass(frozen=True)
@@ -178,11 +247,17 @@ class Pair:
         within = self.within if ours else ()
         ga, gb = _groups(select(frame, self.a), within), _groups(select(frame, self.b), within)
         name_a, name_b = _difference(self.a, self.b)
+        free = [k for f in (self.a, self.b) for v in f.values() if isinstance(v, VariantIs) for k in v.keys]
         out = []
         for key in sorted(ga.keys() & gb.keys()):
-            (ma, ta), (mb, tb) = _summary(ga[key], ours), _summary(gb[key], ours)
-            holds = bool(ma > mb)
-            out.append(Outcome(holds, f"{_key_text(within, key)}{name_a} {ta} {'>' if holds else '<='} {name_b} {tb}"))
+            for va, rows_a in _by_variant(ga[key], ours).items():
+                for vb, rows_b in _by_variant(gb[key], ours).items():
+                    if not _comparable(va, vb, free):
+                        continue
+                    (ma, ta), (mb, tb) = _summary(rows_a, ours), _summary(rows_b, ours)
+                    holds = bool(ma > mb)
+                    out.append(Outcome(holds, f"{_key_text(within, key)}{_named(name_a, va)} {ta} "
+                                              f"{'>' if holds else '<='} {_named(name_b, vb)} {tb}"))
         return out
 
 
@@ -202,7 +277,7 @@ class Decreasing:
 
     rows: Filter
     over: str
-    within: tuple[str, ...] = ("method", "aug", *WITHIN)
+    within: tuple[str, ...] = ("method", "aug", "variant", *WITHIN)
 
     def outcomes(self, frame: pd.DataFrame, ours: bool) -> list[Outcome]:
         out, within = [], self.within if ours else ()
@@ -222,7 +297,7 @@ class Positive:
 
     rows: Filter
     at: str
-    within: tuple[str, ...] = ("method", "aug", *WITHIN)
+    within: tuple[str, ...] = ("method", "aug", "variant", *WITHIN)
 
     def outcomes(self, frame: pd.DataFrame, ours: bool) -> list[Outcome]:
         out, within = [], self.within if ours else ()
@@ -299,12 +374,27 @@ IMAGE_LEVEL = ("simclr", "mocov2", "byol", "simsiam", "swav", "pirl")
 LINEAR = {"task": "linear", "metric": "top1", "in_domain": True}
 
 # --- saliency-guided masking (Chen et al., WACV 2024, arXiv 2309.12757)
-MASKING_AUG = {"none": "default", "mscn": "random-mask", "saliency-mask-highpass": "sal-mask"}
-MASKING_NO_AUG = {
-    "adios": "ADIOS (learned adversarial masking) is not implemented here",
-    "saliency-mask-blur": "the fill is an aug_cfg setting, not in the run id: not told apart from high-pass",
-    "saliency-mask-mean": "the fill is an aug_cfg setting, not in the run id: not told apart from high-pass",
+
+
+def sal_mask_fill(fill: str, strict: bool = True) -> Filter:
+    """Our ``sal-mask`` rows masking the query branch with ``fill``: the variant shows that fill
+    (``strict``), or, not strict, shows it or does not vary the fill at all (sal-mask's default
+    fill is high-pass, so its runs stand for the paper's high-pass variant)."""
+    query = {"branch": "query"}
+    if strict:
+        return {"aug": "sal-mask", "variant": variant_is({"fill": fill}, query)}
+    return {"aug": "sal-mask", "variant": variant_is(None, {"fill": fill, **query})}
+
+
+# the paper's variants -> our rows (augmentation policy and, for the fills, the variant)
+MASKING_AUG: dict[str, Filter] = {
+    "none": {"aug": "default"},
+    "mscn": {"aug": "random-mask"},
+    "saliency-mask-highpass": sal_mask_fill("highpass", strict=False),
+    "saliency-mask-blur": sal_mask_fill("blur"),
+    "saliency-mask-mean": sal_mask_fill("mean"),
 }
+MASKING_NO_AUG = {"adios": "ADIOS (learned adversarial masking) is not implemented here"}
 MASKING_EVAL = {
     ("ImageNet-100", "top1"): LINEAR,
     ("VOC07+12-det", "AP"): {"task": "detection", "metric": "AP"},
@@ -321,7 +411,8 @@ MASKING_EVAL = {
 
 def _match_masking(row: Mapping[str, Any]) -> Filter | str:
     """A row of the masking paper's tables -> our rows: same method, variant -> augmentation
-    policy, in-domain linear top-1 (their ImageNet-100 = our pretraining set) or detection AP."""
+    policy and fill (``MASKING_AUG``), in-domain linear top-1 (their ImageNet-100 = our
+    pretraining set) or detection AP."""
     target = MASKING_EVAL.get((row["eval"], row["metric"]))
     if target is None:
         return f"no {row['eval']} evaluation here"
@@ -331,16 +422,14 @@ def _match_masking(row: Mapping[str, Any]) -> Filter | str:
         return MASKING_NO_AUG[row["variant"]]
     if row["variant"] not in MASKING_AUG:
         return f"no augmentation policy mapped to variant {row['variant']!r}"
-    return {"method": row["method"], "aug": MASKING_AUG[row["variant"]], **target}
+    return {"method": row["method"], **MASKING_AUG[row["variant"]], **target}
 
 
 def _masking_trend(claim: str, method: str, better: str, worse: str, ours: Filter, paper: Filter) -> Trend:
-    """``better`` > ``worse`` for ``method``: on our rows by augmentation policy, on the published
-    rows by the variant that policy stands for."""
-    variant = {v: k for k, v in MASKING_AUG.items()}
-    mine = Pair({"method": method, "aug": better, **ours}, {"method": method, "aug": worse, **ours})
-    theirs = Pair({"method": method, "variant": variant[better], **paper},
-                  {"method": method, "variant": variant[worse], **paper})
+    """The paper's variant ``better`` > ``worse`` for ``method``: on our rows by the augmentation
+    policy (and fill) it maps to (``MASKING_AUG``), on the published rows by the variant."""
+    mine = Pair({"method": method, **MASKING_AUG[better], **ours}, {"method": method, **MASKING_AUG[worse], **ours})
+    theirs = Pair({"method": method, "variant": better, **paper}, {"method": method, "variant": worse, **paper})
     return Trend(claim, (mine,), (theirs,))
 
 
@@ -356,19 +445,25 @@ SALIENCY_MASKING = PaperSpec(
     match=_match_masking,
     trends=(
         _masking_trend("saliency-guided masking improves MoCo v2 linear top-1 over no masking",
-                       "mocov2", "sal-mask", "default", LINEAR, _IN100),
+                       "mocov2", "saliency-mask-highpass", "none", LINEAR, _IN100),
         _masking_trend("saliency-guided masking improves SimCLR linear top-1 over no masking",
-                       "simclr", "sal-mask", "default", LINEAR, _IN100),
+                       "simclr", "saliency-mask-highpass", "none", LINEAR, _IN100),
         _masking_trend("saliency-guided masking beats random masking for MoCo v2 (linear top-1)",
-                       "mocov2", "sal-mask", "random-mask", LINEAR, _IN100),
-        Trend("under MoCo v2 the high-pass fill is best, then blur, then mean fill (linear top-1)", (),
+                       "mocov2", "saliency-mask-highpass", "mscn", LINEAR, _IN100),
+        Trend("under MoCo v2 the high-pass fill is best, then blur, then mean fill (linear top-1)",
+              (Pair({"method": "mocov2", **sal_mask_fill("highpass"), **LINEAR},
+                    {"method": "mocov2", **sal_mask_fill("blur"), **LINEAR}),
+               Pair({"method": "mocov2", **sal_mask_fill("blur"), **LINEAR},
+                    {"method": "mocov2", **sal_mask_fill("mean"), **LINEAR})),
               (Pair({"method": "mocov2", "variant": "saliency-mask-highpass", **_IN100},
                     {"method": "mocov2", "variant": "saliency-mask-blur", **_IN100}),
                Pair({"method": "mocov2", "variant": "saliency-mask-blur", **_IN100},
                     {"method": "mocov2", "variant": "saliency-mask-mean", **_IN100})),
-              note="the fill is an aug_cfg setting that the run id does not record"),
+              note="needs MoCo v2 sal-mask runs that differ in --aug_cfg.fill, with their pretraining "
+                   "configs in the store (evaluations made since the store records them)"),
         _masking_trend("saliency-guided masking improves MoCo v2 detection AP50 over no masking",
-                       "mocov2", "sal-mask", "default", {"task": "detection", "metric": "AP50"}, _VOC_AP50),
+                       "mocov2", "saliency-mask-highpass", "none", {"task": "detection", "metric": "AP50"},
+                       _VOC_AP50),
     ),
 )
 
@@ -499,10 +594,15 @@ def published(spec: PaperSpec) -> pd.DataFrame:
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Our rows ready to filter: run-id parts, the preferred split per (task, dataset),
+    """Our rows ready to filter: run-id parts, ``variant`` (``""`` where the frame has none) and
+    ``aug_variant`` (``sal-mask fill=blur``), the preferred split per (task, dataset),
     ``metric_base`` / ``label_count``, and ``in_domain`` (evaluated on the pretraining dataset)."""
     if "method" not in frame.columns:
         frame = with_run_info(frame)
+    if "variant" not in frame.columns:
+        frame = frame.assign(variant="")
+    frame = frame.assign(variant=frame["variant"].fillna("").astype(str))
+    frame = frame.assign(aug_variant=aug_label(frame))
     if frame.empty:
         return with_label_counts(frame).assign(in_domain=pd.Series(dtype=bool))
     frame = with_label_counts(preferred_split(frame))
@@ -510,7 +610,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ours_cells(rows: pd.DataFrame) -> list[tuple[str, str]]:
-    """(aug / dataset / backbone / pretraining data, formatted value) per group of our rows."""
+    """(aug with variant / dataset / backbone / pretraining data, formatted value) per group of our rows."""
     out = []
     for key, part in _groups(rows, OURS_WHERE).items():
         out.append((" / ".join(k or "-" for k in key), _ours_text(part)[1]))
@@ -533,10 +633,14 @@ def _published_table(spec: PaperSpec, ours: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ours_table(spec: PaperSpec, ours: pd.DataFrame) -> pd.DataFrame:
-    """Our rows of the paper's kind by ``ours_by``, and by backbone / pretraining data where those vary."""
+    """Our rows of the paper's kind by ``ours_by`` (with ``variant`` after ``aug`` where any row has
+    one), and by backbone / pretraining data where those vary."""
     rows = select(ours, spec.ours_rows)
-    by = [*spec.ours_by, *(c for c in ("backbone", "pretrain_data")
-                           if c not in spec.ours_by and len(rows) and rows[c].nunique(dropna=True) > 1)]
+    by = list(spec.ours_by)
+    if "aug" in by and "variant" not in by and len(rows) and (rows["variant"] != "").any():
+        by.insert(by.index("aug") + 1, "variant")
+    by += [c for c in ("backbone", "pretrain_data")
+           if c not in by and len(rows) and rows[c].nunique(dropna=True) > 1]
     columns = [*by, "paper", "ours"]
     if rows.empty:
         return pd.DataFrame(columns=columns)
@@ -606,6 +710,7 @@ __all__ = [
     "PaperSpec",
     "Positive",
     "Trend",
+    "VariantIs",
     "Where",
     "compare",
     "describe",
@@ -614,7 +719,9 @@ __all__ = [
     "published",
     "report",
     "runs_per_seed",
+    "sal_mask_fill",
     "select",
     "trends_table",
+    "variant_is",
     "verdict",
 ]

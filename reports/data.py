@@ -10,14 +10,31 @@ so the id is cut at the backbone: the first token after the augmentation that lo
 backbone name (``BACKBONE``). Ids that do not follow the pattern (the finetuning baseline
 ``scratch-<arch>``, the agreement rows ``set-<hash>``) get ``method`` = their first token and
 NaN for the other parts. This module reads the store only through ``evaluate.store``: no torch.
+
+**Variants.** A run id does not name a policy's or a method's settings (``--aug_cfg.fill=blur``,
+``--method_cfg.mode=regions``), and its hash changes with the seed, so ``load`` also reads the
+pretraining configs the evaluations record (``ResultsStore.runs``) and adds a ``variant`` column:
+among the runs sharing (method, aug, backbone, pretrain_data), the settings that differ between
+them, rendered ``key=value`` and ``, ``-joined in key order (``fill=blur``; ``algo=hc, out_size=64``).
+Ignored: the seed, output / data paths, device and logging fields (``IGNORED_SETTINGS``) and
+anything equal across the group. A key is its leaf name, prefixed by its section
+(``method_cfg.temperature``), or its full path, only where two shown keys would read alike. Every
+run of such a group shows every differing key, including runs that leave it at its default
+(``method_cfg`` / ``aug_cfg`` hold only the settings given; the defaults of the commonly varied
+ones are in ``SETTING_DEFAULTS``, the rest read ``(default)``). The variant is ``""`` for a run
+that is its group's only variant (seed-only differences included), for a run with no stored
+config (older stores, checkpoints without one), and for ids that do not parse. ``aug_label``
+joins the augmentation and the variant (``sal-mask fill=blur``) for tables and figures.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +48,38 @@ RUN_COLUMNS = ("method", "aug", "backbone", "pretrain_data", "pretrain_seed", "c
 _RUN_ID = re.compile(r"^(?P<head>.+)-s(?P<seed>\d+)-(?P<hash>[0-9a-f]{8})$")
 BACKBONE = re.compile(r"^(resnet\d*|wide_resnet\w*|resnext\w*|vit\w*|convnext\w*|tiny)$")
 EXPORT_FORMATS = (".csv", ".parquet")
+# config fields that never tell two runs apart in a report: the seed (every table counts seeds),
+# where files go or come from, the device, logging and checkpointing cadence, and input prefetch
+IGNORED_SETTINGS = frozenset({"train.seed", "train.out", "train.device", "train.log_every", "train.ckpt_every",
+                              "train.tensorboard", "data.path", "data.prefetch"})
+DEFAULT_MARK = "(default)"         # a setting left at a default that ``SETTING_DEFAULTS`` does not know
+_CROP = {"out_size": None, "crop_scale": [0.2, 1.0]}
+_MASK = {**_CROP, "fill": "highpass", "branch": "query", "saliency": "none", "grid": None, "ratio": [0.05, 0.25],
+         "hard_negatives": 0, "hard_ratio": [0.4, 0.7], "scda_largest_component": True, "saliency_size": None}
+_SEGMENT = {**_CROP, "fill": "black", "algo": "rc", "seg_p": 0.5, "threshold": "adaptive", "saliency_size": None}
+# (section, policy or method) -> the defaults of its commonly varied settings: a run whose config
+# leaves one out used this value (pretrain.policies / pretrain.methods; tests/reports check them)
+SETTING_DEFAULTS: dict[tuple[str, str], dict[str, object]] = {
+    ("aug_cfg", "default"): dict(_CROP),
+    ("aug_cfg", "mild"): {**_CROP, "crop_scale": [0.5, 1.0]},
+    ("aug_cfg", "aggressive"): {**_CROP, "crop_scale": [0.08, 1.0]},
+    ("aug_cfg", "byol"): {**_CROP, "crop_scale": [0.08, 1.0]},
+    ("aug_cfg", "multicrop"): {"out_size": None, "n_global": 2, "n_local": 4},
+    ("aug_cfg", "none"): {"out_size": None},
+    ("aug_cfg", "sgd"): dict(_SEGMENT),
+    ("aug_cfg", "sgd-only"): {**_SEGMENT, "crop_scale": [1.0, 1.0]},
+    ("aug_cfg", "random-mask"): dict(_MASK),
+    ("aug_cfg", "sal-mask"): {**_MASK, "saliency": "scda"},
+    ("aug_cfg", "sal-mask-hn"): {**_MASK, "saliency": "scda", "hard_negatives": 1},
+    ("method_cfg", "simclr"): {"temperature": 0.5, "proj_dim": 128, "hard_negative_alpha": 1.0},
+    ("method_cfg", "mocov2"): {"temperature": 0.2, "queue_size": 4096, "momentum": 0.99, "proj_dim": 128,
+                               "proj_bn": False, "symmetric": True, "hard_negative_alpha": 1.0},
+    ("method_cfg", "byol"): {"base_momentum": 0.99, "proj_dim": 256},
+    ("method_cfg", "swav"): {"prototypes": 100, "temperature": 0.1},
+    ("method_cfg", "pirl"): {"temperature": 0.07, "num_negatives": 4096},
+    ("method_cfg", "slotcon"): {"num_prototypes": 64, "teacher_temp": 0.07, "student_temp": 0.1},
+    ("method_cfg", "temporal"): {"mode": "frames", "temperature": 0.2, "queue_size": 4096, "symmetric": False},
+}
 
 
 def parse_run_id(run_id: str) -> dict[str, object]:
@@ -66,31 +115,148 @@ def with_run_info(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# ----------------------------------------------------------------------------------- variants
+
+def _plain_value(value: object) -> object:
+    """A config value in one canonical form: tuples as lists, whole floats as ints (15.0 -> 15)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain_value(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _value_text(value: object) -> str:
+    """A setting's value as shown: strings as they are, anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _leaves(config: Mapping, prefix: str = "") -> Iterable[tuple[str, object]]:
+    """(dotted path, value) of every leaf of a nested config; empty sections have none."""
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _leaves(value, path + ".")
+        else:
+            yield path, value
+
+
+def _settings(config: Mapping) -> dict[str, object]:
+    """The config's leaves that can tell two runs apart (``IGNORED_SETTINGS`` left out)."""
+    return {path: _plain_value(v) for path, v in _leaves(config) if path not in IGNORED_SETTINGS}
+
+
+def _default(path: str, method: str, aug: str) -> object:
+    """What a run used for a setting its config leaves out (``DEFAULT_MARK`` where not known)."""
+    section, _, key = path.partition(".")
+    owner = {"aug_cfg": aug, "method_cfg": method}.get(section)
+    defaults = SETTING_DEFAULTS.get((section, owner), {}) if owner is not None else {}
+    return _plain_value(defaults[key]) if key in defaults else DEFAULT_MARK
+
+
+def _key_names(paths: Iterable[str]) -> dict[str, str]:
+    """Display name per dotted path: the leaf, else ``section.leaf``, else the full path: the
+    first that no other of ``paths`` reads as at the same level."""
+    paths = sorted(set(paths))
+
+    def form(path: str, level: int) -> str:
+        parts = path.split(".")
+        return (parts[-1], f"{parts[0]}.{parts[-1]}", path)[level]
+    names = {}
+    for path in paths:
+        level = next((lv for lv in range(2) if all(form(q, lv) != form(path, lv) for q in paths if q != path)), 2)
+        names[path] = form(path, level)
+    return names
+
+
+def variant_labels(configs: Mapping[str, Mapping]) -> dict[str, str]:
+    """run id -> variant label (module docstring, "Variants") for runs with these pretraining
+    configs; groups are (method, aug, backbone, pretrain_data) parsed from the run ids. Runs whose
+    id does not parse or whose config is empty get ``""``."""
+    groups: dict[tuple, dict[str, dict[str, object]]] = {}
+    out = {}
+    for run_id, config in configs.items():
+        out[run_id] = ""
+        info = parse_run_id(str(run_id))
+        if not config or pd.isna(info["aug"]):
+            continue
+        key = (info["method"], info["aug"], info["backbone"], info["pretrain_data"])
+        groups.setdefault(key, {})[run_id] = _settings(config)
+    for (method, aug, _, _), runs in groups.items():
+        paths = sorted({p for settings in runs.values() for p in settings})
+        resolved = {rid: {p: s[p] if p in s else _default(p, method, aug) for p in paths} for rid, s in runs.items()}
+        differing = [p for p in paths if len({_value_text(r[p]) for r in resolved.values()}) > 1]
+        names = _key_names(differing)
+        for rid, values in resolved.items():
+            shown = sorted((names[p], _value_text(values[p])) for p in differing)
+            out[rid] = ", ".join(f"{name}={text}" for name, text in shown)
+    return out
+
+
+def parse_variant(label: object) -> dict[str, str]:
+    """A variant label back as {key: value text}: ``"algo=hc, out_size=64"`` -> {"algo": "hc",
+    "out_size": "64"}; ``""`` / NaN -> {}."""
+    if not isinstance(label, str) or not label:
+        return {}
+    pairs = (item.partition("=") for item in label.split(", "))
+    return {key: value for key, eq, value in pairs if eq}
+
+
+def with_variants(frame: pd.DataFrame, configs: Mapping[str, Mapping]) -> pd.DataFrame:
+    """``frame`` (rows with a ``run_id``) plus ``variant`` from the runs' pretraining ``configs``
+    (run id -> config; ``""`` for runs without one). A new frame."""
+    labels = variant_labels(configs)
+    return frame.assign(variant=frame["run_id"].map(lambda r: labels.get(r, "")).astype(object))
+
+
+def aug_label(frame: pd.DataFrame) -> pd.Series:
+    """The augmentation with its variant, for labels: ``sal-mask fill=blur``; the bare ``aug``
+    where the variant is empty or the frame has none; NaN where ``aug`` is NaN."""
+    aug = frame["aug"]
+    if "variant" not in frame.columns:
+        return aug
+    variant = frame["variant"].fillna("").astype(str)
+    joined = aug.astype(object).where(variant == "", aug.astype(str) + " " + variant)
+    return joined.where(aug.notna(), np.nan)
+
+
 def load(db: Path | str) -> pd.DataFrame:
-    """Every row of the results store ``db`` with the run id's parts (``with_run_info``).
+    """Every row of the results store ``db`` with the run id's parts (``with_run_info``) and its
+    ``variant`` (module docstring) from the pretraining configs stored beside the results.
 
     A missing file raises FileNotFoundError (the store is never created by reading it); a file
     that is not a results store raises ``evaluate.store.StoreError`` (a ValueError)."""
     path = Path(db)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such results store (python -m evaluate.suite writes one)")
-    return with_run_info(ResultsStore(path).to_frame())
+    store = ResultsStore(path)
+    frame = with_run_info(store.to_frame())
+    runs = store.runs()                              # oldest first: a run id's latest config wins
+    configs = {run_id: config for run_id, config in zip(runs["run_id"], runs["config"]) if config}
+    return with_variants(frame, configs)
 
 
 def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One line per run id: its parts, the tasks and datasets it was evaluated on, and row counts.
 
-    Columns: run_id, method, aug, backbone, pretrain_data, pretrain_seed, tasks (comma-joined),
-    datasets (comma-joined), evaluations (``task/dataset:rows``, ``; ``-joined), rows."""
+    Columns: run_id, method, aug, backbone, pretrain_data, pretrain_seed, variant (``""`` where the
+    frame has none), tasks (comma-joined), datasets (comma-joined), evaluations
+    (``task/dataset:rows``, ``; ``-joined), rows."""
     if "method" not in frame.columns:
         frame = with_run_info(frame)
-    columns = ["run_id", "method", "aug", "backbone", "pretrain_data", "pretrain_seed",
+    if "variant" not in frame.columns:
+        frame = frame.assign(variant="")
+    columns = ["run_id", "method", "aug", "backbone", "pretrain_data", "pretrain_seed", "variant",
                "tasks", "datasets", "evaluations", "rows"]
     lines = []
     for run_id, rows in frame.groupby("run_id", sort=True):
         counts = rows.groupby(["task", "dataset"]).size()
         first = rows.iloc[0]
-        lines.append({"run_id": run_id, **{c: first[c] for c in columns[1:6]},
+        lines.append({"run_id": run_id, **{c: first[c] for c in columns[1:7]},
                       "tasks": ", ".join(sorted(rows["task"].unique())),
                       "datasets": ", ".join(sorted(rows["dataset"].unique())),
                       "evaluations": "; ".join(f"{t}/{d}:{n}" for (t, d), n in counts.items()),
@@ -146,5 +312,6 @@ def export(frame: pd.DataFrame, path: Path | str) -> Path:
                      f"valid: {', '.join(EXPORT_FORMATS)}")
 
 
-__all__ = ["BACKBONE", "DEFAULT_DB", "EXPORT_FORMATS", "RUN_COLUMNS", "export", "load", "parse_run_id",
-           "runs_table", "with_run_info", "write_atomic", "write_text"]
+__all__ = ["BACKBONE", "DEFAULT_DB", "DEFAULT_MARK", "EXPORT_FORMATS", "IGNORED_SETTINGS", "RUN_COLUMNS",
+           "SETTING_DEFAULTS", "aug_label", "export", "load", "parse_run_id", "parse_variant", "runs_table",
+           "variant_labels", "with_run_info", "with_variants", "write_atomic", "write_text"]

@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .data import aug_label
+
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
 # deficiencies. Yellow last: it is the weakest on white.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
@@ -66,7 +68,9 @@ def parse_run_id(run_id: str) -> dict[str, Any]:
 
 
 def _tidy(frame: pd.DataFrame | None) -> pd.DataFrame:
-    """A copy of ``frame`` with ``method`` / ``aug`` / ``pretrain_seed`` (parsed where missing)."""
+    """A copy of ``frame`` with ``method`` / ``aug`` / ``pretrain_seed`` (parsed where missing); ``aug``
+    carries the run's variant where the frame has one (``sal-mask fill=blur``), so that labels and
+    heatmap columns keep variants apart."""
     if frame is None or len(frame) == 0 or not {"run_id", "task", "metric", "value"} <= set(frame.columns):
         return pd.DataFrame(columns=["run_id", "ckpt_sha256", "task", "dataset", "split", "metric", "value",
                                      "seed", "method", "aug", "pretrain_seed"])
@@ -78,6 +82,8 @@ def _tidy(frame: pd.DataFrame | None) -> pd.DataFrame:
             if parsed is None:
                 parsed = pd.DataFrame([parse_run_id(r) for r in out["run_id"]], index=out.index)
             out[column] = parsed[column] if missing else out[column].astype(object).fillna(parsed[column])
+    if "variant" in out.columns:
+        out["aug"] = aug_label(out)
     if "ckpt_sha256" not in out.columns:
         out["ckpt_sha256"] = out["run_id"]
     if "dataset" not in out.columns:

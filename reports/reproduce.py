@@ -209,13 +209,14 @@ def plan_slotcon(lay: Layout, scale: str) -> list[Step]:
 def plan_utility(lay: Layout, scale: str) -> list[Step]:
     """Label-savings utility (Newell & Deng) on the 12 T/C/V/L variants: several methods,
     classification (finetuning curves vs scratch), pose, segmentation, depth; ResNet-9 vs
-    ResNet-50 (ResNet-18 at cpu scale); linear vs finetune rank agreement."""
+    ResNet-50 (the cpu preset's ResNet-18 at 32-px views at cpu scale); linear vs finetune rank
+    agreement."""
     from synthetic.presets import TCVL_VARIANTS
 
     steps = []
     n = 2000 if scale == "cpu" else 120000
     methods = ("rotation", "simclr") if scale == "cpu" else ("rotation", "simclr", "vae", "cmc", "supervised")
-    backbones = ("resnet9",) if scale == "cpu" else ("resnet9", "resnet50")
+    backbones = ("resnet18",) if scale == "cpu" else ("resnet9", "resnet50")   # cpu: bounded time on 2 cores
     for variant in TCVL_VARIANTS:
         step, data = _data(lay, f"tcvl-{variant}", n)
         steps.append(step)

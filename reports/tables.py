@@ -14,6 +14,12 @@ own pretraining seed. ``n`` is then the number of values; ``std`` their sample s
 both NaN when n = 1. Group by every column that tells apart what is measured (task, dataset,
 split, metric, ...): ``aggregate`` averages whatever else differs.
 
+**Variants.** Runs that share a method and augmentation policy but differ in its settings
+(``--aug_cfg.fill=blur``) carry different ``variant`` labels (``reports.data``, from the configs
+stored beside the results). ``default_tables`` shows them as separate augmentations
+(``sal-mask fill=blur``), so that no cell averages two variants; a caller of ``aggregate`` that
+groups by ``aug`` should group by ``variant`` too.
+
 **Rendering.** A number is never shown without its seed count: a cell reads ``61.2 ± 0.4 (n=3)``,
 and a single value ``61.2 (n=1)``. ``render`` refuses a frame with bare float columns.
 """
@@ -30,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .data import with_run_info
+from .data import aug_label, with_run_info
 
 STATS = ("std", "ci95")
 FORMATS = ("md", "csv", "latex", "html")
@@ -284,12 +290,13 @@ DEFAULT_SPECS: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...], str]
 
 
 def _display_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns for the standard tables: ``label_count`` as "100 labels", and the backbone of a
-    ``scratch-<arch>`` baseline taken from its run id (it has no other)."""
+    """Columns for the standard tables: ``label_count`` as "100 labels", the backbone of a
+    ``scratch-<arch>`` baseline taken from its run id (it has no other), and ``aug`` with the
+    run's variant where it has one (``sal-mask fill=blur``)."""
     scratch = (frame["method"] == "scratch") & frame["backbone"].isna()
     backbone = frame["backbone"].where(~scratch, frame["run_id"].astype(str).str.removeprefix("scratch-"))
     labels = frame["label_count"].map(lambda k: f"{k} labels" if pd.notna(k) else np.nan)
-    return frame.assign(backbone=backbone, labels=labels)
+    return frame.assign(backbone=backbone, labels=labels, aug=aug_label(frame))
 
 
 def _varying(frame: pd.DataFrame, column: str) -> bool:
@@ -301,7 +308,8 @@ def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataF
     clustering NMI by method x augmentation per dataset; finetuned top-1 and utility by (method,
     augmentation) x labelled-set size per dataset; invariance top-25 by (method, augmentation) x
     probe set; detection AP50 and segmentation mIoU (framework transfer and light head) by
-    (method, augmentation) x dataset. Names like ``linear-top1-shapes64``. Where the rows hold
+    (method, augmentation) x dataset. The augmentation reads with its variant where runs of one
+    policy differ in their settings (``sal-mask fill=blur``). Names like ``linear-top1-shapes64``. Where the rows hold
     several backbones or pretraining datasets, those become row labels too, so that no cell
     mixes them. Only the ``test`` split of a (task, dataset) is used when it has one."""
     if frame.empty:

@@ -294,7 +294,9 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
             "ims_per_batch": int(cfg.SOLVER.IMS_PER_BATCH), "lr": float(cfg.SOLVER.BASE_LR)}
     sha, run_id = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name))
     rows = [Result(run_id, sha, "detection", data.name, "test", m, v, None, ecfg) for m, v in metrics.items()]
-    ResultsStore(path).replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
+    store = ResultsStore(path)
+    store.put_run(run_id, sha, meta.get("config") or {})
+    store.replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 
 __all__ = ["ConvertError", "D2Protocol", "PROTOCOLS", "TrainingDiverged", "TransferError", "build_cfg", "builtin_data",

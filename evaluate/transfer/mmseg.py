@@ -255,8 +255,9 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
         sha, run_id, name = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name)), Path(data).name
         rows = [Result(run_id, sha, "segmentation_transfer", name, "test", m, v, None, ecfg)
                 for m, v in metrics.items()]
-        ResultsStore(store).replace(rows, ckpt_sha256=sha, task="segmentation_transfer", dataset=name,
-                                    eval_config=ecfg)
+        results = ResultsStore(store)
+        results.put_run(run_id, sha, meta.get("config") or {})
+        results.replace(rows, ckpt_sha256=sha, task="segmentation_transfer", dataset=name, eval_config=ecfg)
     return metrics
 
 

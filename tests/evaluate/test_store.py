@@ -190,3 +190,70 @@ def test_arrays_round_trip_and_replace(store: ResultsStore) -> None:
     assert len(ResultsStore(store.path).arrays()) == 2                  # reopening keeps them
     with pytest.raises(ValueError, match="unknown array filter"):
         store.arrays(metric="x")
+
+
+# ----------------------------------------------------------------------------------- run configs
+
+CONFIG = {"method": "mocov2", "aug": "sal-mask", "train": {"seed": 1, "out": Path("runs")},
+          "aug_cfg": {"fill": "blur", "ratio": (0.05, 0.25)}, "method_cfg": {}}
+
+
+def test_run_configs_round_trip_and_replace(store: ResultsStore) -> None:
+    assert store.runs().empty and list(store.runs().columns) == ["run_id", "ckpt_sha256", "config", "created"]
+    store.put_run("run-a", SHA_A, CONFIG)
+    store.put_run("run-b", SHA_B, {"aug_cfg": {"fill": "mean"}})
+    runs = ResultsStore(store.path).runs()                                # reopened: persisted
+    assert runs["run_id"].tolist() == ["run-a", "run-b"] and runs["ckpt_sha256"].tolist() == [SHA_A, SHA_B]
+    assert runs["config"].iloc[0] == {"method": "mocov2", "aug": "sal-mask", "train": {"seed": 1, "out": "runs"},
+                                      "aug_cfg": {"fill": "blur", "ratio": [0.05, 0.25]}, "method_cfg": {}}
+    assert runs["created"].str.endswith("+00:00").all()
+    with sqlite3.connect(store.path) as con:                              # canonical JSON: sorted, compact
+        (text,) = con.execute("SELECT config FROM runs WHERE run_id = 'run-b'").fetchone()
+    assert text == '{"aug_cfg":{"fill":"mean"}}'
+    store.put_run("run-a", SHA_A, {"aug_cfg": {"fill": "highpass"}})       # replaced, not duplicated
+    runs = store.runs()
+    assert len(runs) == 2 and runs.set_index("run_id").loc["run-a", "config"] == {"aug_cfg": {"fill": "highpass"}}
+    assert len(store) == 0                                                # the results table is untouched
+
+
+@pytest.mark.parametrize("args, error", [(("", SHA_A, {}), ValueError), (("r", None, {}), ValueError),
+                                         (("r", SHA_A, "fill=blur"), TypeError),
+                                         (("r", SHA_A, {"lr": float("nan")}), ValueError)])
+def test_bad_run_config_writes_nothing(store: ResultsStore, args: tuple, error: type) -> None:
+    with pytest.raises(error):
+        store.put_run(*args)
+    assert store.runs().empty
+
+
+def test_store_without_runs_table_reads_and_gains_it(store: ResultsStore) -> None:
+    """A store made before the runs table existed: still opens and reads (no configs); reopening
+    adds the table, and configs can then be written."""
+    store.add(results())
+    with sqlite3.connect(store.path) as con:
+        con.execute("DROP TABLE runs")
+    assert store.runs().empty and len(store) == 2                         # read as it is
+    reopened = ResultsStore(store.path)
+    assert reopened.runs().empty and len(reopened.to_frame()) == 2
+    reopened.put_run("run-aaaa", SHA_A, {"aug": "default"})
+    assert reopened.runs()["config"].tolist() == [{"aug": "default"}]
+
+
+def test_suite_records_the_pretraining_config(tiny_ckpt: Path, eval_data: Path, tmp_path: Path) -> None:
+    """A suite run stores the checkpoint's meta["config"] once, keyed like its results."""
+    import json
+
+    from evaluate import features as F
+    from evaluate import suite as S
+    from pretrain.checkpoint import read_checkpoint
+
+    db = tmp_path / "r.sqlite"
+    args = [str(tiny_ckpt), "--data", str(eval_data), "--store", str(db), "--cache", str(tmp_path / "c"),
+            "--tasks", "knn"]
+    assert S.main(args) == 0
+    meta = read_checkpoint(tiny_ckpt)
+    runs, frame = ResultsStore(db).runs(), ResultsStore(db).to_frame()
+    assert len(runs) == 1 and runs["run_id"].iloc[0] == meta["run_id"] == frame["run_id"].iloc[0]
+    assert runs["ckpt_sha256"].iloc[0] == F.file_sha256(tiny_ckpt) == frame["ckpt_sha256"].iloc[0]
+    assert runs["config"].iloc[0] == json.loads(json.dumps(meta["config"], default=str))
+    assert runs["config"].iloc[0]["method"] == "simclr" and "aug_cfg" in runs["config"].iloc[0]
+    assert S.main(args) == 0 and len(ResultsStore(db).runs()) == 1       # a rerun replaces, never duplicates

@@ -32,6 +32,10 @@ CASES: dict[str, list[tuple[str, str, str, str, str, str, float, float]]] = {
         ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 70),
         ("simclr", "sal-mask", "linear", "shapes64", "top1", "shapes64", 72, 62),
         ("simclr", "default", "linear", "shapes64", "top1", "shapes64", 62, 72),
+        # the fills, told apart by the pretraining configs stored beside the results ("-": the default)
+        ("mocov2", "sal-mask -", "linear", "shapes64", "top1", "shapes64", 70, 60),
+        ("mocov2", "sal-mask fill=blur", "linear", "shapes64", "top1", "shapes64", 68, 62),
+        ("mocov2", "sal-mask fill=mean", "linear", "shapes64", "top1", "shapes64", 66, 64),
         ("mocov2", "sal-mask", "detection", "scenes", "AP50", "shapes64", 50, 40),
         ("mocov2", "default", "detection", "scenes", "AP50", "shapes64", 40, 50),
     ],
@@ -65,21 +69,40 @@ CASES: dict[str, list[tuple[str, str, str, str, str, str, float, float]]] = {
     ],
 }
 SPREAD = (-0.5, 0.0, 0.5)          # three pretraining seeds around each value
+CONFIGS: dict[str, dict] = {}      # run id -> its pretraining config, for cases whose aug names settings
+
+
+def pretrain_config(method: str, aug: str, seed: int, aug_cfg: dict[str, object]) -> dict:
+    """A checkpoint's meta["config"] (the parts the variants look at)."""
+    return {"method": method, "aug": aug, "preset": "cpu", "data": {"path": f"/data/s{seed}", "batch_size": 128},
+            "backbone": {"name": "resnet18", "kwargs": {}}, "optim": {"lr": 0.6},
+            "train": {"seed": seed, "out": "runs", "epochs": 20.0}, "method_cfg": {},
+            "aug_cfg": {"out_size": 32, **aug_cfg}}
 
 
 def results(cases: list[tuple], holds: bool) -> list[Result]:
+    """Three seeds of each case. An aug with settings (``sal-mask fill=blur``; ``sal-mask -``: none
+    given) gets its own config hash and a stored pretraining config; a bare aug, no config."""
     out = []
     for method, aug, task, dataset, metric, pretrain, yes, no in cases:
+        policy, _, settings = aug.partition(" ")
+        tag = hashlib.sha256(settings.encode()).hexdigest()[:8] if settings else "0a1b2c3d"
         for seed, d in enumerate(SPREAD):
-            rid = f"{method}-{aug}-resnet18-{pretrain}-s{seed}-0a1b2c3d"
+            rid = f"{method}-{policy}-resnet18-{pretrain}-s{seed}-{tag}"
             sha = hashlib.sha256(rid.encode()).hexdigest()
             out.append(Result(rid, sha, task, dataset, "test", metric, (yes if holds else no) + d, None, {}))
+            if settings:
+                given = dict(kv.split("=") for kv in settings.split() if kv != "-")
+                CONFIGS[rid] = pretrain_config(method, policy, seed, given)
     return out
 
 
 def frame_of(tmp_path: Path, rows: list[Result]) -> pd.DataFrame:
     store = ResultsStore(tmp_path / "results.sqlite")
     store.add(rows)
+    for r in {r.run_id: r for r in rows}.values():
+        if r.run_id in CONFIGS:
+            store.put_run(r.run_id, r.ckpt_sha256, CONFIGS[r.run_id])
     return D.load(store.path)
 
 
@@ -161,8 +184,13 @@ def test_published_side(tmp_path: Path) -> None:
     adios = numbers[numbers["variant"] == "adios"]["ours"]
     assert len(adios) and adios.str.startswith("no counterpart").all()
     assert trends.iloc[0]["paper shows"] == "yes (saliency-mask-highpass 73.80 > none 68.22)"
-    assert trends.iloc[3]["paper shows"].startswith("yes (2/2 hold")            # fill order: the paper only
-    assert trends.iloc[3]["ours shows"] == C.NOT_MEASURED
+    assert trends.iloc[3]["paper shows"].startswith("yes (2/2 hold")            # fill order, both sides
+    assert trends.iloc[3]["ours shows"] == C.YES
+    assert "fill=highpass 70.0 ± 0.5 (n=3) > fill=blur 68.0 ± 0.5 (n=3)" in trends.iloc[3]["ours: detail"]
+    blur = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-blur")
+                   & (numbers["eval"] == "ImageNet-100")]
+    assert blur[[C.OURS_DATA, "ours"]].values.tolist() == [["sal-mask fill=blur / shapes64 / resnet18 / shapes64",
+                                                           "68.0 ± 0.5 (n=3)"]]
     _, slot = C.compare(frame_of(tmp_path / "s", []), "slotcon")
     assert slot["paper shows"].eq("claimed (not in the stored table)").all()
     numbers, util = C.compare(frame_of(tmp_path / "u", results(CASES["utility"], True)), "utility")
@@ -246,9 +274,78 @@ def test_runs_the_run_id_cannot_tell_apart_are_flagged(tmp_path: Path) -> None:
     seed, and every number made of them says so."""
     rows = results(CASES["saliency-masking"], True)
     rows += [Result(r.run_id[:-8] + "ffffffff", "f" + r.ckpt_sha256[1:], r.task, r.dataset, r.split, r.metric,
-                    r.value - 4, None, {}) for r in rows if "-sal-mask-" in r.run_id and r.task == "linear"]
+                    r.value - 4, None, {}) for r in rows
+             if "-sal-mask-" in r.run_id and r.task == "linear" and r.run_id.endswith("0a1b2c3d")]
     numbers, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
     mocov2 = trends.iloc[0]["ours: detail"]
     assert "sal-mask 68.0 ± 0.5 (n=3) [mixes 2 runs per seed] > default 60.0 ± 0.5 (n=3)" in mocov2
+    # the runs with stored configs are told apart by their variant: compared on their own, unflagged
+    assert "sal-mask fill=highpass 70.0 ± 0.5 (n=3) > default 60.0 ± 0.5 (n=3)" in mocov2
     flagged = numbers[numbers["ours"].str.contains("mixes 2 runs per seed", regex=False)]
     assert set(flagged["variant"]) == {"saliency-mask-highpass"} and set(flagged["eval"]) == {"ImageNet-100"}
+
+
+def masking_frame(tmp_path: Path, runs: list[tuple[dict | None, float]]) -> pd.DataFrame:
+    """MoCo v2 sal-mask runs (3 seeds each, linear top-1 on the pretraining data): (aug_cfg given,
+    value), None for a run without a stored config; and a default-augmentation baseline at 50."""
+    store = ResultsStore(tmp_path / "results.sqlite")
+    rows = [(None, "default", 50.0, "0a1b2c3d")]
+    rows += [(given, "sal-mask", value, f"{i:08x}") for i, (given, value) in enumerate(runs, 1)]
+    for given, aug, value, tag in rows:
+        for seed, d in enumerate(SPREAD):
+            rid = f"mocov2-{aug}-resnet18-shapes64-s{seed}-{tag}"
+            sha = hashlib.sha256(rid.encode()).hexdigest()
+            store.add([Result(rid, sha, "linear", "shapes64", "test", "top1", value + d, None, {})])
+            if given is not None:
+                store.put_run(rid, sha, pretrain_config("mocov2", aug, seed, given))
+    return D.load(store.path)
+
+
+FILL_CLAIM = 3                     # index of the fill-order trend of saliency-masking
+
+
+_G = "[backbone=resnet18, pretrain_data=shapes64, dataset=shapes64] "
+
+
+@pytest.mark.parametrize("runs, answer, shown, blur", [
+    # high-pass (the default, not given) > blur > mean; a both-branch run in the group is never compared
+    ([({}, 70), ({"fill": "blur"}, 65), ({"fill": "mean"}, 60), ({"branch": "both"}, 99)], C.YES,
+     f"2/2 hold: {_G}branch=query, fill=highpass 70.0 ± 0.5 (n=3) > branch=query, fill=blur 65.0 ± 0.5 (n=3); "
+     f"{_G}branch=query, fill=blur 65.0 ± 0.5 (n=3) > branch=query, fill=mean", ["65.0 ± 0.5 (n=3)"]),
+    # a run at another resolution is compared with none of the others
+    ([({"fill": "highpass"}, 70), ({"fill": "blur"}, 65), ({"fill": "mean"}, 60),
+      ({"fill": "blur", "out_size": 64}, 99)], C.YES,
+     f"{_G}fill=blur, out_size=32 65.0 ± 0.5 (n=3) > fill=mean, out_size=32 60.0 ± 0.5 (n=3)",
+     ["65.0 ± 0.5 (n=3)", "99.0 ± 0.5 (n=3)"]),
+    ([({}, 65), ({"fill": "blur"}, 70), ({"fill": "mean"}, 60)], C.NO,
+     f"1/2 hold: {_G}fill=highpass 65.0 ± 0.5 (n=3) <= fill=blur 70.0 ± 0.5 (n=3)", ["70.0 ± 0.5 (n=3)"]),
+    ([({}, 70), ({"fill": "blur"}, 65)], C.YES, f"{_G}fill=highpass 70.0 ± 0.5 (n=3) > fill=blur 65.0 ± 0.5 (n=3)",
+     ["65.0 ± 0.5 (n=3)"]),
+    ([(None, 70), (None, 65), (None, 60)], C.NOT_MEASURED, "--aug_cfg.fill", [C.NOT_MEASURED]),  # no configs
+    ([({}, 70), ({"branch": "both"}, 65)], C.NOT_MEASURED, "--aug_cfg.fill", [C.NOT_MEASURED]),  # one fill
+])
+def test_fill_order_claim(runs: list, answer: str, shown: str, blur: list[str], tmp_path: Path) -> None:
+    numbers, trends = C.compare(masking_frame(tmp_path, runs), "saliency-masking")
+    claim = trends.iloc[FILL_CLAIM]
+    assert "high-pass fill is best" in claim["claim"]
+    assert claim["ours shows"] == answer and shown in claim["ours: detail"], claim["ours: detail"]
+    assert claim["ours: detail"].count(" > ") + claim["ours: detail"].count(" <= ") == \
+        (0 if answer == C.NOT_MEASURED else 2 if len(runs) > 2 else 1)
+    rows = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-blur")
+                   & (numbers["eval"] == "ImageNet-100")]
+    assert rows["ours"].tolist() == blur
+
+
+def test_masking_claims_use_the_high_pass_variant(tmp_path: Path) -> None:
+    """sal-mask > default is checked on the high-pass variant (the paper's), not on the other fills
+    nor on the both-branch run, and never flagged: every run has a stored config."""
+    frame = masking_frame(tmp_path, [({}, 60), ({"fill": "blur"}, 40), ({"branch": "both"}, 30)])
+    numbers, trends = C.compare(frame, "saliency-masking")
+    first = trends.iloc[0]
+    assert first["ours shows"] == C.YES, first["ours: detail"]
+    assert first["ours: detail"].endswith("sal-mask branch=query, fill=highpass 60.0 ± 0.5 (n=3) > "
+                                          "default 50.0 ± 0.5 (n=3)")
+    assert not numbers["ours"].str.contains("mixes").any()
+    high = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-highpass")
+                   & (numbers["eval"] == "ImageNet-100")]
+    assert high[C.OURS_DATA].tolist() == ["sal-mask branch=query, fill=highpass / shapes64 / resnet18 / shapes64"]

@@ -135,3 +135,105 @@ def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path) -> None:
         D.write_atomic(path, broken)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+# ----------------------------------------------------------------------------------- variants
+
+def pretrain_config(method: str, aug: str, seed: int, data: str = "shapes64", **settings: object) -> dict:
+    """A resolved pretraining config as a checkpoint records it (``meta["config"]``); ``settings``:
+    dotted overrides (``aug_cfg.fill="blur"``, ``optim.lr=0.1``) given as ``aug_cfg__fill``."""
+    cfg = {"method": method, "aug": aug, "preset": "cpu",
+           "data": {"path": f"/data/{data}-{seed}", "split": "train", "batch_size": 128, "prefetch": 2},
+           "backbone": {"name": "resnet18", "kwargs": {}},
+           "optim": {"name": "sgd", "lr": 0.6, "momentum": 0.9},
+           "train": {"epochs": 15.0, "seed": seed, "out": f"runs/{seed}", "device": "auto", "log_every": 10},
+           "method_cfg": {"queue_size": 1024} if method == "mocov2" else {}, "aug_cfg": {"out_size": 32}}
+    for key, value in settings.items():
+        section, leaf = key.split("__")
+        cfg[section][leaf] = value
+    return cfg
+
+
+def rid(method: str, aug: str, seed: int, tag: str, data: str = "shapes64") -> str:
+    return f"{method}-{aug}-resnet18-{data}-s{seed}-{tag}"
+
+
+def test_variant_labels_show_what_differs_within_a_group() -> None:
+    configs = {}
+    for seed in (0, 1):
+        configs[rid("mocov2", "sal-mask", seed, "00000001")] = pretrain_config("mocov2", "sal-mask", seed)
+        for n, fill in enumerate(("blur", "mean"), 2):
+            configs[rid("mocov2", "sal-mask", seed, f"0000000{n}")] = pretrain_config(
+                "mocov2", "sal-mask", seed, aug_cfg__fill=fill)
+        for n, algo in enumerate(("hc", "rc"), 4):
+            configs[rid("simclr", "sgd", seed, f"0000000{n}")] = pretrain_config("simclr", "sgd", seed, aug_cfg__algo=algo)
+        configs[rid("simclr", "sgd", seed, "00000006")] = pretrain_config("simclr", "sgd", seed, aug_cfg__out_size=64)
+        # seed, output, data path and device differ, nothing else: one variant
+        configs[rid("byol", "default", seed, "00000007")] = pretrain_config(
+            "byol", "default", seed, train__device="cuda" if seed else "cpu")
+        configs[rid("temporal", "default", seed, "00000008", "video")] = pretrain_config(
+            "temporal", "default", seed, "video", **({"method_cfg__mode": "regions"} if seed else {}))
+    configs[rid("simclr", "default", 0, "00000009")] = pretrain_config("simclr", "default", 0, optim__momentum=0.8,
+                                                                        method_cfg__momentum=0.5)
+    configs[rid("simclr", "default", 1, "0000000a")] = pretrain_config("simclr", "default", 1)
+    configs["scratch-resnet18"] = pretrain_config("scratch", "default", 0, aug_cfg__fill="x")
+    configs[rid("simclr", "mild", 0, "0000000b")] = {}                      # no stored config
+    labels = D.variant_labels(configs)
+    for seed in (0, 1):
+        assert labels[rid("mocov2", "sal-mask", seed, "00000001")] == "fill=highpass"     # the default, shown
+        assert labels[rid("mocov2", "sal-mask", seed, "00000002")] == "fill=blur"
+        assert labels[rid("mocov2", "sal-mask", seed, "00000003")] == "fill=mean"
+        assert labels[rid("simclr", "sgd", seed, "00000004")] == "algo=hc, out_size=32"
+        assert labels[rid("simclr", "sgd", seed, "00000005")] == "algo=rc, out_size=32"
+        assert labels[rid("simclr", "sgd", seed, "00000006")] == "algo=rc, out_size=64"
+        assert labels[rid("byol", "default", seed, "00000007")] == ""
+    assert labels[rid("temporal", "default", 0, "00000008", "video")] == "mode=frames"
+    assert labels[rid("temporal", "default", 1, "00000008", "video")] == "mode=regions"
+    # two shown keys with one leaf name: prefixed by their section; an unknown default is marked
+    assert labels[rid("simclr", "default", 0, "00000009")] == "method_cfg.momentum=0.5, optim.momentum=0.8"
+    assert labels[rid("simclr", "default", 1, "0000000a")] == \
+        f"method_cfg.momentum={D.DEFAULT_MARK}, optim.momentum=0.9"
+    assert labels["scratch-resnet18"] == "" and labels[rid("simclr", "mild", 0, "0000000b")] == ""
+    assert D.parse_variant("algo=hc, out_size=64") == {"algo": "hc", "out_size": "64"}
+    assert D.parse_variant("") == {} and D.parse_variant(np.nan) == {}
+
+
+def test_load_joins_the_stored_configs(tmp_path: Path) -> None:
+    store = build_store(tmp_path / "results.sqlite")
+    for seed in SEEDS:                                      # simclr sal-mask: a blur run beside each stored one
+        blur = run_id("simclr", "sal-mask", seed).replace("0a1b2c3d", "0000b10e")
+        store.add([Result(blur, "b" * 63 + str(seed), "linear", "shapes64", "test", "top1", 50.0, None, {"c": 1})])
+        store.put_run(blur, "b" * 63 + str(seed), pretrain_config("simclr", "sal-mask", seed, aug_cfg__fill="blur"))
+        old = run_id("simclr", "sal-mask", seed)
+        store.put_run(old, f"2{seed}".ljust(64, "0"), pretrain_config("simclr", "sal-mask", seed))
+    frame = D.load(store.path)
+    by_run = frame.drop_duplicates("run_id").set_index("run_id")["variant"]
+    assert by_run[run_id("simclr", "sal-mask", 1)] == "fill=highpass"
+    assert by_run[run_id("simclr", "sal-mask", 1).replace("0a1b2c3d", "0000b10e")] == "fill=blur"
+    assert by_run[run_id("mocov2", "sal-mask", 1)] == "" and by_run["scratch-resnet18"] == ""   # no config
+    assert D.aug_label(frame.set_index("run_id").loc[[run_id("simclr", "sal-mask", 0)]]).iloc[0] == \
+        "sal-mask fill=highpass"
+    table = D.runs_table(frame).set_index("run_id")
+    assert table.loc[run_id("simclr", "sal-mask", 0), "variant"] == "fill=highpass"
+    assert table.loc[run_id("simclr", "default", 0), "variant"] == ""
+
+
+def test_setting_defaults_match_pretrain() -> None:
+    """Every default the reports assume for a setting a config leaves out is pretrain's own."""
+    import dataclasses
+    import inspect
+
+    from pretrain.methods import METHODS
+    from pretrain.policies import AUGMENTATIONS
+
+    def plain(v: object) -> object:
+        return list(v) if isinstance(v, tuple) else v
+    for (section, owner), defaults in D.SETTING_DEFAULTS.items():
+        if section == "aug_cfg":
+            factory = AUGMENTATIONS[owner]
+            fields = {f.name: f.default for f in dataclasses.fields(factory.config_type)}
+            fields |= inspect.getclosurevars(factory).nonlocals["preset"]
+        else:
+            fields = {f.name: f.default for f in dataclasses.fields(METHODS[owner].Config)}
+        for key, value in defaults.items():
+            assert key in fields and plain(fields[key]) == value, (section, owner, key)

@@ -227,3 +227,29 @@ def test_default_tables(frame: pd.DataFrame) -> None:
     for table in tables.values():
         assert "(n=" in T.render(table, "md")
     assert T.default_tables(frame.iloc[0:0]) == {}
+
+
+def test_default_tables_keep_variants_apart(tmp_path: Path) -> None:
+    """sal-mask with three fills (3 seeds each): with the pretraining configs stored, each fill is
+    its own column; without them, the run id cannot tell them apart and they share one."""
+    fills = {"highpass": [70.0, 71.0, 72.0], "blur": [60.0, 61.0, 62.0], "mean": [50.0, 51.0, 52.0]}
+    for configs in (True, False):
+        store = ResultsStore(tmp_path / f"{configs}.sqlite")
+        for n, (fill, values) in enumerate(fills.items()):
+            for seed, value in enumerate(values):
+                rid = f"mocov2-sal-mask-resnet18-shapes64-s{seed}-0000000{n}"
+                store.add([Result(rid, rid.ljust(64, "0"), "linear", "shapes64", "test", "top1", value, None, {})])
+                if configs:
+                    aug_cfg = {"out_size": 32} if fill == "highpass" else {"out_size": 32, "fill": fill}
+                    store.put_run(rid, rid.ljust(64, "0"), {"method": "mocov2", "aug": "sal-mask",
+                                                            "train": {"seed": seed}, "aug_cfg": aug_cfg})
+        table = T.default_tables(D.load(store.path))["linear-top1-shapes64"]
+        if configs:
+            assert list(table.columns) == ["sal-mask fill=blur", "sal-mask fill=highpass", "sal-mask fill=mean"]
+            for fill, values in fills.items():
+                cell = table.loc["mocov2", f"sal-mask fill={fill}"]
+                assert cell.n == 3 and cell.mean == pytest.approx(np.mean(values))
+                assert cell.spread == pytest.approx(np.std(values, ddof=1))
+        else:
+            assert list(table.columns) == ["sal-mask"]
+            assert table.loc["mocov2", "sal-mask"].mean == pytest.approx(61.0)   # all three fills, per seed

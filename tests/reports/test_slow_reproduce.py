@@ -1,0 +1,20 @@
+"""`make reproduce PAPER=utility SCALE=cpu` end to end (`make test-slow`): the 12 T/C/V/L variants,
+pretraining, finetuning curves, dense tasks, and the report with its label-savings utility plot."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reports import html
+from reports.reproduce import run
+
+pytestmark = pytest.mark.slow
+
+
+def test_utility_reproduction_at_cpu_scale(tmp_path: Path) -> None:
+    report = run("utility", "cpu", tmp_path)
+    assert html.check_report(report / "report.html") == []
+    assert (report / "plots" / "utility.png").stat().st_size > 0
+    assert (report / "plots" / "label_efficiency.png").stat().st_size > 0
+    assert (report / "utility.md").exists()                     # the plan's last step: compare --paper utility
