@@ -165,6 +165,8 @@ def _groups(rows: pd.DataFrame, within: Sequence[str]) -> dict[tuple[str, ...], 
         return {}
     if not within:
         return {(): rows}
+    if "variant" in within and "variant" not in rows.columns:      # a frame without variants: none
+        rows = rows.assign(variant="")
     missing = [c for c in within if c not in rows.columns]
     if missing:
         raise ValueError(f"trend: no column(s) {', '.join(missing)} to group by")

@@ -166,7 +166,8 @@ def test_variant_labels_show_what_differs_within_a_group() -> None:
             configs[rid("mocov2", "sal-mask", seed, f"0000000{n}")] = pretrain_config(
                 "mocov2", "sal-mask", seed, aug_cfg__fill=fill)
         for n, algo in enumerate(("hc", "rc"), 4):
-            configs[rid("simclr", "sgd", seed, f"0000000{n}")] = pretrain_config("simclr", "sgd", seed, aug_cfg__algo=algo)
+            configs[rid("simclr", "sgd", seed, f"0000000{n}")] = pretrain_config(
+                "simclr", "sgd", seed, aug_cfg__algo=algo)
         configs[rid("simclr", "sgd", seed, "00000006")] = pretrain_config("simclr", "sgd", seed, aug_cfg__out_size=64)
         # seed, output, data path and device differ, nothing else: one variant
         configs[rid("byol", "default", seed, "00000007")] = pretrain_config(
