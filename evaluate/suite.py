@@ -273,6 +273,8 @@ def task_pose(ctx: Context) -> list[Row]:
     tr, te = ctx.features(ctx.cfg.train_split), ctx.features(ctx.cfg.test_split)
     bins_tr, az_tr = _pose_columns(ctx, tr, ctx.cfg.train_split)
     bins_te, az_te = _pose_columns(ctx, te, ctx.cfg.test_split)
+    if len(np.unique(bins_tr)) < 2:      # e.g. the tcvl-xx0x variants: every object at the canonical viewpoint
+        raise SkipTask(f"{ctx.data}: one pose bin only (the viewpoint does not vary)")
     out = pose_metrics(tr.features, bins_tr, az_tr, te.features, bins_te, az_te)
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
 

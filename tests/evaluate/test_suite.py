@@ -103,3 +103,18 @@ def test_suite_skips_tasks_without_labels(tiny_ckpt: Path, tmp_path: Path, capsy
     assert set(ResultsStore(store).to_frame()["task"]) == {"linear", "knn", "clustering", "finetune"}
     for task in ("pose", "depth", "segmentation", "unsup_seg"):
         assert f"skipping {task}: {tmp_path / 'imgs'}: not a synthetic dataset" in caplog.text
+
+
+def test_pose_is_skipped_where_the_viewpoint_does_not_vary(tiny_ckpt: Path, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """tcvl-0000 (Newell & Deng's fixed-viewpoint variant) has one pose bin: pose is skipped with
+    the reason, not a failure of the whole run."""
+    from synthetic.generate import generate
+
+    data = generate("tcvl-0000", 60, 0, tmp_path / "tcvl-0000", size=32, workers=1, progress=False)
+    store = tmp_path / "r.sqlite"
+    args = [str(tiny_ckpt), "--data", str(data), "--store", str(store), "--cache", str(tmp_path / "c"),
+            "--tasks", "linear,pose"]
+    assert run(args) == 0
+    assert set(ResultsStore(store).to_frame()["task"]) == {"linear"}
+    assert f"skipping pose: {data}: one pose bin only" in caplog.text
