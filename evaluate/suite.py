@@ -334,15 +334,21 @@ def _transfer_dir(ctx: Context, protocol: str) -> Path:
     return Path(ctx.cfg.cache_dir).parent / "transfer" / protocol / run_id_of(ctx)
 
 
-def task_detection(ctx: Context) -> list[Row]:
-    """Detectron2 transfer (``evaluate.transfer.detectron2``) on the suite's dataset: COCO AP of boxes and masks."""
-    from .transfer import detectron2
+def _transfer_task(ctx: Context, framework: str) -> list[Row]:
+    """One framework's transfer (``evaluate.transfer``) on the suite's dataset. A checkpoint or
+    dataset the protocol cannot take is skipped with the reason; a diverging run is a failure."""
+    from .transfer import detectron2, mmseg
     from .transfer.convert import ConvertError
     from .transfer.errors import TrainingDiverged, TransferError
     t = ctx.cfg.transfer
+    protocol = t.detectron2_protocol if framework == "detectron2" else t.mmseg_protocol
+    common = dict(iters=t.iters, device=ctx.cfg.device, num_gpus=t.num_gpus)
     try:
-        out = detectron2.run(ctx.ckpt, t.detectron2_protocol, ctx.data, _transfer_dir(ctx, t.detectron2_protocol),
-                             iters=t.iters, ims_per_batch=t.batch, device=ctx.cfg.device, num_gpus=t.num_gpus)
+        if framework == "detectron2":
+            out = detectron2.run(ctx.ckpt, protocol, ctx.data, _transfer_dir(ctx, protocol), ims_per_batch=t.batch,
+                                 **common)
+        else:
+            out = mmseg.run(ctx.ckpt, protocol, ctx.data, _transfer_dir(ctx, protocol), batch=t.batch, **common)
     except TrainingDiverged:
         raise                                          # a failure, not a task that does not apply
     except (TransferError, ConvertError) as e:
@@ -350,20 +356,14 @@ def task_detection(ctx: Context) -> list[Row]:
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
 
 
+def task_detection(ctx: Context) -> list[Row]:
+    """Detectron2 transfer (``evaluate.transfer.detectron2``): COCO AP of boxes and masks."""
+    return _transfer_task(ctx, "detectron2")
+
+
 def task_segmentation_transfer(ctx: Context) -> list[Row]:
-    """mmseg transfer (``evaluate.transfer.mmseg``) on the suite's dataset: mIoU, mAcc, aAcc."""
-    from .transfer import mmseg
-    from .transfer.convert import ConvertError
-    from .transfer.errors import TrainingDiverged, TransferError
-    t = ctx.cfg.transfer
-    try:
-        out = mmseg.run(ctx.ckpt, t.mmseg_protocol, ctx.data, _transfer_dir(ctx, t.mmseg_protocol),
-                        iters=t.iters, batch=t.batch, device=ctx.cfg.device, num_gpus=t.num_gpus)
-    except TrainingDiverged:
-        raise
-    except (TransferError, ConvertError) as e:
-        raise SkipTask(str(e)) from e
-    return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
+    """mmseg transfer (``evaluate.transfer.mmseg``): mIoU, mAcc, aAcc."""
+    return _transfer_task(ctx, "mmseg")
 
 
 TASKS: dict[str, Callable[[Context], list[Row]]] = {
