@@ -66,10 +66,10 @@ CPU_PRETRAIN = ("--preset", "cpu", "--train.epochs=10", "--quiet")
 FULL_PRETRAIN = ("--preset", "full", "--quiet")
 
 
-def _data(lay: Layout, preset: str, n: int, name: str | None = None) -> tuple[Step, Path]:
-    out = lay.data / (name or preset)
+def _data(lay: Layout, preset: str, n: int, *extra: str) -> tuple[Step, Path]:
+    out = lay.data / preset
     return Step(f"dataset {preset}", "synthetic.generate", ("--preset", preset, "--n", str(n), "--seed", "0",
-                                                             "--out", str(out))), out
+                                                             "--out", str(out), *extra)), out
 
 
 def _pretrain(lay: Layout, scale: str, method: str, aug: str | None, data: Path | str, *extra: str,
@@ -136,26 +136,34 @@ def plan_saliency_masking(lay: Layout, scale: str) -> list[Step]:
         step, data = _data(lay, "shapes64-clutter", 5000)
         steps.append(step)
     steps += _saliency(data, ("rc",))
+    def group(transfer: bool) -> str:       # the runs that go on to the transfer: all of them at full scale
+        return "transfer" if scale == "full" or transfer else ""
+
     for seed in _seeds(scale):
         for method in ("mocov2", "simclr"):
-            steps.append(_pretrain(lay, scale, method, "default", data, seed=seed))
-            steps.append(_pretrain(lay, scale, method, "random-mask", data, seed=seed))
+            # cpu: MoCo v2's default vs saliency-masked run of seed 0 (~20 min of Detectron2 each)
+            lead = (method, seed) == ("mocov2", 0)
+            steps.append(_pretrain(lay, scale, method, "default", data, seed=seed, group=group(lead)))
+            steps.append(_pretrain(lay, scale, method, "random-mask", data, seed=seed, group=group(False)))
             for fill in ("highpass", "blur", "mean"):
-                steps.append(_pretrain(lay, scale, method, "sal-mask", data, SAL, f"--aug_cfg.fill={fill}", seed=seed))
-            steps.append(_pretrain(lay, scale, method, "sal-mask", data, SAL, "--aug_cfg.branch=both", seed=seed))
-            steps.append(_pretrain(lay, scale, method, "sal-mask-hn", data, SAL, seed=seed))
+                steps.append(_pretrain(lay, scale, method, "sal-mask", data, SAL, f"--aug_cfg.fill={fill}", seed=seed,
+                                       group=group(lead and fill == "highpass")))
+            steps.append(_pretrain(lay, scale, method, "sal-mask", data, SAL, "--aug_cfg.branch=both", seed=seed,
+                                   group=group(False)))
+            steps.append(_pretrain(lay, scale, method, "sal-mask-hn", data, SAL, seed=seed, group=group(False)))
     steps.append(_suite(lay, data, "linear,knn", "--seeds", "0"))
-    steps += _transfer(lay, scale)
+    steps += _transfer(lay, scale, "transfer", tasks="detection" if scale == "cpu" else "")
     return steps + _report(lay, "saliency-masking")
 
 
-def _transfer(lay: Layout, scale: str, group: str = "") -> list[Step]:
+def _transfer(lay: Layout, scale: str, group: str = "", tasks: str = "") -> list[Step]:
     """Detectron2 and mmseg transfer of every run of ``group``: the CPU protocols on synthetic
-    scenes, or the papers' protocols (VOC07+12 Faster R-CNN C4, COCO Mask R-CNN FPN 1x, VOC12aug
-    FCN) on 8 GPUs with the frameworks' launchers."""
+    scenes (``tasks``: both by default), or the papers' protocols (VOC07+12 Faster R-CNN C4, COCO
+    Mask R-CNN FPN 1x, VOC12aug FCN) on 8 GPUs with the frameworks' launchers."""
     if scale == "cpu":
         step, scenes = _data(lay, "scenes", 2000)
-        return [step, _suite(lay, scenes, "detection,segmentation_transfer", "--transfer-iters", "150", group=group)]
+        return [step, _suite(lay, scenes, tasks or "detection,segmentation_transfer", "--transfer-iters", "150",
+                             group=group)]
     gpu = ("--device", "cuda", "--num-gpus", "8")
     return [_suite(lay, "data", "detection", "--detectron2-protocol", proto, *gpu, group=group)
             for proto in ("voc-r50-c4", "coco-r50-fpn-1x")] + \
@@ -199,10 +207,13 @@ def plan_slotcon(lay: Layout, scale: str) -> list[Step]:
     else:
         scenes = Path("data/coco/annotations/instances_train2017.json")
     for seed in _seeds(scale):
-        steps += [_pretrain(lay, scale, m, None, scenes, seed=seed) for m in ("slotcon", "mocov2", "byol", "random")]
+        # cpu: the seed-0 SlotCon, MoCo v2 and random runs go on to the (Detectron2) transfer.
+        steps += [_pretrain(lay, scale, m, None, scenes, seed=seed,
+                            group="transfer" if scale == "full" or (seed == 0 and m != "byol") else "")
+                  for m in ("slotcon", "mocov2", "byol", "random")]
     if scale == "cpu":
         steps.append(_suite(lay, scenes, "segmentation,unsup_seg,depth"))
-    steps += _transfer(lay, scale)
+    steps += _transfer(lay, scale, "transfer", tasks="detection" if scale == "cpu" else "")
     return steps + _report(lay, "slotcon")
 
 
@@ -217,8 +228,9 @@ def plan_utility(lay: Layout, scale: str) -> list[Step]:
     n = 2000 if scale == "cpu" else 120000
     methods = ("rotation", "simclr") if scale == "cpu" else ("rotation", "simclr", "vae", "cmc", "supervised")
     backbones = ("resnet18",) if scale == "cpu" else ("resnet9", "resnet50")   # cpu: bounded time on 2 cores
+    size = ("--size", "32") if scale == "cpu" else ()     # cpu: the 32-px views the cpu preset trains at
     for variant in TCVL_VARIANTS:
-        step, data = _data(lay, f"tcvl-{variant}", n)
+        step, data = _data(lay, f"tcvl-{variant}", n, *size)
         steps.append(step)
         group = f"tcvl-{variant}"
         for backbone in backbones:

@@ -104,3 +104,23 @@ def test_every_paper_has_a_plan_ending_in_its_report(paper: str, scale: str, tmp
             check_pretrain_args(list(s.args))
     assert main(["reproduce", "--paper", paper, "--scale", scale, "--out", str(tmp_path), "--dry-run"]) == 0
     assert f"[{len(steps)}/{len(steps)}]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("paper", list(PLANS))
+def test_cpu_plans_transfer_a_bounded_number_of_runs(paper: str, tmp_path: Path) -> None:
+    """Detectron2 on 2 cores costs ~20 minutes a checkpoint, so a cpu plan sends at most three
+    runs to the framework transfer (its ``runs/transfer`` group); the full plans send every run
+    of the study there."""
+    for scale, bound in (("cpu", 3), ("full", None)):
+        lay, steps = plan(paper, scale, tmp_path)
+        pretrained = [s for s in steps if s.module == "pretrain"]
+        transferred = [s for s in pretrained if f"--train.out={lay.runs / 'transfer'}" in s.args]
+        framework = [s for s in steps if s.module == "evaluate.suite"
+                     and {"detection", "segmentation_transfer"} & set(s.args[s.args.index("--tasks") + 1].split(","))]
+        if not framework:
+            assert not transferred
+        elif bound is not None:
+            assert 0 < len(transferred) <= bound
+            assert all(s.args[0] == str(lay.runs / "transfer") for s in framework)
+        else:
+            assert len(transferred) == len(pretrained)
