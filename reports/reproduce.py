@@ -14,7 +14,6 @@ launchers. ``cpu`` plans are sized for 2 cores; their wall times are in the READ
 """
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 import time
@@ -22,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("reports.reproduce")
 SCALES = ("cpu", "full")
 
 
@@ -237,7 +235,7 @@ def plan_utility(lay: Layout, scale: str) -> list[Step]:
             for method in methods:
                 steps.append(_pretrain(lay, scale, method, None, data, f"--backbone.name={backbone}", group=group))
         sizes = "50,200,1000" if scale == "cpu" else "1000,5000,20000,100000"
-        quick = ("--finetune-max-steps", "300", "--dense-steps", "200") if scale == "cpu" else ()
+        quick = ("--finetune-max-steps", "200", "--dense-steps", "200") if scale == "cpu" else ()
         steps.append(_suite(lay, data, "linear,finetune,pose,segmentation,depth", "--sizes", sizes, "--seeds", "0,1",
                             *quick, group=group))
     return steps + _report(lay, "utility")
@@ -265,6 +263,7 @@ def plan(paper: str, scale: str, out: Path | str = "reproductions") -> tuple[Lay
 def run(paper: str, scale: str, out: Path | str = "reproductions", dry_run: bool = False) -> Path:
     """Run (or with ``dry_run`` print) every step of a reproduction; returns its report folder."""
     lay, steps = plan(paper, scale, out)
+    begin = time.perf_counter()
     for i, step in enumerate(steps, 1):
         cmd = step.command()
         print(f"[{i}/{len(steps)}] {step.what}: {' '.join(cmd[1:])}", flush=True)
@@ -274,5 +273,8 @@ def run(paper: str, scale: str, out: Path | str = "reproductions", dry_run: bool
         rc = subprocess.run(cmd).returncode
         if rc != 0:
             raise RuntimeError(f"step {i} ({step.what}) failed with exit code {rc}: {' '.join(cmd)}")
-        log.info("step %d done in %.0f s", i, time.perf_counter() - start)
+        print(f"[{i}/{len(steps)}] done in {time.perf_counter() - start:.0f} s", flush=True)
+    if not dry_run:
+        print(f"{paper} ({scale}) reproduced in {(time.perf_counter() - begin) / 60:.1f} min: "
+              f"{lay.report / 'report.html'}", flush=True)
     return lay.report
