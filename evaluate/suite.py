@@ -46,7 +46,7 @@ from .finetune import FinetuneConfig, label_efficiency
 from .knn import knn_sweep
 from .linear import LinearConfig, linear_probe
 from .store import Result, ResultsStore
-from .utility import calc_utility
+from .utility import calc_utility, measurable
 
 log = logging.getLogger("evaluate.suite")
 DEFAULT_STORE = Path("results/results.sqlite")
@@ -249,8 +249,11 @@ def task_finetune(ctx: Context) -> list[Row]:
     rows = _curve_rows(curves["pretrained"], "top1", fcfg.test_split, fcfg.seeds)
     rows += _curve_rows(scratch, "scratch_top1", fcfg.test_split, fcfg.seeds)
     counts, mean, std = calc_utility(scratch, curves["pretrained"])
+    known = measurable(scratch, curves["pretrained"])
     for n, m, sd in zip(counts, mean, std):
         if n in curves["pretrained"]:
+            if not known[n]:            # outside the scratch curve's range: no measured saving
+                continue
             rows += [(f"utility@n{n}", float(m), fcfg.test_split, None),
                      (f"utility_std@n{n}", float(sd), fcfg.test_split, None)]
         else:   # the curve's end: pretrained passed the best scratch accuracy at this label count

@@ -136,3 +136,20 @@ def calc_utility(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int
         stds.append(ratios.std())
         d_prev, y_prev = n, y
     return counts, utilities, stds
+
+
+def measurable(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int, Sequence[float]]) -> dict[int, bool]:
+    """Whether the utility at each pretrained label count is a measured number (Newell & Deng,
+    CVPR 2020, sec. 3: the scratch curve must reach the pretrained accuracy within its range).
+
+    True for n when every run's accuracy y_r lies in [first scratch mean, best scratch mean):
+    then x_r is interpolated between two measured scratch points. Below the first scratch mean
+    :func:`calc_utility` returns -1 (x = 0: fewer labels than the smallest scratch run would do,
+    by an unknown amount), and at or above the best scratch mean the -1/n - 1 sentinel or the
+    curve's end (utility_limit): neither is a measured label saving. ``{n: bool}`` in the
+    pretrained insertion order.
+    """
+    curve = _curve(_check(scratch, "scratch"))
+    first, best = curve[0][1], max(y for _, y in curve)
+    return {n: bool(((runs >= first) & (runs < best)).all())
+            for n, runs in _check(pretrained, "pretrained").items()}

@@ -8,6 +8,7 @@ import pytest
 from evaluate import features as F
 from evaluate import suite as S
 from evaluate.store import ResultsStore
+from evaluate.utility import calc_utility, measurable
 
 
 FAST = ["--sizes", "20,50", "--finetune-max-steps", "4", "--dense-steps", "4"]
@@ -60,6 +61,26 @@ def test_suite_runs_folder_and_bad_input(tiny_ckpt: Path, eval_data: Path, tmp_p
     assert set(ResultsStore(store).to_frame()["task"]) == {"knn"}      # the store is intact
 
 
+def _curve(rows, prefix: str) -> dict[int, list[float]]:
+    rows = rows[rows["metric"].str.startswith(prefix + "@n")].sort_values(["metric", "seed"])
+    out: dict[int, list[float]] = {}
+    for metric, value in zip(rows["metric"], rows["value"]):
+        out.setdefault(int(metric.split("@n")[1]), []).append(float(value))
+    return dict(sorted(out.items()))
+
+
+def stored_utility_is_measured(rows) -> bool:
+    """The stored ``utility@nN`` are calc_utility's numbers at exactly the label counts where the
+    stored curves make it measurable (never its -1 / -1/n - 1 sentinels)."""
+    scratch, pretrained = _curve(rows, "scratch_top1"), _curve(rows, "top1")
+    counts, mean, _ = calc_utility(scratch, pretrained)
+    known = measurable(scratch, pretrained)
+    expected = {n: m for n, m in zip(counts, mean) if n in pretrained and known[n]}
+    stored = dict(zip(rows["metric"], rows["value"]))
+    got = {int(k.split("@n")[1]): v for k, v in stored.items() if k.startswith("utility@n")}
+    return got.keys() == expected.keys() and all(abs(got[n] - expected[n]) < 1e-9 for n in got)
+
+
 def test_suite_compares_checkpoints(eval_data: Path, make_ckpt, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Three checkpoints: one from-scratch curve shared by all, utility per checkpoint, rank agreement."""
     runs = tmp_path / "runs"
@@ -77,7 +98,7 @@ def test_suite_compares_checkpoints(eval_data: Path, make_ckpt, tmp_path: Path, 
     for ckpt in ckpts:
         mine = fin[fin["ckpt_sha256"] == F.file_sha256(ckpt)]
         assert sorted(mine.loc[mine["metric"].str.startswith("scratch_"), "value"]) == sorted(scratch)
-        assert mine["metric"].str.startswith("utility@n").any()
+        assert stored_utility_is_measured(mine)
         assert mine["metric"].str.fullmatch(r"[a-z_0-9]+(@n\d+)?").all()        # label counts are integers
     rho = frame.loc[frame["task"] == "agreement", "value"].tolist()
     assert ("Spearman rho" in out) == (len(rho) == 1) and all(-1.0 <= r <= 1.0 for r in rho)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluate.utility import calc_utility, get_x_val
+from evaluate.utility import calc_utility, get_x_val, measurable
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics"
 CASES = ["case1_always_better_below_max", "case2_early_stop", "case3_worse_than_scratch"]
@@ -130,3 +130,24 @@ def test_best_scratch_tie_goes_to_first_inserted(order: tuple[int, int], best_n:
 def test_bad_inputs_raise(scratch: dict, pretrained: dict, counts: list | None, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         calc_utility(scratch, pretrained, counts)
+
+
+@pytest.mark.parametrize("runs, expected", [
+    ([50.0, 55.0], True),           # inside the scratch range: interpolated
+    ([50.0], True),                 # exactly the first scratch mean: x = its label count
+    ([40.0, 55.0], False),          # one run below the first scratch mean: x = 0 sentinel
+    ([60.0], False),                # ties the best scratch mean: the x = -1 sentinel
+    ([65.0], False),                # beats it: the curve's end (utility_limit)
+])
+def test_measurable_only_inside_the_scratch_range(runs: list[float], expected: bool) -> None:
+    assert measurable(SCRATCH, {10: runs}) == {10: expected}
+
+
+def test_saturated_scratch_curve_measures_nothing() -> None:
+    """A task solved from scratch at every size (e.g. tcvl-0000, where all images of a class are
+    identical) has no label saving to measure: calc_utility's -1 and -1/n - 1 are sentinels."""
+    scratch = {50: [100.0, 100.0], 200: [100.0, 100.0]}
+    pretrained = {50: [98.3, 100.0], 200: [100.0, 100.0]}
+    _, utilities, _ = calc_utility(scratch, pretrained)
+    assert utilities[0] <= -1.0                     # sentinels, not savings
+    assert measurable(scratch, pretrained) == {50: False, 200: False}
