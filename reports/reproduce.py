@@ -189,8 +189,9 @@ def plan_invariance(lay: Layout, scale: str) -> list[Step]:
         steps += [_pretrain(lay, scale, "simclr", aug, objects, seed=seed) for aug in ("aggressive", "mild")]
         steps += [_pretrain(lay, scale, "temporal", None, video, seed=seed),
                   _pretrain(lay, scale, "temporal", None, video, "--method_cfg.mode=regions", seed=seed)]
+    quick = ("--images", "500") if scale == "cpu" else ()      # cpu: the transform measure on 500 images
     steps.append(Step("invariance", "invariance", (str(lay.runs), "--store", str(lay.store), "--data", str(objects),
-                                                   "--probe-dir", str(lay.data / "probes"))))
+                                                   "--probe-dir", str(lay.data / "probes"), *quick)))
     steps.append(_suite(lay, objects, "linear"))
     return steps + _report(lay, "invariance")
 
