@@ -56,6 +56,7 @@ class FinetuneConfig:
     crop_scale: tuple[float, float] = (0.6, 1.0)
     test_limit: int = 2000
     target: str = "class"
+    head_norm: bool = True
     train_split: str = "train"
     test_split: str = "test"
     device: str = "cpu"
@@ -99,15 +100,22 @@ def _targets(source: Any, column: str) -> np.ndarray:
 
 
 class Classifier(nn.Module):
-    """Backbone (pooled features) + a linear layer: (B, 3, H, W) -> (B, num_classes) logits."""
+    """Backbone (pooled features) + a linear layer: (B, 3, H, W) -> (B, num_classes) logits.
 
-    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+    ``head_norm``: a BatchNorm1d without affine parameters between the pooled features and the
+    linear layer (as in MAE's and MoCo v3's linear protocols, He et al. 2022, Chen et al. 2021), so
+    the head sees unit-scale features whatever scale a pretraining method left them at; without
+    it a backbone whose pooled features are 50x smaller than a random one's (rotation prediction)
+    starts from near-zero logits and the comparison measures that scale, not the features."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int, head_norm: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
+        self.norm = nn.BatchNorm1d(backbone.num_features, affine=False) if head_norm else nn.Identity()
         self.head = nn.Linear(backbone.num_features, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.head(self.norm(self.backbone(x)))
 
 
 def _lr_at(step: int, total: int, cfg: FinetuneConfig) -> float:
@@ -216,7 +224,7 @@ def label_efficiency(ckpt: Path | str, data: Path | str, cfg: FinetuneConfig | N
                 backbone = build_backbone(spec["name"], **spec.get("kwargs", {}))
                 if kind == "pretrained":
                     backbone.load_state_dict(state, strict=True)
-                net = Classifier(backbone, num_classes).to(cfg.device)
+                net = Classifier(backbone, num_classes, cfg.head_norm).to(cfg.device)
                 train_classifier(net, x, y, norm, cfg, seed, desc=f"{kind} n={n} seed={seed}")
                 acc = accuracy(net, test_x, test_y, norm, cfg.device)
                 log.info("%s n=%d seed=%d: %.2f%%", kind, n, seed, acc)

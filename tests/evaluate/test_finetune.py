@@ -85,3 +85,30 @@ def test_a_checkpoint_that_knows_the_task_saves_labels(tmp_path: Path) -> None:
     ckpt = T.train(cfg, progress=False) / "ckpt.pt"
     out = FT.label_efficiency(ckpt, data, FT.FinetuneConfig(sizes=(100,), seeds=(0, 1), max_steps=100, lr=0.01))
     assert np.mean(out["pretrained"][100]) > np.mean(out["scratch"][100]) + 10, out
+
+
+class _Scaled(torch.nn.Module):
+    """A fixed random feature map times ``scale``: the pooled-feature scale a method leaves."""
+
+    num_features = 8
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+        self.proj = torch.nn.Linear(3, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.proj(x.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("head_norm", [True, False])
+def test_head_norm_makes_the_head_blind_to_the_feature_scale(head_norm: bool) -> None:
+    """With the non-affine BN before the head, features 50x smaller give the same (training-mode)
+    logits; without it the logits shrink with them."""
+    x = 40 * torch.randn(32, 3, 8, 8)                 # pooled features of std ~ 3, then ~ 0.06
+    logits = []
+    for scale in (1.0, 0.02):
+        torch.manual_seed(0)
+        logits.append(FT.Classifier(_Scaled(scale), 4, head_norm=head_norm).train()(x))
+    assert torch.allclose(logits[0], logits[1], atol=0.05) == head_norm     # BN eps aside
+    assert FT.FinetuneConfig().head_norm
