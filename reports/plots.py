@@ -236,8 +236,10 @@ def utility_figure(frame: pd.DataFrame) -> Figure | None:
     band (``utility_std@nN``, pooled over checkpoints), 0 marked, and the unmeasurable region
     shaded: per method (its colour, hatched) beyond the smallest ``utility_limit_at`` of its
     checkpoints, where the pretrained curve passes the best scratch accuracy, and (grey) beyond
-    the largest measured label count. The shaded spans have gids ``unmeasurable-<label>`` and
-    ``unmeasurable-beyond-data`` (kept in the SVG)."""
+    the largest measured label count; label counts finetuned but not measurable (the pretrained
+    accuracy outside the scratch curve's range, ``evaluate.utility.measurable``) are crosses on
+    the zero line. The shaded spans have gids ``unmeasurable-<label>`` and
+    ``unmeasurable-beyond-data``, the crosses ``outside-scratch-range-<label>`` (kept in the SVG)."""
     frame = _tidy(frame)
     fin = _finetune(frame)
     util = _count_rows(fin, "utility")
@@ -247,10 +249,13 @@ def utility_figure(frame: pd.DataFrame) -> Figure | None:
     util = util.merge(std, on=["ckpt_sha256", "dataset", "n"], how="left").rename(columns={"value": "utility"})
     limits = fin[fin["metric"] == "utility_limit_at"]
     counted = pd.concat([_count_rows(fin, p) for p in ("top1", "scratch_top1", "utility")])
+    tops = _count_rows(fin, "top1")
     colours = _colour_map(util)
     fig, panels = _panels(util, width=6.0, height=4.8)
     for ax, dataset, rows in panels:
         rows = rows.assign(_series=_series(rows))
+        ptops = tops[tops["dataset"].astype(str) == dataset]
+        ptops = ptops.assign(_series=_series(ptops))
         lim_rows = limits[limits["dataset"].astype(str) == dataset]
         lim_rows = lim_rows.assign(_series=_series(lim_rows)) if not lim_rows.empty else lim_rows
         measured = sorted(set(counted.loc[counted["dataset"].astype(str) == dataset, "n"]))
@@ -264,8 +269,14 @@ def utility_figure(frame: pd.DataFrame) -> Figure | None:
             ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
                             color=c, alpha=0.2, lw=0)
             mine = lim_rows[lim_rows["_series"] == name] if not lim_rows.empty else lim_rows
+            limit = float(mine["value"].min()) if not mine.empty else math.inf
+            gaps = sorted(n for n in set(ptops.loc[ptops["_series"] == name, "n"]) - set(stats.index) if n < limit)
+            if gaps:        # finetuned there, but outside the scratch curve's range: no utility stored
+                mark = ax.scatter(gaps, [0.0] * len(gaps), marker="x", s=36, color=c, zorder=3,
+                                  label=f"not measurable: {name} outside the scratch range")
+                mark.set_gid(f"outside-scratch-range-{name}")
             if not mine.empty:
-                at = float(mine["value"].min())
+                at = limit
                 span = ax.axvspan(at, hi, facecolor=c, alpha=0.12, hatch="//", edgecolor=c, lw=0,
                                   label=f"not measurable: {name} beats best scratch")
                 span.set_gid(f"unmeasurable-{name}")
@@ -279,7 +290,7 @@ def utility_figure(frame: pd.DataFrame) -> Figure | None:
         ax.set_ylabel("utility (scratch labels needed / labels - 1)")
         ax.set_title(f"Label-savings utility (Newell & Deng): {dataset}\n(band: +-std over seeds)")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1)
     return fig
 
 

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from evaluate.store import Result, ResultsStore
-from evaluate.utility import calc_utility
+from evaluate.utility import calc_utility, measurable
 from reports import plots as P
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,10 +30,12 @@ DATASET = "shapes64"
 SCRATCH = {10: [0.20, 0.22], 100: [0.40, 0.42], 1000: [0.60, 0.62]}
 # pretrained per method (+ 0.01 * pretraining seed): simclr passes the best scratch accuracy at
 # 1000 labels (its utility ends at utility_limit_at); byol stays measurable throughout
-BASE = {"simclr": {10: 0.35, 100: 0.55, 1000: 0.70}, "byol": {10: 0.25, 100: 0.45, 1000: 0.56}}
-LINEAR = {"simclr": 0.50, "byol": 0.40}
+BASE = {"simclr": {10: 0.35, 100: 0.55, 1000: 0.70}, "byol": {10: 0.25, 100: 0.45, 1000: 0.56},
+        "rotation": {10: 0.10, 100: 0.45, 1000: 0.50}}      # rotation: below the first scratch point at 10
+LINEAR = {"simclr": 0.50, "byol": 0.40, "rotation": 0.30}
 INVARIANCE = {"simclr": {"probe-occlusion": 0.30, "probe-viewpoint": 0.50, "probe-illumination": 0.70},
-              "byol": {"probe-occlusion": 0.35, "probe-viewpoint": 0.45, "probe-illumination": 0.60}}
+              "byol": {"probe-occlusion": 0.35, "probe-viewpoint": 0.45, "probe-illumination": 0.60},
+              "rotation": {"probe-occlusion": 0.20, "probe-viewpoint": 0.40, "probe-illumination": 0.50}}
 
 
 def sha(text: str) -> str:
@@ -61,7 +63,10 @@ def fake_results(methods=("simclr", "byol"), seeds=(0, 1, 2)) -> list[Result]:
                     add("finetune", DATASET, f"top1@n{n}", pre[n][fs], fs, ecfg)
                     add("finetune", DATASET, f"scratch_top1@n{n}", SCRATCH[n][fs], fs, ecfg)
             counts, mean, std = calc_utility(SCRATCH, pre)
+            known = measurable(SCRATCH, pre)
             for n, m, sd in zip(counts, mean, std):   # exactly as evaluate.suite.task_finetune
+                if n in pre and not known[n]:
+                    continue
                 if n in pre:
                     add("finetune", DATASET, f"utility@n{n}", m, None, ecfg)
                     add("finetune", DATASET, f"utility_std@n{n}", sd, None, ecfg)
@@ -256,12 +261,27 @@ def test_utility_shades_unmeasurable_region(frame: pd.DataFrame, tmp_path: Path)
     assert 'id="unmeasurable-simclr"' in text and 'id="unmeasurable-beyond-data"' in text
 
 
+def test_utility_marks_counts_outside_the_scratch_range(tmp_path: Path) -> None:
+    """rotation's finetuned accuracy at 10 labels is below the first scratch point: no utility is
+    stored there, and the plot puts a cross on the zero line instead of a point."""
+    frame = fake_store(tmp_path / "r.sqlite", methods=("byol", "rotation")).to_frame()
+    assert not ((frame["metric"] == "utility@n10") & frame["run_id"].str.startswith("rotation")).any()
+    fig = P.utility_figure(frame)
+    (ax,) = _axes(fig)
+    marks = {c.get_gid(): c for c in ax.collections if (c.get_gid() or "").startswith("outside-scratch-range")}
+    assert set(marks) == {"outside-scratch-range-rotation"}
+    np.testing.assert_allclose(marks["outside-scratch-range-rotation"].get_offsets(), [[10, 0]])
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["rotation"].get_xdata(), [100, 1000])
+    plt.close(fig)
+
+
 def test_invariance_bars_heights_and_error_bars(frame: pd.DataFrame) -> None:
     fig = P.invariance_bars_figure(frame, metric="top25")
     (ax,) = _axes(fig)
     bars = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_height() > 0]
     assert len(bars) == len(PROBES) * 2
-    want = {INVARIANCE[m][p] + 0.02 for m in INVARIANCE for p in PROBES}   # mean over seeds 0, 1, 2
+    want = {INVARIANCE[m][p] + 0.02 for m in ("simclr", "byol") for p in PROBES}   # mean over seeds 0, 1, 2
     assert np.allclose(sorted(b.get_height() for b in bars), sorted(want))
     assert [t.get_text() for t in ax.get_xticklabels()] == sorted(p.removeprefix("probe-") for p in PROBES)
     caps = [c for c in ax.get_children() if isinstance(c, matplotlib.collections.LineCollection)]
