@@ -134,8 +134,9 @@ def plan_saliency_masking(lay: Layout, scale: str) -> list[Step]:
         step, data = _data(lay, "shapes64-clutter", 5000)
         steps.append(step)
     steps += _saliency(data, ("rc",))
-    def group(transfer: bool) -> str:       # the runs that go on to the transfer: all of them at full scale
-        return "transfer" if scale == "full" or transfer else ""
+
+    def group(chosen: bool) -> str:
+        return _transfer_group(scale, chosen)
 
     for seed in _seeds(scale):
         for method in ("mocov2", "simclr"):
@@ -152,6 +153,12 @@ def plan_saliency_masking(lay: Layout, scale: str) -> list[Step]:
     steps.append(_suite(lay, data, "linear,knn", "--seeds", "0"))
     steps += _transfer(lay, scale, "transfer", tasks="detection" if scale == "cpu" else "")
     return steps + _report(lay, "saliency-masking")
+
+
+def _transfer_group(scale: str, chosen: bool) -> str:
+    """The runs folder group of a pretraining: ``transfer`` (evaluated by the framework transfer)
+    for every run at full scale and for the few ``chosen`` ones at cpu scale, else the root."""
+    return "transfer" if scale == "full" or chosen else ""
 
 
 def _transfer(lay: Layout, scale: str, group: str = "", tasks: str = "") -> list[Step]:
@@ -208,7 +215,7 @@ def plan_slotcon(lay: Layout, scale: str) -> list[Step]:
     for seed in _seeds(scale):
         # cpu: the seed-0 SlotCon, MoCo v2 and random runs go on to the (Detectron2) transfer.
         steps += [_pretrain(lay, scale, m, None, scenes, seed=seed,
-                            group="transfer" if scale == "full" or (seed == 0 and m != "byol") else "")
+                            group=_transfer_group(scale, seed == 0 and m != "byol"))
                   for m in ("slotcon", "mocov2", "byol", "random")]
     if scale == "cpu":
         steps.append(_suite(lay, scenes, "segmentation,unsup_seg,depth"))
