@@ -46,7 +46,7 @@ from .finetune import FinetuneConfig, label_efficiency
 from .knn import knn_sweep
 from .linear import LinearConfig, linear_probe
 from .store import Result, ResultsStore
-from .utility import calc_utility, measurable
+from .utility import utility_rows
 
 log = logging.getLogger("evaluate.suite")
 DEFAULT_STORE = Path("results/results.sqlite")
@@ -227,7 +227,7 @@ def _curve_from_store(ctx: Context, sha: str, ecfg: dict[str, Any]) -> dict[int,
 def task_finetune(ctx: Context) -> list[Row]:
     """Label-efficiency curves: finetuned checkpoint vs the same architecture from scratch at each
     labelled-set size and seed (``top1@nN`` / ``scratch_top1@nN``), and Newell & Deng's utility
-    (``utility@nN`` mean, ``utility_std@nN``) where it is measurable; where the pretrained curve
+    (``utility@nN``, one row per finetuning seed) where it is measurable; where the pretrained curve
     passes the best scratch accuracy, their last point: ``utility_limit`` at the interpolated
     label count ``utility_limit_at``."""
     fcfg = replace(ctx.cfg.finetune, train_split=ctx.cfg.train_split, test_split=ctx.cfg.test_split,
@@ -248,17 +248,7 @@ def task_finetune(ctx: Context) -> list[Row]:
                               dataset=ctx.data.name, eval_config=ecfg)
     rows = _curve_rows(curves["pretrained"], "top1", fcfg.test_split, fcfg.seeds)
     rows += _curve_rows(scratch, "scratch_top1", fcfg.test_split, fcfg.seeds)
-    counts, mean, std = calc_utility(scratch, curves["pretrained"])
-    known = measurable(scratch, curves["pretrained"])
-    for n, m, sd in zip(counts, mean, std):
-        if n in curves["pretrained"]:
-            if not known[n]:            # outside the scratch curve's range: no measured saving
-                continue
-            rows += [(f"utility@n{n}", float(m), fcfg.test_split, None),
-                     (f"utility_std@n{n}", float(sd), fcfg.test_split, None)]
-        else:   # the curve's end: pretrained passed the best scratch accuracy at this label count
-            rows += [("utility_limit", float(m), fcfg.test_split, None),
-                     ("utility_limit_at", float(n), fcfg.test_split, None)]
+    rows += [(m, v, fcfg.test_split, seed) for m, v, seed in utility_rows(scratch, curves["pretrained"], fcfg.seeds)]
     return rows
 
 

@@ -153,3 +153,34 @@ def measurable(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int, 
     first, best = curve[0][1], max(y for _, y in curve)
     return {n: bool(((runs >= first) & (runs < best)).all())
             for n, runs in _check(pretrained, "pretrained").items()}
+
+
+def run_utilities(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int, Sequence[float]]) -> dict[int, list[float]]:
+    """Each run's utility x_r / n - 1 at each pretrained label count (Newell & Deng, CVPR 2020,
+    sec. 3), x_r read off the mean scratch curve as in :func:`calc_utility`, whose mean and
+    population std over runs these are at every label count it reports before the curve's end.
+    ``{n: [utility of run r, ...]}`` in the pretrained insertion order; only the label counts where
+    :func:`measurable` is true are measured label savings."""
+    curve = _curve(_check(scratch, "scratch"))
+    return {n: [float(_x_on_curve(curve, y) / n - 1) for y in runs]
+            for n, runs in _check(pretrained, "pretrained").items()}
+
+
+def utility_rows(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int, Sequence[float]],
+                 seeds: Sequence[int]) -> list[tuple[str, float, int | None]]:
+    """The utility as the results store keeps it: ``(metric, value, seed)`` rows (Newell & Deng,
+    CVPR 2020, sec. 3). ``utility@nN``, one row per run (``seeds[r]`` finetuned ``pretrained[n][r]``),
+    at each label count where it is :func:`measurable`, before the curve's end; where the pretrained
+    mean passes the best scratch mean, the curve's last point: ``utility_limit`` (best_n / max_x)
+    and ``utility_limit_at`` (max_x), seed None."""
+    counts, mean, _ = calc_utility(scratch, pretrained)
+    known = measurable(scratch, pretrained)
+    per_run = run_utilities(scratch, pretrained)
+    rows: list[tuple[str, float, int | None]] = []
+    for n, m in zip(counts, mean):
+        if n in per_run:
+            if known[n]:            # outside the scratch curve's range: no measured saving
+                rows += [(f"utility@n{n}", u, seed) for seed, u in zip(seeds, per_run[n], strict=True)]
+        else:                       # the curve's end
+            rows += [("utility_limit", float(m), None), ("utility_limit_at", float(n), None)]
+    return rows

@@ -147,9 +147,10 @@ def describe(filt: Filter) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One comparison made: whether the claim held there, and the numbers that say so."""
+    """One comparison made: whether the claim held there (None: the group has rows but not where
+    the claim is judged, e.g. no utility at the smallest labelled-set size), and the numbers."""
 
-    holds: bool
+    holds: bool | None
     text: str
 
 
@@ -295,18 +296,30 @@ class Decreasing:
 
 @dataclass(frozen=True)
 class Positive:
-    """The mean of ``rows`` at the smallest value of ``at`` is above 0, in every group of ``within``."""
+    """The mean of ``rows`` at the smallest value of ``at`` is above 0, in every group of ``within``.
+    With ``sizes`` (the rows whose ``at`` values are the sizes a group was evaluated at, e.g. its
+    finetuning accuracies), the smallest is the group's smallest size: where ``rows`` have no value
+    there (the utility is not measurable at that size), the group is not measured; without, or
+    where the group has no ``sizes`` rows, it is the smallest value ``rows`` have."""
 
     rows: Filter
     at: str
     within: tuple[str, ...] = ("method", "aug", "variant", *WITHIN)
+    sizes: Filter | None = None
 
     def outcomes(self, frame: pd.DataFrame, ours: bool) -> list[Outcome]:
         out, within = [], self.within if ours else ()
+        sizes = _groups(select(frame, self.sizes), within) if self.sizes is not None and ours else {}
         for key, part in _groups(select(frame, self.rows), within).items():
             points = _series(part[part[self.at].notna()], self.at, ours)
-            if points:
-                value, mean, text = points[0]
+            if not points:
+                continue
+            value, mean, text = points[0]
+            smallest = sizes[key][self.at].dropna().min() if key in sizes else value
+            if smallest < value:
+                out.append(Outcome(None, f"{_key_text(within, key)}{self.at} {smallest}: not measurable "
+                                         f"(smallest measured: {self.at} {value}: {text})"))
+            else:
                 out.append(Outcome(bool(mean > 0), f"{_key_text(within, key)}{self.at} {value}: {text}"))
         return out
 
@@ -328,14 +341,18 @@ class Trend:
 
 def verdict(checks: Sequence[Check], frame: pd.DataFrame, ours: bool) -> tuple[str, str]:
     """("yes" | "no" | "not measured", the comparisons made): yes when every comparison made
-    holds, no when any fails, not measured when none could be made."""
+    holds, no when any fails, not measured when none could be made; groups where the claim could
+    not be judged are listed after them."""
     outcomes = [o for check in checks for o in check.outcomes(frame, ours)]
-    if not outcomes:
-        return NOT_MEASURED, ""
-    holds = sum(o.holds for o in outcomes)
-    answer = YES if holds == len(outcomes) else NO
-    prefix = f"{holds}/{len(outcomes)} hold: " if len(outcomes) > 1 else ""
-    return answer, prefix + "; ".join(o.text for o in outcomes)
+    judged = [o for o in outcomes if o.holds is not None]
+    unjudged = "; ".join(o.text for o in outcomes if o.holds is None)
+    if not judged:
+        return NOT_MEASURED, unjudged
+    holds = sum(o.holds for o in judged)
+    answer = YES if holds == len(judged) else NO
+    prefix = f"{holds}/{len(judged)} hold: " if len(judged) > 1 else ""
+    text = prefix + "; ".join(o.text for o in judged)
+    return answer, text + (f"; not measured: {unjudged}" if unjudged else "")
 
 
 # ---------------------------------------------------------------------------------------- papers
@@ -561,13 +578,14 @@ SLOTCON = PaperSpec(
 
 # --- label-savings utility (Newell & Deng, CVPR 2020, arXiv 1912.01703)
 _UTILITY = {"task": "finetune", "metric_base": "utility", "label_count": HAS_LABEL_COUNT}
+_FINETUNED = {"task": "finetune", "metric_base": "top1", "label_count": HAS_LABEL_COUNT}
 UTILITY = PaperSpec(
     name="utility",
     title="Newell & Deng, How useful is self-supervised pretraining for visual tasks? (CVPR 2020, arXiv 1912.01703)",
     trends=(
         Trend("utility decreases as labelled examples grow", (Decreasing(_UTILITY, "label_count"),)),
         Trend("pretraining saves labels at the smallest labelled-set size (utility > 0)",
-              (Positive(_UTILITY, "label_count"),)),
+              (Positive(_UTILITY, "label_count", sizes=_FINETUNED),)),
     ),
     ours_rows=_UTILITY,
     ours_by=("method", "aug", "dataset", "label_count"),

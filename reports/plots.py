@@ -48,7 +48,7 @@ BAND = "min-max over seeds"           # what the label-efficiency band shows
 
 _RUN_ID = re.compile(r"^(?P<method>[^-]+)-(?P<aug>[^-]+)-(?P<backbone>[^-]+)-(?P<dataset>.+)"
                      r"-s(?P<seed>\d+)-(?P<hash>[0-9a-f]{8})$")
-_COUNT = re.compile(r"^(?P<prefix>top1|scratch_top1|utility|utility_std)@n(?P<n>\d+)$")
+_COUNT = re.compile(r"^(?P<prefix>top1|scratch_top1|utility)@n(?P<n>\d+)$")
 
 _RC = {"svg.hashsalt": "sslbench", "svg.fonttype": "path", "font.size": 9, "axes.titlesize": 10,
        "axes.spines.top": False, "axes.spines.right": False, "legend.fontsize": 8, "legend.frameon": False}
@@ -222,18 +222,14 @@ def label_efficiency(frame: pd.DataFrame, out_stem: str | os.PathLike) -> list[P
 # ------------------------------------------------------------------------------------- utility
 
 def _pooled(sub: pd.DataFrame) -> pd.DataFrame:
-    """Per label count: mean utility over checkpoints and the pooled std (law of total variance:
-    sqrt(mean of per-checkpoint variances + variance of per-checkpoint means), population)."""
-    def agg(g: pd.DataFrame) -> pd.Series:
-        mean = g["utility"].mean()
-        var = (g["std"].fillna(0) ** 2).mean() + ((g["utility"] - mean) ** 2).mean()
-        return pd.Series({"mean": mean, "std": math.sqrt(var)})
-    return sub.groupby("n")[["utility", "std"]].apply(agg).sort_index()
+    """Per label count: mean and population std of the utility over every (checkpoint, finetuning
+    seed) row."""
+    return sub.groupby("n")["utility"].agg(mean="mean", std=lambda v: v.std(ddof=0)).sort_index()
 
 
 def utility_figure(frame: pd.DataFrame) -> Figure | None:
     """Newell & Deng's utility vs labelled examples (log x), one line per method with a +-std
-    band (``utility_std@nN``, pooled over checkpoints), 0 marked, and the unmeasurable region
+    band (population std over checkpoints and finetuning seeds), 0 marked, and the unmeasurable region
     shaded: per method (its colour, hatched) beyond the smallest ``utility_limit_at`` of its
     checkpoints, where the pretrained curve passes the best scratch accuracy, and (grey) beyond
     the largest measured label count; label counts finetuned but not measurable (the pretrained
@@ -245,8 +241,7 @@ def utility_figure(frame: pd.DataFrame) -> Figure | None:
     util = _count_rows(fin, "utility")
     if util.empty:
         return None
-    std = _count_rows(fin, "utility_std")[["ckpt_sha256", "dataset", "n", "value"]].rename(columns={"value": "std"})
-    util = util.merge(std, on=["ckpt_sha256", "dataset", "n"], how="left").rename(columns={"value": "utility"})
+    util = util.rename(columns={"value": "utility"})
     limits = fin[fin["metric"] == "utility_limit_at"]
     counted = pd.concat([_count_rows(fin, p) for p in ("top1", "scratch_top1", "utility")])
     tops = _count_rows(fin, "top1")

@@ -70,15 +70,19 @@ def _curve(rows, prefix: str) -> dict[int, list[float]]:
 
 
 def stored_utility_is_measured(rows) -> bool:
-    """The stored ``utility@nN`` are calc_utility's numbers at exactly the label counts where the
-    stored curves make it measurable (never its -1 / -1/n - 1 sentinels)."""
+    """The stored ``utility@nN`` are one row per finetuning seed of the pretrained curve, whose mean
+    and population std are calc_utility's numbers, at exactly the label counts where the stored
+    curves make it measurable (never its -1 / -1/n - 1 sentinels)."""
     scratch, pretrained = _curve(rows, "scratch_top1"), _curve(rows, "top1")
-    counts, mean, _ = calc_utility(scratch, pretrained)
+    counts, mean, std = calc_utility(scratch, pretrained)
     known = measurable(scratch, pretrained)
-    expected = {n: m for n, m in zip(counts, mean) if n in pretrained and known[n]}
-    stored = dict(zip(rows["metric"], rows["value"]))
-    got = {int(k.split("@n")[1]): v for k, v in stored.items() if k.startswith("utility@n")}
-    return got.keys() == expected.keys() and all(abs(got[n] - expected[n]) < 1e-9 for n in got)
+    expected = {n: (m, s) for n, m, s in zip(counts, mean, std) if n in pretrained and known[n]}
+    util = rows[rows["metric"].str.startswith("utility@n")]
+    got = {int(k.split("@n")[1]): part for k, part in util.groupby("metric")}
+    seeds = sorted(rows.loc[rows["metric"].str.startswith("top1@n"), "seed"].unique())
+    return got.keys() == expected.keys() and all(
+        sorted(got[n]["seed"]) == seeds and abs(got[n]["value"].mean() - expected[n][0]) < 1e-9
+        and abs(np.std(got[n]["value"].to_numpy()) - expected[n][1]) < 1e-9 for n in got)
 
 
 def test_suite_compares_checkpoints(eval_data: Path, make_ckpt, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluate.utility import calc_utility, get_x_val, measurable
+from evaluate.utility import calc_utility, get_x_val, measurable, run_utilities
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics"
 CASES = ["case1_always_better_below_max", "case2_early_stop", "case3_worse_than_scratch"]
@@ -151,3 +151,18 @@ def test_saturated_scratch_curve_measures_nothing() -> None:
     _, utilities, _ = calc_utility(scratch, pretrained)
     assert utilities[0] <= -1.0                     # sentinels, not savings
     assert measurable(scratch, pretrained) == {50: False, 200: False}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_run_utilities_are_calc_utilitys_runs(name: str) -> None:
+    """Per-run utilities average to calc_utility's mean, with its population std, at every label
+    count it reports before the curve's end."""
+    inputs = load_case(name)["inputs"]
+    scratch, pretrained = valid_runs(inputs, "v0"), valid_runs(inputs, "v1")
+    counts, utilities, stds = calc_utility(scratch, pretrained)
+    per_run = run_utilities(scratch, pretrained)
+    checked = [(n, u, s) for n, u, s in zip(counts, utilities, stds) if n in pretrained]
+    assert checked
+    for n, u, s in checked:
+        assert len(per_run[n]) == len(pretrained[n])
+        assert abs(np.mean(per_run[n]) - u) < 1e-9 and abs(np.std(per_run[n]) - s) < 1e-9

@@ -124,3 +124,19 @@ def test_cpu_plans_transfer_a_bounded_number_of_runs(paper: str, tmp_path: Path)
             assert all(s.args[0] == str(lay.runs / "transfer") for s in framework)
         else:
             assert len(transferred) == len(pretrained)
+
+
+def test_utility_cells_count_every_finetuning_seed(tmp_path: Path) -> None:
+    """A utility is stored per finetuning seed, so its cell counts (pretraining seed, finetuning
+    seed) pairs like the accuracies it comes from: 3 pretraining x 2 finetuning seeds."""
+    from reports import data as D
+    from reports import tables as T
+
+    frame = D.load(fake_store(tmp_path / "r.sqlite", methods=("byol",)).path)
+    tables = T.default_tables(frame)
+    util = next(t for name, t in tables.items() if name.startswith("utility"))
+    accuracy = next(t for name, t in tables.items() if name.startswith("finetune-top1"))
+    for column in util.columns:
+        cell = util.loc[("byol", "mild"), column]
+        assert cell.n == accuracy.loc[("byol", "mild"), column].n == 6
+        assert cell.spread > 0

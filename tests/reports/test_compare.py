@@ -349,3 +349,22 @@ def test_masking_claims_use_the_high_pass_variant(tmp_path: Path) -> None:
     high = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-highpass")
                    & (numbers["eval"] == "ImageNet-100")]
     assert high[C.OURS_DATA].tolist() == ["sal-mask branch=query, fill=highpass / shapes64 / resnet18 / shapes64"]
+
+
+def test_smallest_size_without_utility_is_not_measured(tmp_path: Path) -> None:
+    """Finetuned at 50, 200 and 1000 labels, utility measurable only from 200: the claim at the
+    smallest size is not measured for that group (not judged at 200); another group measured at
+    50 is judged, and the unmeasured one is listed beside it."""
+    def rows(aug: str, counts: tuple[int, ...], utility_from: int) -> list[Result]:
+        cases = [("simclr", aug, "finetune", "tcvl-0100", f"top1@n{n}", "tcvl-0100", 80, 80) for n in counts]
+        cases += [("simclr", aug, "finetune", "tcvl-0100", f"utility@n{n}", "tcvl-0100", 1.0, 1.0)
+                  for n in counts if n >= utility_from]
+        return results(cases, True)
+    check = next(t for t in C.PAPERS["utility"].trends if "smallest" in t.claim)
+    unmeasured = C.prepare(frame_of(tmp_path, rows("mild", (50, 200, 1000), 200)))
+    answer, detail = C.verdict(check.ours, unmeasured, ours=True)
+    assert answer == C.NOT_MEASURED and "label_count 50: not measurable" in detail
+    (tmp_path / "b").mkdir()
+    both = C.prepare(frame_of(tmp_path / "b", rows("mild", (50, 200, 1000), 200) + rows("aggressive", (50, 200), 50)))
+    answer, detail = C.verdict(check.ours, both, ours=True)
+    assert answer == C.YES and "not measured: " in detail and "label_count 50: 1.00" in detail

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from evaluate.store import Result, ResultsStore
-from evaluate.utility import calc_utility, measurable
+from evaluate.utility import utility_rows
 from reports import plots as P
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,17 +62,8 @@ def fake_results(methods=("simclr", "byol"), seeds=(0, 1, 2)) -> list[Result]:
                 for fs in FT_SEEDS:
                     add("finetune", DATASET, f"top1@n{n}", pre[n][fs], fs, ecfg)
                     add("finetune", DATASET, f"scratch_top1@n{n}", SCRATCH[n][fs], fs, ecfg)
-            counts, mean, std = calc_utility(SCRATCH, pre)
-            known = measurable(SCRATCH, pre)
-            for n, m, sd in zip(counts, mean, std):   # exactly as evaluate.suite.task_finetune
-                if n in pre and not known[n]:
-                    continue
-                if n in pre:
-                    add("finetune", DATASET, f"utility@n{n}", m, None, ecfg)
-                    add("finetune", DATASET, f"utility_std@n{n}", sd, None, ecfg)
-                else:
-                    add("finetune", DATASET, "utility_limit", m, None, ecfg)
-                    add("finetune", DATASET, "utility_limit_at", n, None, ecfg)
+            for metric, value, fs in utility_rows(SCRATCH, pre, FT_SEEDS):    # as evaluate.suite stores it
+                add("finetune", DATASET, metric, value, fs, ecfg)
             add("linear", DATASET, "top1", LINEAR[method] + 0.03 * seed)
             for probe in PROBES:
                 for metric, off in (("top10", -0.1), ("top25", 0.0)):
