@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluate.store import ResultsStore
 from reports import html
 from reports.reproduce import run
 
@@ -18,3 +19,9 @@ def test_utility_reproduction_at_cpu_scale(tmp_path: Path) -> None:
     assert (report / "plots" / "utility.png").stat().st_size > 0
     assert (report / "plots" / "label_efficiency.png").stat().st_size > 0
     assert (report / "utility.md").exists()                     # the plan's last step: compare --paper utility
+    fin = ResultsStore(report.parent / "results.sqlite").query(task="finetune")
+    pretrained = fin[~fin["run_id"].str.startswith("scratch-")]
+    assert pretrained["dataset"].nunique() == 12                # every variant finetuned
+    assert set(pretrained["run_id"].str.split("-").str[0]) == {"rotation", "simclr"}
+    util = pretrained[pretrained["metric"].str.startswith("utility@n")]
+    assert len(util) and util["seed"].notna().all()             # measured somewhere, per finetuning seed
