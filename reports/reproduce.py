@@ -259,13 +259,14 @@ PLANS: dict[str, Callable[[Layout, str], list[Step]]] = {
 
 
 def plan(paper: str, scale: str, out: Path | str = "reproductions") -> tuple[Layout, list[Step]]:
-    """The layout and steps of ``paper`` at ``scale``; ValueError for an unknown one."""
+    """The layout and steps of ``paper`` at ``scale`` (a command named twice, e.g. the scenes data
+    of a plan that also transfers on it, is run once); ValueError for an unknown one."""
     if paper not in PLANS:
         raise ValueError(f"unknown paper {paper!r}; valid: {', '.join(PLANS)}")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     lay = Layout(Path(out) / f"{paper}-{scale}")
-    return lay, PLANS[paper](lay, scale)
+    return lay, list(dict.fromkeys(PLANS[paper](lay, scale)))
 
 
 def run(paper: str, scale: str, out: Path | str = "reproductions", dry_run: bool = False) -> Path:

@@ -98,6 +98,7 @@ def test_every_paper_has_a_plan_ending_in_its_report(paper: str, scale: str, tmp
     modules = [s.module for s in steps]
     assert "pretrain" in modules and "evaluate.suite" in modules or "invariance" in modules
     assert [s.args[0] for s in steps[-2:]] == ["build", "compare"]
+    assert len(set(steps)) == len(steps)                                # nothing is run twice
     assert all(str(tmp_path) in " ".join(s.args) for s in steps if s.module in ("pretrain", "evaluate.suite"))
     for s in steps:
         if s.module == "pretrain":
