@@ -177,9 +177,10 @@ def format_cell(cell: Cell | None, fmt: str = "md", digits: int | None = None) -
     if cell is None:
         return MISSING[fmt]
     d = _decimals(cell.mean) if digits is None else digits
+    mean = cell.mean if round(cell.mean, d) != 0 else 0.0       # no "-0.000" for a rounding residue
     if cell.n < 2 or not math.isfinite(cell.spread):
-        return f"{cell.mean:.{d}f} (n={cell.n})"
-    return f"{cell.mean:.{d}f} ± {cell.spread:.{d}f} (n={cell.n})"
+        return f"{mean:.{d}f} (n={cell.n})"
+    return f"{mean:.{d}f} ± {cell.spread:.{d}f} (n={cell.n})"
 
 
 def latex_escape(text: str) -> str:

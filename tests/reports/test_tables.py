@@ -190,6 +190,7 @@ def test_cell_text() -> None:
     assert T.format_cell(T.Cell(0.5123, 0.01, 2)) == "0.512 ± 0.010 (n=2)"
     assert T.format_cell(T.Cell(3.14159, 0.2, 4), digits=3) == "3.142 ± 0.200 (n=4)"
     assert T.format_cell(None, "latex") == "--"
+    assert T.format_cell(T.Cell(-1e-17, 0.0, 2)) == "0.000 ± 0.000 (n=2)"      # no negative zero
 
 
 def test_latex_escapes_labels() -> None:
