@@ -116,13 +116,22 @@ def _count_rows(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
     return frame[keep].assign(n=m.loc[keep, "n"].astype(int))
 
 
+PANEL_COLUMNS = 4      # panels per row of a per-dataset figure
+
+
 def _panels(frame: pd.DataFrame, width: float = 5.2, height: float = 3.8, sharey: bool = False):
-    """(figure, [(axes, dataset, rows)]): one panel per dataset in ``frame``."""
+    """(figure, [(axes, dataset, rows)]): one panel per dataset in ``frame``, at most
+    ``PANEL_COLUMNS`` to a row (the unused cells of the last row removed)."""
     datasets = sorted(frame["dataset"].astype(str).unique())
+    cols = min(len(datasets), PANEL_COLUMNS)
+    rows = -(-len(datasets) // cols)
     with plt.rc_context(_RC):
-        fig, axes = plt.subplots(1, len(datasets), figsize=(width * len(datasets), height), squeeze=False,
+        fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False,
                                  sharey=sharey, layout="constrained")
-    return fig, [(ax, d, frame[frame["dataset"].astype(str) == d]) for ax, d in zip(axes[0], datasets)]
+    cells = list(axes.flat)
+    for ax in cells[len(datasets):]:
+        fig.delaxes(ax)
+    return fig, [(ax, d, frame[frame["dataset"].astype(str) == d]) for ax, d in zip(cells, datasets)]
 
 
 def _stem(out_stem: str | os.PathLike) -> Path:

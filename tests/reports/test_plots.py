@@ -339,3 +339,15 @@ def test_embedding_and_saliency(store: ResultsStore, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot show"):
         P.saliency_examples({"a": np.zeros((2, 4, 4, 7))}, tmp_path / "bad")
     assert plt.get_fignums() == [] and not (tmp_path / "bad.png").exists()
+
+
+def test_many_datasets_wrap_into_rows() -> None:
+    """Ten datasets (the T/C/V/L variants) make three rows of at most four panels, not one strip."""
+    frame = pd.DataFrame({"dataset": [f"tcvl-{i:04d}" for i in range(10)]})
+    fig, panels = P._panels(frame)
+    assert len(panels) == len(fig.axes) == 10
+    rows = {round(ax.get_position().y0, 3) for ax, _, _ in panels}
+    assert len(rows) == 3 and [d for _, d, _ in panels] == sorted(frame["dataset"])
+    width, height = fig.get_size_inches()
+    assert width < 4 * 5.2 + 1 and height > 2 * 3.8
+    plt.close(fig)
