@@ -84,8 +84,10 @@ def _suite(lay: Layout, data: Path | str, tasks: str, *extra: str, group: str = 
                                                          "--store", str(lay.store), *extra))
 
 
-def _report(lay: Layout, paper: str) -> list[Step]:
-    return [Step("report", "reports", ("build", "--db", str(lay.store), "--out", str(lay.report))),
+def _report(lay: Layout, paper: str, saliency: Path | None = None) -> list[Step]:
+    """Build the report (with the saliency examples npz when given), then the comparison."""
+    extra = ("--saliency", str(saliency)) if saliency is not None else ()
+    return [Step("report", "reports", ("build", "--db", str(lay.store), "--out", str(lay.report), *extra)),
             Step("published vs ours", "reports", ("compare", "--paper", paper, "--db", str(lay.store),
                                                   "--out", str(lay.report)))]
 
@@ -94,6 +96,12 @@ def _saliency(data: Path, algos: tuple[str, ...] = ("hc", "rc")) -> list[Step]:
     """Precompute the saliency cache of ``data`` (once, content-hashed) for the saliency policies."""
     return [Step(f"saliency cache {a}", "pretrain.saliency", ("precompute", "--data", str(data), "--algo", a,
                                                                "--workers", "2")) for a in algos]
+
+
+def _examples(lay: Layout, data: Path) -> tuple[Step, Path]:
+    """The report's saliency examples: images, HC / RC maps, masks and the policies' views."""
+    out = lay.root / "saliency_examples.npz"
+    return Step("saliency examples", "pretrain.saliency", ("examples", "--data", str(data), "--out", str(out))), out
 
 
 def _seeds(scale: str) -> tuple[int, ...]:
@@ -118,7 +126,8 @@ def plan_saliency_aug(lay: Layout, scale: str) -> list[Step]:
         if scale == "cpu":
             steps.append(_pretrain(lay, scale, "simclr", "sgd", data, "--aug_cfg.out_size=64", seed=seed))
     steps.append(_suite(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1"))
-    return steps + _report(lay, "saliency-aug")
+    step, examples = _examples(lay, data)
+    return steps + [step] + _report(lay, "saliency-aug", examples)
 
 
 # The masks' saliency: the cached RC maps (the paper's SCDA needs a frozen network's checkpoint,
@@ -152,7 +161,8 @@ def plan_saliency_masking(lay: Layout, scale: str) -> list[Step]:
             steps.append(_pretrain(lay, scale, method, "sal-mask-hn", data, SAL, seed=seed, group=group(False)))
     steps.append(_suite(lay, data, "linear,knn", "--seeds", "0"))
     steps += _transfer(lay, scale, "transfer", tasks="detection" if scale == "cpu" else "")
-    return steps + _report(lay, "saliency-masking")
+    step, examples = _examples(lay, data)
+    return steps + [step] + _report(lay, "saliency-masking", examples)
 
 
 def _transfer_group(scale: str, chosen: bool) -> str:

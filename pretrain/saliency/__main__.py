@@ -1,10 +1,13 @@
-"""``python -m pretrain.saliency precompute --data DIR --algo rc [--param seg_k=50 ...]`` and ``stats``.
+"""``python -m pretrain.saliency precompute --data DIR --algo rc [--param seg_k=50 ...]``, ``stats``
+and ``examples``.
 
 ``precompute`` fills the offline saliency cache (:mod:`pretrain.saliency.cache`) for every image of
 one split of a dataset, computing only the maps that are missing or corrupt. The cache defaults to
 ``<DATA>/.saliency`` (beside a dataset file such as a COCO json), so a dataset carries its own
 maps; entries are keyed by image content, so the splits of a dataset share one cache.
 ``stats`` prints, per algorithm folder of a cache, its parameters, entry count and size.
+``examples --data DIR --out F.npz`` writes images, HC / RC maps, masks and policy views for
+``python -m reports build --saliency F.npz`` (:mod:`pretrain.saliency.examples`).
 """
 from __future__ import annotations
 
@@ -92,6 +95,20 @@ def stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def examples(args: argparse.Namespace) -> int:
+    from .examples import write_examples
+
+    data = Path(args.data)
+    if not data.exists():
+        raise ValueError(f"{data}: no such dataset file or folder")
+    out = write_examples(data, args.out, n=args.n, seed=args.seed, cache=args.cache, split=args.split)
+    log.info("saliency examples of %d images of %s -> %s", args.n, data, out)
+    return 0
+
+
+COMMANDS = {"precompute": precompute, "stats": stats, "examples": examples}
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pretrain.saliency", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -110,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--cache", default=None, help="cache folder")
     st.add_argument("--data", default=None, help="dataset whose default cache (<DATA>/.saliency) to inspect")
     st.add_argument("--quiet", action="store_true")
+    ex = sub.add_parser("examples", help="write images, saliency maps and policy views as an npz for the reports")
+    ex.add_argument("--data", required=True, help="dataset folder or file")
+    ex.add_argument("--out", required=True, help="npz to write (python -m reports build --saliency OUT)")
+    ex.add_argument("--n", type=int, default=6, help="number of images (default: 6, the first of the split)")
+    ex.add_argument("--seed", type=int, default=0, help="seed of the policies' random choices (default: 0)")
+    ex.add_argument("--cache", default=None, help="saliency cache folder (default: <DATA>/.saliency)")
+    ex.add_argument("--split", default="train", help="dataset split (default: train)")
+    ex.add_argument("--quiet", action="store_true")
     return ap
 
 
@@ -117,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
-        return precompute(args) if args.command == "precompute" else stats(args)
+        return COMMANDS[args.command](args)
     except (ValueError, OSError, KeyError, ImportError) as e:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         print(f"error: {msg.splitlines()[0] if msg else type(e).__name__}", file=sys.stderr)

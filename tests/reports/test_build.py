@@ -141,3 +141,17 @@ def test_utility_cells_count_every_finetuning_seed(tmp_path: Path) -> None:
         cell = util.loc[("byol", "mild"), column]
         assert cell.n == accuracy.loc[("byol", "mild"), column].n == 6
         assert cell.spread > 0
+
+
+@pytest.mark.parametrize("paper", ["saliency-aug", "saliency-masking"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_saliency_reports_show_saliency_examples(paper: str, scale: str, tmp_path: Path) -> None:
+    """The saliency studies write their examples (maps, masks, the policies' views) before the
+    report, and the report renders them."""
+    lay, steps = plan(paper, scale, tmp_path)
+    (i, examples), = [(i, s) for i, s in enumerate(steps) if s.module == "pretrain.saliency" and s.args[0] == "examples"]
+    build = steps[-2].args
+    out = examples.args[examples.args.index("--out") + 1]
+    assert build[build.index("--saliency") + 1] == out and i < len(steps) - 2
+    data = examples.args[examples.args.index("--data") + 1]
+    assert any(s.module == "pretrain" and data in s.args for s in steps)       # the data the runs train on
