@@ -26,14 +26,17 @@ SCALES = ("cpu", "full")
 
 @dataclass(frozen=True)
 class Step:
-    """One command of a plan: ``python -m <module> <args>``; ``what`` says why (logged)."""
+    """One command of a plan: ``python -m <module> <args>``, or under a launcher module
+    (``launch``: ``python -m torch.distributed.run --nproc_per_node=8 -m <module> <args>``);
+    ``what`` says why (logged)."""
 
     what: str
     module: str
     args: tuple[str, ...]
+    launch: tuple[str, ...] = ()
 
     def command(self, python: str = sys.executable) -> list[str]:
-        return [python, "-m", self.module, *self.args]
+        return [python, "-m", *self.launch, self.module, *self.args]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class Layout:
 # cpu scale: short runs of the cpu preset on small synthetic sets (2 cores); full: the papers' settings.
 CPU_PRETRAIN = ("--preset", "cpu", "--train.epochs=10", "--quiet")
 FULL_PRETRAIN = ("--preset", "full", "--quiet")
+GPUS = 8                                            # full scale: one node of 8 GPUs
+DDP = ("torch.distributed.run", "--standalone", f"--nproc_per_node={GPUS}", "-m")   # = torchrun
+ON_GPU = ("evaluate.suite", "invariance")           # the steps that take --device
 
 
 def _data(lay: Layout, preset: str, n: int, *extra: str) -> tuple[Step, Path]:
@@ -179,7 +185,7 @@ def _transfer(lay: Layout, scale: str, group: str = "", tasks: str = "") -> list
         step, scenes = _data(lay, "scenes", 2000)
         return [step, _suite(lay, scenes, tasks or "detection,segmentation_transfer", "--transfer-iters", "150",
                              group=group)]
-    gpu = ("--device", "cuda", "--num-gpus", "8")
+    gpu = ("--device", "cuda", "--num-gpus", str(GPUS))
     return [_suite(lay, "data", "detection", "--detectron2-protocol", proto, *gpu, group=group)
             for proto in ("voc-r50-c4", "coco-r50-fpn-1x")] + \
         [_suite(lay, "data", "segmentation_transfer", "--mmseg-protocol", "voc12aug-fcn", *gpu, group=group)]
@@ -276,7 +282,18 @@ def plan(paper: str, scale: str, out: Path | str = "reproductions") -> tuple[Lay
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
     lay = Layout(Path(out) / f"{paper}-{scale}")
-    return lay, list(dict.fromkeys(PLANS[paper](lay, scale)))
+    steps = list(dict.fromkeys(PLANS[paper](lay, scale)))
+    return lay, [_on_gpus(s) for s in steps] if scale == "full" else steps
+
+
+def _on_gpus(step: Step) -> Step:
+    """A full-scale step on the GPUs: pretraining under torchrun (DDP on ``GPUS`` processes), the
+    evaluation and invariance steps on ``--device cuda`` (where a step does not name a device)."""
+    if step.module == "pretrain":
+        return Step(step.what, step.module, step.args, DDP)
+    if step.module in ON_GPU and "--device" not in step.args:
+        return Step(step.what, step.module, (*step.args, "--device", "cuda"))
+    return step
 
 
 def run(paper: str, scale: str, out: Path | str = "reproductions", dry_run: bool = False) -> Path:

@@ -155,3 +155,23 @@ def test_saliency_reports_show_saliency_examples(paper: str, scale: str, tmp_pat
     assert build[build.index("--saliency") + 1] == out and i < len(steps) - 2
     data = examples.args[examples.args.index("--data") + 1]
     assert any(s.module == "pretrain" and data in s.args for s in steps)       # the data the runs train on
+
+
+@pytest.mark.parametrize("paper", list(PLANS))
+def test_full_plans_run_on_the_gpus(paper: str, tmp_path: Path) -> None:
+    """full: every pretraining under torchrun on 8 processes, every evaluation on CUDA; cpu: neither."""
+    from reports.reproduce import GPUS
+
+    for scale in SCALES:
+        _, steps = plan(paper, scale, tmp_path)
+        for s in steps:
+            cmd = s.command("python")
+            if s.module == "pretrain":
+                ddp = cmd[:6] == ["python", "-m", "torch.distributed.run", "--standalone",
+                                  f"--nproc_per_node={GPUS}", "-m"] and cmd[6] == "pretrain"
+                assert ddp == (scale == "full"), cmd
+            elif s.module in ("evaluate.suite", "invariance"):
+                device = s.args[s.args.index("--device") + 1] if "--device" in s.args else "cpu"
+                assert device == ("cuda" if scale == "full" else "cpu"), cmd
+            else:
+                assert cmd[:3] == ["python", "-m", s.module]
