@@ -31,11 +31,14 @@ TABLE_FORMATS = {"md": "md", "csv": "csv", "tex": "latex", "html": "html"}
 MAX_EMBEDDINGS = 6
 
 
-def _tables(frame, out: Path, stat: str) -> list[dict]:
+OWNED = ("tables", "plots", "compare")     # the folders a build writes in full (stale files are removed)
+
+
+def _tables(frame, out: Path, stat: str, written: set[Path]) -> list[dict]:
     sections = []
     for name, table in default_tables(frame, stat).items():
         for suffix, fmt in TABLE_FORMATS.items():
-            write_text(out / "tables" / f"{name}.{suffix}", render(table, fmt))
+            written.add(write_text(out / "tables" / f"{name}.{suffix}", render(table, fmt)))
         sections.append({"heading": f"Table: {name}", "tables": [render(table, "html")]})
     return sections
 
@@ -59,13 +62,13 @@ def _plots(frame, store: ResultsStore, out: Path, saliency: Path | None) -> list
     return [{"heading": title, "images": paths} for title, paths in made if paths]
 
 
-def _comparisons(frame, out: Path) -> list[dict]:
+def _comparisons(frame, out: Path, written: set[Path]) -> list[dict]:
     sections = []
     for paper in C.PAPERS:
         numbers, trends = C.compare(frame, paper)
         if (trends["ours shows"] == "not measured").all() if len(trends) else True:
             continue
-        write_text(out / "compare" / f"{paper}.md", C.report(frame, paper))
+        written.add(write_text(out / "compare" / f"{paper}.md", C.report(frame, paper)))
         sections.append({"heading": f"Published vs ours: {paper}",
                          "tables": [numbers.to_html(index=False, classes="sslbench-table", na_rep=""),
                                     trends.to_html(index=False, classes="sslbench-table")]})
@@ -81,17 +84,33 @@ def build(db: Path | str, out: Path | str, *, stat: str = "std", title: str = "s
     out = Path(out)
     store = ResultsStore(db)
     n_runs = frame["run_id"].nunique()
-    intro = {"heading": "Contents", "text": f"{len(frame)} stored values of {n_runs} runs from {db}. "
+    intro = {"heading": "Results store", "text": f"{len(frame)} stored values of {n_runs} runs from {db}. "
              f"Every table cell is mean {'± std' if stat == 'std' else '± 95% CI'} over seeds, with the "
              "number of seeds (n)."}
-    sections = [intro, *_tables(frame, out, stat), *_plots(frame, store, out, saliency), *_comparisons(frame, out)]
+    written: set[Path] = set()
+    figures = _plots(frame, store, out, saliency)
+    written.update(p for section in figures for p in section["images"])
+    sections = [intro, *_tables(frame, out, stat, written), *figures, *_comparisons(frame, out, written)]
     path = html.write_report(out, title, sections)
     problems = html.check_report(path)
     if problems:
         os.replace(path, path.with_suffix(".broken.html"))
         raise ValueError(f"{path}: report failed its check: {problems[0]}")
+    _prune(out, written)
     log.info("wrote %s (%d sections)", path, len(sections))
     return path
+
+
+def _prune(out: Path, written: set[Path]) -> None:
+    """Remove the files of an earlier build in the folders a build owns that this one did not
+    write (a table or plot the store no longer gives), once the new report has passed its check."""
+    keep = {p.resolve() for p in written}
+    stale = [f for sub in OWNED if (out / sub).is_dir() for f in (out / sub).iterdir()
+             if f.is_file() and f.resolve() not in keep]
+    for f in stale:
+        f.unlink()
+    if stale:
+        log.info("removed %d files of an earlier build from %s", len(stale), out)
 
 
 def cmd_build(a: argparse.Namespace) -> int:

@@ -304,6 +304,18 @@ def _varying(frame: pd.DataFrame, column: str) -> bool:
     return frame[column].nunique(dropna=True) > 1
 
 
+FOLD_OVER = 4       # more datasets than this: one table with the dataset as a row label, not one each
+
+
+def _row_labels(sub: pd.DataFrame, rows: tuple[str, ...], folded: str) -> tuple[str, ...]:
+    """``rows``, the ``folded`` column, and the backbone / pretraining data where they vary (the
+    pretraining data not where it is the folded dataset on every row)."""
+    extra = [c for c in ("backbone", "pretrain_data") if _varying(sub, c)]
+    if folded == "dataset" and "pretrain_data" in extra and (sub["pretrain_data"].isna() | (sub["pretrain_data"] == sub["dataset"])).all():
+        extra.remove("pretrain_data")
+    return (*rows, *((folded,) if folded else ()), *extra)
+
+
 def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataFrame]:
     """The standard set of pivots, only those with data: linear top-1, kNN top-1 (k 20) and
     clustering NMI by method x augmentation per dataset; finetuned top-1 and utility by (method,
@@ -312,7 +324,9 @@ def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataF
     (method, augmentation) x dataset. The augmentation reads with its variant where runs of one
     policy differ in their settings (``sal-mask fill=blur``). Names like ``linear-top1-shapes64``. Where the rows hold
     several backbones or pretraining datasets, those become row labels too, so that no cell
-    mixes them. Only the ``test`` split of a (task, dataset) is used when it has one."""
+    mixes them. With more than ``FOLD_OVER`` datasets, a per-dataset kind is one table with the
+    dataset as a row label (``linear-top1``). Only the ``test`` split of a (task, dataset) is used
+    when it has one."""
     if frame.empty:
         return {}
     if "method" not in frame.columns:
@@ -328,8 +342,9 @@ def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataF
             sub = sub[sub["metric"] == metric]
         if sub.empty:
             continue
-        rows = (*rows, *(c for c in ("backbone", "pretrain_data") if _varying(sub, c)))
-        parts = sub.groupby(per, sort=True) if per else [("", sub)]
+        fold = per if per and sub[per].nunique() > FOLD_OVER else ""
+        rows = _row_labels(sub, rows, fold)
+        parts = sub.groupby(per, sort=True) if per and not fold else [("", sub)]
         for key, part in parts:
             key = key[0] if isinstance(key, tuple) else key
             agg = aggregate(part, [*rows, *cols], stat)

@@ -175,3 +175,21 @@ def test_full_plans_run_on_the_gpus(paper: str, tmp_path: Path) -> None:
                 assert device == ("cuda" if scale == "full" else "cpu"), cmd
             else:
                 assert cmd[:3] == ["python", "-m", s.module]
+
+
+def test_rebuild_removes_what_the_store_no_longer_gives(tmp_path: Path) -> None:
+    """A rebuild without the saliency npz drops the earlier saliency plot; files of other tools in
+    the output folder (a compare written beside the report) stay."""
+    fake_store(tmp_path / "r.sqlite")
+    np.savez(tmp_path / "sal.npz", **fake_saliency())
+    out = tmp_path / "report"
+    args = ["build", "--db", str(tmp_path / "r.sqlite"), "--out", str(out)]
+    assert main([*args, "--saliency", str(tmp_path / "sal.npz")]) == 0
+    assert (out / "plots" / "saliency.png").exists()
+    (out / "utility.md").write_text("written by reports compare --out")
+    before = {p.name for p in (out / "tables").iterdir()}
+    assert main(args) == 0
+    assert not (out / "plots" / "saliency.png").exists() and (out / "plots" / "utility.png").exists()
+    assert {p.name for p in (out / "tables").iterdir()} == before
+    assert (out / "utility.md").read_text() == "written by reports compare --out"
+    check_output(out)

@@ -254,3 +254,21 @@ def test_default_tables_keep_variants_apart(tmp_path: Path) -> None:
         else:
             assert list(table.columns) == ["sal-mask"]
             assert table.loc["mocov2", "sal-mask"].mean == pytest.approx(61.0)   # all three fills, per seed
+
+
+def test_many_datasets_fold_into_one_table(tmp_path: Path) -> None:
+    """Six pretraining datasets (each evaluated on itself): one linear table with the dataset as a
+    row label, not six; the pretraining data, equal to the dataset on every row, is not repeated."""
+    store = ResultsStore(tmp_path / "r.sqlite")
+    datasets = [f"tcvl-{i:04d}" for i in range(T.FOLD_OVER + 2)]
+    for d, dataset in enumerate(datasets):
+        for method in ("simclr", "rotation"):
+            for seed in (0, 1):
+                rid = f"{method}-mild-resnet18-{dataset}-s{seed}-0a1b2c3d"
+                store.add([Result(rid, rid.ljust(64, "0"), "linear", dataset, "test", "top1", d + seed, None, {})])
+    tables = T.default_tables(D.load(store.path))
+    assert list(tables) == ["linear-top1"]
+    table = tables["linear-top1"]
+    assert table.index.names == ["method", "dataset"] and list(table.columns) == ["mild"]
+    assert table.loc[("simclr", datasets[3]), "mild"].mean == pytest.approx(3.5)
+    assert table.loc[("simclr", datasets[3]), "mild"].n == 2
