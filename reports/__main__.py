@@ -3,6 +3,8 @@
     python -m reports runs    [--db results/results.sqlite]
     python -m reports export  [--db ...] --out FILE.csv|FILE.parquet
     python -m reports compare --paper NAME [--db ...] [--out DIR]
+    python -m reports table   [--db ...] --rows method,aug --cols task [--where task=linear,knn]
+                              [--stat std|ci95] [--format md|csv|latex|html] [--out FILE]
     python -m reports build   [--db ...] --out DIR [--stat std|ci95]
     python -m reports reproduce --paper NAME --scale cpu|full [--dry-run]
 
@@ -22,7 +24,7 @@ from evaluate.store import StoreError
 from . import compare as C
 from .build import add_build, add_reproduce
 from .data import DEFAULT_DB, export, load, runs_table, write_text
-from .tables import render
+from .tables import FORMATS, render, table
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -71,6 +73,32 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _columns(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _where(items: list[str]) -> dict[str, list[str]]:
+    """``["task=linear,knn", "metric=top1"]`` -> ``{"task": ["linear", "knn"], "metric": ["top1"]}``."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        column, sep, values = item.partition("=")
+        if not sep or not column.strip() or not values.strip():
+            raise ValueError(f"--where {item!r}: expected COLUMN=VALUE[,VALUE...]")
+        out.setdefault(column.strip(), []).extend(_columns(values))
+    return out
+
+
+def cmd_table(a: argparse.Namespace) -> int:
+    """Print one table of any grouping (rows x columns, mean ± spread (n) over seeds); --out writes it."""
+    where = _where(a.where)
+    result = table(load(a.db), _columns(a.rows), _columns(a.cols), where, a.stat)
+    text = render(result, a.format)
+    if a.out is not None:
+        print(f"wrote {write_text(a.out, text)}", file=sys.stderr)
+    print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
 # ----------------------------------------------------------------------------------- subparsers
 
 def add_runs(sub: argparse._SubParsersAction) -> None:
@@ -94,10 +122,23 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def add_table(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("table", help=cmd_table.__doc__, description=cmd_table.__doc__)
+    _db(p)
+    p.add_argument("--rows", required=True, help="row columns, comma-separated (e.g. method,aug)")
+    p.add_argument("--cols", default="", help="column columns, comma-separated (e.g. task or labels)")
+    p.add_argument("--where", action="append", default=[], metavar="COLUMN=V1[,V2]",
+                   help="keep rows whose COLUMN is one of the values (repeatable)")
+    p.add_argument("--stat", choices=("std", "ci95"), default="std", help="spread shown beside each mean")
+    p.add_argument("--format", choices=FORMATS, default="md")
+    p.add_argument("--out", type=Path, help="also write the table to this file")
+    p.set_defaults(func=cmd_table)
+
+
 # Each subcommand is one ``add_<name>(sub)`` function that registers its subparser and sets
 # ``func`` (a ``Command``: namespace -> exit status).
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_runs, add_export, add_compare,
-                                                                          add_build, add_reproduce)
+                                                                          add_table, add_build, add_reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ import html
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -352,8 +352,46 @@ def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataF
     return out
 
 
+# columns a cell never mixes: each must be a row, a column, or one value per cell
+GUARDED = ("task", "metric_base", "label_count", "dataset", "backbone", "pretrain_data")
+_SAME = {"metric_base": ("metric",), "label_count": ("labels", "metric")}     # named by these too
+
+
+def table(frame: pd.DataFrame, rows: Sequence[str], cols: Sequence[str],
+          where: Mapping[str, Sequence[str]] | None = None, stat: str = "std") -> pd.DataFrame:
+    """Any grouping of the store as one pivot: ``rows`` x ``cols`` (e.g. method, aug x task), the
+    rows restricted to ``where`` (column -> accepted values, compared as text), every cell mean ±
+    ``stat`` over seeds with its count. A ``GUARDED`` column not named in ``rows`` / ``cols``
+    must have one value in each cell (ValueError naming it otherwise: a cell never averages two
+    tasks, metrics, label counts, datasets, backbones or pretraining sets). Columns: those of
+    ``reports.data.load`` plus ``metric_base``, ``label_count`` and ``labels``."""
+    if "method" not in frame.columns:
+        frame = with_run_info(frame)
+    frame = _display_columns(with_label_counts(preferred_split(frame))) if len(frame) else frame
+    named = [*rows, *cols, *(where or {})]
+    unknown = [c for c in named if c not in frame.columns]
+    if unknown:
+        raise ValueError(f"table: unknown column(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(c for c in frame.columns if not c.startswith('_'))}")
+    if not rows:
+        raise ValueError("table: name at least one row column (e.g. method)")
+    for column, values in (where or {}).items():
+        frame = frame[frame[column].astype(str).isin([str(v) for v in values])]
+    if frame.empty:
+        raise ValueError(f"table: no rows match {dict(where or {})}")
+    keys = list(dict.fromkeys([*rows, *cols]))
+    filled = frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), "<none>") for c in GUARDED})
+    spread = filled.groupby(keys, dropna=False)[list(GUARDED)].nunique()
+    mixed = [c for c in GUARDED if c not in keys and not set(_SAME.get(c, ())) & set(keys) and spread[c].max() > 1]
+    if mixed:
+        raise ValueError(f"table: cells would mix several values of {', '.join(mixed)}; add it to --rows or "
+                         f"--cols or pick one with --where")
+    return pivot(aggregate(frame, keys, stat), rows, cols)
+
+
 __all__ = [
     "DEFAULT_SPECS",
+    "GUARDED",
     "FORMATS",
     "STATS",
     "Cell",
@@ -365,5 +403,6 @@ __all__ = [
     "pivot",
     "preferred_split",
     "render",
+    "table",
     "with_label_counts",
 ]

@@ -272,3 +272,38 @@ def test_many_datasets_fold_into_one_table(tmp_path: Path) -> None:
     assert table.index.names == ["method", "dataset"] and list(table.columns) == ["mild"]
     assert table.loc[("simclr", datasets[3]), "mild"].mean == pytest.approx(3.5)
     assert table.loc[("simclr", datasets[3]), "mild"].n == 2
+
+
+def test_table_of_any_grouping(frame: pd.DataFrame) -> None:
+    """method x aug for one task and metric; method x task for one metric kind; label counts as columns."""
+    lin = T.table(frame, ["method"], ["aug"], {"task": ["linear"]})
+    assert lin.loc["simclr", "sal-mask"].n == 3
+    assert lin.loc["simclr", "sal-mask"].mean == pytest.approx(np.mean(LINEAR[("simclr", "sal-mask")]))
+    by_task = T.table(frame, ["method", "aug"], ["task"], {"metric": ["top1"]})
+    assert list(by_task.columns) == ["linear"]
+    curves = T.table(frame, ["method", "aug"], ["labels"], {"task": ["finetune"]})
+    assert list(curves.columns) == ["100 labels", "500 labels"] and curves.loc[("simclr", "default"), "100 labels"].n == 6
+    assert "(n=" in T.render(by_task, "latex")
+
+
+@pytest.mark.parametrize("rows, cols, where, message", [
+    (["method"], ["aug"], {}, "mix several values of task"),                  # linear and invariance
+    (["method"], ["nope"], {}, "unknown column"),
+    ([], ["aug"], {"task": ["linear"]}, "at least one row"),
+    (["method"], ["aug"], {"task": ["detection"]}, "no rows match"),
+])
+def test_table_refuses_to_mix_or_guess(frame: pd.DataFrame, rows, cols, where, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        T.table(frame, rows, cols, where)
+
+
+def test_table_cli(frame: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from reports.__main__ import main
+
+    db = tmp_path / "r.sqlite"                          # the fixture's store
+    out = tmp_path / "t.csv"
+    assert main(["table", "--db", str(db), "--rows", "method,aug", "--cols", "task", "--where", "metric=top1",
+                 "--where", "task=linear", "--format", "csv", "--out", str(out)]) == 0
+    assert out.read_text() == capsys.readouterr().out and "(n=3)" in out.read_text()
+    assert main(["table", "--db", str(db), "--rows", "method", "--where", "task"]) == 2
+    assert "expected COLUMN=VALUE" in capsys.readouterr().err
