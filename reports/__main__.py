@@ -46,7 +46,7 @@ def _db(p: argparse.ArgumentParser) -> None:
 def cmd_runs(a: argparse.Namespace) -> int:
     """Print one line per run: its parts and what it was evaluated on."""
     table = runs_table(load(a.db))
-    print(table.to_string(index=False) if len(table) else f"{a.db}: no runs")
+    print(table.to_string(index=False, max_colwidth=60) if len(table) else f"{a.db}: no runs")
     return 0
 
 
