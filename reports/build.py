@@ -51,7 +51,8 @@ def _plots(frame, store: ResultsStore, out: Path, saliency: Path | None) -> list
         ("Invariance (firing-rate top-25)", plots.invariance_bars(frame, p / "invariance")),
         ("Linear probe vs finetuning", plots.linear_vs_finetune(frame, p / "linear_vs_finetune")),
     ]
-    for task, metric in (("linear", "top1"), ("knn", "top1@k20"), ("segmentation", "miou")):
+    for task, metric in (("linear", "top1"), ("knn", "top1@k20"), ("segmentation", "miou"), ("unsup_seg", "miou"),
+                         ("detection", "AP50")):
         made.append((f"{task} {metric}: method x augmentation", plots.heatmap(frame, p / f"heatmap_{task}", task,
                                                                               metric)))
     for i, row in enumerate(store.arrays(task="clustering")[:MAX_EMBEDDINGS]):

@@ -284,9 +284,14 @@ DEFAULT_SPECS: tuple[tuple[str, str, str, tuple[str, ...], tuple[str, ...], str]
     ("finetune-top1", "finetune", "top1@n", ("method", "aug"), ("label_count",), "dataset"),
     ("utility", "finetune", "utility@n", ("method", "aug"), ("label_count",), "dataset"),
     ("invariance-top25", "invariance", "top25", ("method", "aug"), ("dataset",), ""),
+    ("detection-AP", "detection", "AP", ("method", "aug"), ("dataset",), ""),
     ("detection-AP50", "detection", "AP50", ("method", "aug"), ("dataset",), ""),
+    ("detection-segm_AP", "detection", "segm_AP", ("method", "aug"), ("dataset",), ""),
     ("segmentation_transfer-miou", "segmentation_transfer", "miou", ("method", "aug"), ("dataset",), ""),
     ("segmentation-miou", "segmentation", "miou", ("method", "aug"), ("dataset",), ""),
+    ("unsup_seg-miou", "unsup_seg", "miou", ("method", "aug"), ("dataset",), ""),
+    ("depth-abs_rel", "depth", "abs_rel", ("method", "aug"), ("dataset",), ""),
+    ("pose-pose_top1", "pose", "pose_top1", ("method", "aug"), ("dataset",), ""),
 )
 
 
@@ -320,8 +325,8 @@ def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataF
     """The standard set of pivots, only those with data: linear top-1, kNN top-1 (k 20) and
     clustering NMI by method x augmentation per dataset; finetuned top-1 and utility by (method,
     augmentation) x labelled-set size per dataset; invariance top-25 by (method, augmentation) x
-    probe set; detection AP50 and segmentation mIoU (framework transfer and light head) by
-    (method, augmentation) x dataset. The augmentation reads with its variant where runs of one
+    probe set; detection box AP / AP50 and mask AP, segmentation mIoU (framework transfer, light
+    head, and unsupervised), depth AbsRel and pose top-1 by (method, augmentation) x dataset. The augmentation reads with its variant where runs of one
     policy differ in their settings (``sal-mask fill=blur``). Names like ``linear-top1-shapes64``. Where the rows hold
     several backbones or pretraining datasets, those become row labels too, so that no cell
     mixes them. With more than ``FOLD_OVER`` datasets, a per-dataset kind is one table with the
