@@ -259,9 +259,19 @@ class Pair:
                         continue
                     (ma, ta), (mb, tb) = _summary(rows_a, ours), _summary(rows_b, ours)
                     holds = bool(ma > mb)
+                    note = _spread_note(rows_a, rows_b) if ours else ""
                     out.append(Outcome(holds, f"{_key_text(within, key)}{_named(name_a, va)} {ta} "
-                                              f"{'>' if holds else '<='} {_named(name_b, vb)} {tb}"))
+                                              f"{'>' if holds else '<='} {_named(name_b, vb)} {tb}{note}"))
         return out
+
+
+def _spread_note(rows_a: pd.DataFrame, rows_b: pd.DataFrame) -> str:
+    """How far a comparison of our rows can be trusted: "" when the gap exceeds both sides' seed
+    std, else " (within the seed spread)", or " (one seed: spread unknown)" when a side has one."""
+    a, b = (cells(aggregate(r, [])).iloc[0] for r in (rows_a, rows_b))
+    if min(a.n, b.n) < 2:
+        return " (one seed: spread unknown)"
+    return " (within the seed spread)" if abs(a.mean - b.mean) <= max(a.spread, b.spread) else ""
 
 
 def _series(rows: pd.DataFrame, over: str, ours: bool) -> list[tuple[Any, float, str]]:

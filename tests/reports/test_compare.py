@@ -368,3 +368,22 @@ def test_smallest_size_without_utility_is_not_measured(tmp_path: Path) -> None:
     both = C.prepare(frame_of(tmp_path / "b", rows("mild", (50, 200, 1000), 200) + rows("aggressive", (50, 200), 50)))
     answer, detail = C.verdict(check.ours, both, ours=True)
     assert answer == C.YES and "not measured: " in detail and "label_count 50: 1.00" in detail
+
+
+@pytest.mark.parametrize("gap, note", [(10, ""), (0.2, "(within the seed spread)")])
+def test_a_gap_inside_the_seed_spread_is_flagged(gap: float, note: str, tmp_path: Path) -> None:
+    """Three seeds a side, spread 0.5: a 10-point gap stands, a 0.2-point one is flagged."""
+    rows = results([("mocov2", "sal-mask", "linear", "shapes64", "top1", "shapes64", 60 + gap, 0),
+                    ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 0)], True)
+    _, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    detail = trends.iloc[0]["ours: detail"]
+    assert trends.iloc[0]["ours shows"] == C.YES
+    assert ("within the seed spread" in detail) == bool(note) and "one seed" not in detail
+
+
+def test_one_seed_comparisons_say_the_spread_is_unknown(tmp_path: Path) -> None:
+    rows = [r for r in results([("mocov2", "sal-mask", "linear", "shapes64", "top1", "shapes64", 70, 0),
+                                ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 0)], True)
+            if "-s0-" in r.run_id]
+    _, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    assert "(one seed: spread unknown)" in trends.iloc[0]["ours: detail"]
