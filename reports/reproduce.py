@@ -63,7 +63,11 @@ class Layout:
 
 
 # cpu scale: short runs of the cpu preset on small synthetic sets (2 cores); full: the papers' settings.
-CPU_PRETRAIN = ("--preset", "cpu", "--train.epochs=10", "--quiet")
+CPU_PRETRAIN = ("--preset", "cpu", "--quiet")
+CPU_EPOCHS = 10
+# SlotCon's plan: 10 epochs on 2000 scenes left every method at random init's transfer (box AP50
+# 7.2 vs 7.8); 50 epochs of MoCo v2 gave 11.3 (bench/RESULTS.md "SlotCon at cpu scale").
+SCENE_EPOCHS = 50
 FULL_PRETRAIN = ("--preset", "full", "--quiet")
 GPUS = 8                                            # full scale: one node of 8 GPUs
 DDP = ("torch.distributed.run", "--standalone", f"--nproc_per_node={GPUS}", "-m")   # = torchrun
@@ -77,9 +81,10 @@ def _data(lay: Layout, preset: str, n: int, *extra: str) -> tuple[Step, Path]:
 
 
 def _pretrain(lay: Layout, scale: str, method: str, aug: str | None, data: Path | str, *extra: str,
-              seed: int = 0, group: str = "") -> Step:
-    """One pretraining run into ``runs/<group>`` (a group = the checkpoints evaluated together)."""
-    base = CPU_PRETRAIN if scale == "cpu" else FULL_PRETRAIN
+              seed: int = 0, group: str = "", cpu_epochs: int = CPU_EPOCHS) -> Step:
+    """One pretraining run into ``runs/<group>`` (a group = the checkpoints evaluated together);
+    ``cpu_epochs``: its length at cpu scale."""
+    base = (*CPU_PRETRAIN, f"--train.epochs={cpu_epochs}") if scale == "cpu" else FULL_PRETRAIN
     args = ("--method", method, *(("--aug", aug) if aug else ()), "--data", str(data), *base,
             f"--train.seed={seed}", f"--train.out={lay.runs / group}", *extra)
     return Step(f"pretrain {method} {aug or ''} {' '.join(extra)}".strip(), "pretrain", args)
@@ -230,7 +235,7 @@ def plan_slotcon(lay: Layout, scale: str) -> list[Step]:
         scenes = Path("data/coco/annotations/instances_train2017.json")
     for seed in _seeds(scale):
         # cpu: the seed-0 SlotCon, MoCo v2 and random runs go on to the (Detectron2) transfer.
-        steps += [_pretrain(lay, scale, m, None, scenes, seed=seed,
+        steps += [_pretrain(lay, scale, m, None, scenes, seed=seed, cpu_epochs=SCENE_EPOCHS,
                             group=_transfer_group(scale, seed == 0 and m != "byol"))
                   for m in ("slotcon", "mocov2", "byol", "random")]
     if scale == "cpu":
