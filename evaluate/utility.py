@@ -155,7 +155,8 @@ def measurable(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int, 
             for n, runs in _check(pretrained, "pretrained").items()}
 
 
-def run_utilities(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int, Sequence[float]]) -> dict[int, list[float]]:
+def run_utilities(scratch: Mapping[int, Sequence[float]],
+                  pretrained: Mapping[int, Sequence[float]]) -> dict[int, list[float]]:
     """Each run's utility x_r / n - 1 at each pretrained label count (Newell & Deng, CVPR 2020,
     sec. 3), x_r read off the mean scratch curve as in :func:`calc_utility`, whose mean and
     population std over runs these are at every label count it reports before the curve's end.

@@ -316,7 +316,8 @@ def _row_labels(sub: pd.DataFrame, rows: tuple[str, ...], folded: str) -> tuple[
     """``rows``, the ``folded`` column, and the backbone / pretraining data where they vary (the
     pretraining data not where it is the folded dataset on every row)."""
     extra = [c for c in ("backbone", "pretrain_data") if _varying(sub, c)]
-    if folded == "dataset" and "pretrain_data" in extra and (sub["pretrain_data"].isna() | (sub["pretrain_data"] == sub["dataset"])).all():
+    own = sub["pretrain_data"].isna() | (sub["pretrain_data"] == sub["dataset"])
+    if folded == "dataset" and "pretrain_data" in extra and own.all():
         extra.remove("pretrain_data")
     return (*rows, *((folded,) if folded else ()), *extra)
 
@@ -326,10 +327,10 @@ def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataF
     clustering NMI by method x augmentation per dataset; finetuned top-1 and utility by (method,
     augmentation) x labelled-set size per dataset; invariance top-25 by (method, augmentation) x
     probe set; detection box AP / AP50 and mask AP, segmentation mIoU (framework transfer, light
-    head, and unsupervised), depth AbsRel and pose top-1 by (method, augmentation) x dataset. The augmentation reads with its variant where runs of one
-    policy differ in their settings (``sal-mask fill=blur``). Names like ``linear-top1-shapes64``. Where the rows hold
-    several backbones or pretraining datasets, those become row labels too, so that no cell
-    mixes them. With more than ``FOLD_OVER`` datasets, a per-dataset kind is one table with the
+    head, and unsupervised), depth AbsRel and pose top-1 by (method, augmentation) x dataset.
+    The augmentation reads with its variant where runs of one policy differ in their settings
+    (``sal-mask fill=blur``). Names like ``linear-top1-shapes64``. Where the rows hold several
+    backbones or pretraining datasets, those become row labels too, so that no cell mixes them. With more than ``FOLD_OVER`` datasets, a per-dataset kind is one table with the
     dataset as a row label (``linear-top1``). Only the ``test`` split of a (task, dataset) is used
     when it has one."""
     if frame.empty:

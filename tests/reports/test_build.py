@@ -149,7 +149,8 @@ def test_saliency_reports_show_saliency_examples(paper: str, scale: str, tmp_pat
     """The saliency studies write their examples (maps, masks, the policies' views) before the
     report, and the report renders them."""
     lay, steps = plan(paper, scale, tmp_path)
-    (i, examples), = [(i, s) for i, s in enumerate(steps) if s.module == "pretrain.saliency" and s.args[0] == "examples"]
+    (i, examples), = [(i, s) for i, s in enumerate(steps)
+                      if s.module == "pretrain.saliency" and s.args[0] == "examples"]
     build = steps[-2].args
     out = examples.args[examples.args.index("--out") + 1]
     assert build[build.index("--saliency") + 1] == out and i < len(steps) - 2

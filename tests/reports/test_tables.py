@@ -282,7 +282,8 @@ def test_table_of_any_grouping(frame: pd.DataFrame) -> None:
     by_task = T.table(frame, ["method", "aug"], ["task"], {"metric": ["top1"]})
     assert list(by_task.columns) == ["linear"]
     curves = T.table(frame, ["method", "aug"], ["labels"], {"task": ["finetune"]})
-    assert list(curves.columns) == ["100 labels", "500 labels"] and curves.loc[("simclr", "default"), "100 labels"].n == 6
+    assert list(curves.columns) == ["100 labels", "500 labels"]
+    assert curves.loc[("simclr", "default"), "100 labels"].n == 6
     assert "(n=" in T.render(by_task, "latex")
 
 
