@@ -180,7 +180,7 @@ def utility_rows(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int
     rows: list[tuple[str, float, int | None]] = []
     for n, m in zip(counts, mean):
         if n in per_run:
-            if known[n]:            # outside the scratch curve's range: no measured saving
+            if known[n]:            # else outside the scratch curve's range: no measured saving, no row
                 rows += [(f"utility@n{n}", u, seed) for seed, u in zip(seeds, per_run[n], strict=True)]
         else:                       # the curve's end
             rows += [("utility_limit", float(m), None), ("utility_limit_at", float(n), None)]

@@ -330,9 +330,10 @@ def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataF
     head, and unsupervised), depth AbsRel and pose top-1 by (method, augmentation) x dataset.
     The augmentation reads with its variant where runs of one policy differ in their settings
     (``sal-mask fill=blur``). Names like ``linear-top1-shapes64``. Where the rows hold several
-    backbones or pretraining datasets, those become row labels too, so that no cell mixes them. With more than ``FOLD_OVER`` datasets, a per-dataset kind is one table with the
-    dataset as a row label (``linear-top1``). Only the ``test`` split of a (task, dataset) is used
-    when it has one."""
+    backbones or pretraining datasets, those become row labels too, so that no cell mixes them.
+    With more than ``FOLD_OVER`` datasets, a per-dataset kind is one table with the dataset as a
+    row label (``linear-top1``). Only the ``test`` split of a (task, dataset) is used when it has
+    one."""
     if frame.empty:
         return {}
     if "method" not in frame.columns:

@@ -102,7 +102,7 @@ def examples(args: argparse.Namespace) -> int:
     if not data.exists():
         raise ValueError(f"{data}: no such dataset file or folder")
     out = write_examples(data, args.out, n=args.n, seed=args.seed, cache=args.cache, split=args.split)
-    log.info("saliency examples of %d images of %s -> %s", args.n, data, out)
+    log.info("saliency examples of the first images of %s -> %s", data, out)
     return 0
 
 
