@@ -183,7 +183,7 @@ def _prepare_dir(run: Run, resume: bool, overwrite: bool) -> dict | None:
     """Decide what to do with an existing run folder; returns the resume state or None."""
     ckpt, res = run.dir / "ckpt.pt", run.dir / "resume.pt"
     if overwrite or not res.exists():
-        if resume and not overwrite:
+        if resume and not overwrite and run.dir.exists():     # a fresh run under --resume is not news
             log.warning("--resume: no resume.pt in %s; starting from step 0", run.dir)
         if overwrite:       # without --overwrite an existing ckpt.pt stays until the new run replaces it
             for f in (ckpt, res):

@@ -64,6 +64,8 @@ class Layout:
 
 # cpu scale: short runs of the cpu preset on small synthetic sets (2 cores); full: the papers' settings.
 CPU_PRETRAIN = ("--preset", "cpu", "--quiet")
+# a pretraining interrupted with the plan continues from its last checkpoint (a complete one is kept)
+RESUME = ("--resume",)
 CPU_EPOCHS = 10
 # SlotCon's plan: 10 epochs on 2000 scenes left every method at random init's transfer (box AP50
 # 7.2 vs 7.8); 50 epochs of MoCo v2 gave 11.3 (bench/RESULTS.md "SlotCon at cpu scale").
@@ -86,7 +88,7 @@ def _pretrain(lay: Layout, scale: str, method: str, aug: str | None, data: Path 
     ``cpu_epochs``: its length at cpu scale."""
     base = (*CPU_PRETRAIN, f"--train.epochs={cpu_epochs}") if scale == "cpu" else FULL_PRETRAIN
     args = ("--method", method, *(("--aug", aug) if aug else ()), "--data", str(data), *base,
-            f"--train.seed={seed}", f"--train.out={lay.runs / group}", *extra)
+            f"--train.seed={seed}", f"--train.out={lay.runs / group}", *RESUME, *extra)
     return Step(f"pretrain {method} {aug or ''} {' '.join(extra)}".strip(), "pretrain", args)
 
 

@@ -23,7 +23,7 @@ def check_pretrain_args(args: list[str]) -> None:
     from pretrain.trainer import method_config
 
     named = {k: args[args.index(k) + 1] for k in ("--method", "--aug", "--preset", "--data") if k in args}
-    rest = [a for i, a in enumerate(args) if a not in named.values() and a not in named and a != "--quiet"]
+    rest = [a for i, a in enumerate(args) if a not in named.values() and a not in named and a not in ("--quiet", "--resume")]
     cfg = C.build_config(named["--method"], named.get("--aug"), named["--preset"], C.parse_overrides(rest))
     method_config(METHODS[cfg.method], cfg.method_cfg)
     build_policy(cfg.aug, **cfg.aug_cfg)
@@ -103,6 +103,7 @@ def test_every_paper_has_a_plan_ending_in_its_report(paper: str, scale: str, tmp
     for s in steps:
         if s.module == "pretrain":
             check_pretrain_args(list(s.args))
+            assert "--resume" in s.args                     # an interrupted pretraining continues
     assert main(["reproduce", "--paper", paper, "--scale", scale, "--out", str(tmp_path), "--dry-run"]) == 0
     assert f"[{len(steps)}/{len(steps)}]" in capsys.readouterr().out
 
