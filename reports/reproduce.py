@@ -89,7 +89,7 @@ def _pretrain(lay: Layout, scale: str, method: str, aug: str | None, data: Path 
     base = (*CPU_PRETRAIN, f"--train.epochs={cpu_epochs}") if scale == "cpu" else FULL_PRETRAIN
     args = ("--method", method, *(("--aug", aug) if aug else ()), "--data", str(data), *base,
             f"--train.seed={seed}", f"--train.out={lay.runs / group}", *RESUME, *extra)
-    return Step(f"pretrain {method} {aug or ''} {' '.join(extra)}".strip(), "pretrain", args)
+    return Step(" ".join(("pretrain", method, *((aug,) if aug else ()), *extra)), "pretrain", args)
 
 
 def _suite(lay: Layout, data: Path | str, tasks: str, *extra: str, group: str = "") -> Step:
