@@ -15,7 +15,7 @@ NaN for the other parts. This module reads the store only through ``evaluate.sto
 ``--method_cfg.mode=regions``), and its hash changes with the seed, so ``load`` also reads the
 pretraining configs the evaluations record (``ResultsStore.runs``) and adds a ``variant`` column:
 among the runs sharing (method, aug, backbone, pretrain_data), the settings that differ between
-them, rendered ``key=value`` and ``, ``-joined in key order (``fill=blur``; ``algo=hc, out_size=64``).
+them (a policy's own ``aug_cfg`` settings: between the runs of that policy, whatever their method), rendered ``key=value`` and ``, ``-joined in key order (``fill=blur``; ``algo=hc, out_size=64``).
 Ignored: the seed, output / data paths, device and logging fields (``IGNORED_SETTINGS``) and
 anything equal across the group. A key is its leaf name, prefixed by its section
 (``method_cfg.temperature``), or its full path, only where two shown keys would read alike. Every
@@ -186,15 +186,37 @@ def variant_labels(configs: Mapping[str, Mapping]) -> dict[str, str]:
             continue
         key = (info["method"], info["aug"], info["backbone"], info["pretrain_data"])
         groups.setdefault(key, {})[run_id] = _settings(config)
+    resolved, differing = {}, {}
     for (method, aug, _, _), runs in groups.items():
         paths = sorted({p for settings in runs.values() for p in settings})
-        resolved = {rid: {p: s[p] if p in s else _default(p, method, aug) for p in paths} for rid, s in runs.items()}
-        differing = [p for p in paths if len({_value_text(r[p]) for r in resolved.values()}) > 1]
-        names = _key_names(differing)
-        for rid, values in resolved.items():
-            shown = sorted((names[p], _value_text(values[p])) for p in differing)
-            out[rid] = ", ".join(f"{name}={text}" for name, text in shown)
+        values = {rid: {p: s[p] if p in s else _default(p, method, aug) for p in paths} for rid, s in runs.items()}
+        resolved.update(values)
+        shown = [p for p in paths if len({_value_text(r[p]) for r in values.values()}) > 1]
+        differing.update({rid: set(shown) for rid in runs})
+    _align_policy_settings(groups, resolved, differing)
+    for rid, values in resolved.items():
+        names = _key_names(differing[rid])
+        out[rid] = ", ".join(f"{name}={text}" for name, text in sorted((names[p], _value_text(values[p]))
+                                                                       for p in differing[rid]))
     return out
+
+
+def _align_policy_settings(groups: Mapping[tuple, Mapping[str, Mapping[str, object]]],
+                           resolved: dict[str, dict[str, object]], differing: dict[str, set[str]]) -> None:
+    """A policy setting (``aug_cfg.*``) that one method's runs vary is shown for every method's
+    runs of that policy (same backbone and data), so that their labels line up in a table:
+    BYOL's ``sgd`` runs read ``algo=hc, out_size=32`` beside SimCLR's, which also vary
+    ``out_size``. Updates ``resolved`` (values) and ``differing`` (shown paths) in place."""
+    by_policy: dict[tuple, list[tuple[str, str]]] = {}
+    for (method, aug, backbone, data), runs in groups.items():
+        by_policy.setdefault((aug, backbone, data), []).extend((method, rid) for rid in runs)
+    for (aug, _, _), members in by_policy.items():
+        paths = {p for _, rid in members for p in differing[rid] if p.startswith("aug_cfg.")}
+        for method, rid in members:
+            for p in paths:
+                if p not in resolved[rid]:
+                    resolved[rid][p] = _default(p, method, aug)
+            differing[rid] |= paths
 
 
 def parse_variant(label: object) -> dict[str, str]:

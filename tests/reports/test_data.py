@@ -169,6 +169,8 @@ def test_variant_labels_show_what_differs_within_a_group() -> None:
             configs[rid("simclr", "sgd", seed, f"0000000{n}")] = pretrain_config(
                 "simclr", "sgd", seed, aug_cfg__algo=algo)
         configs[rid("simclr", "sgd", seed, "00000006")] = pretrain_config("simclr", "sgd", seed, aug_cfg__out_size=64)
+        for n, algo in enumerate(("hc", "rc"), 0xc):          # BYOL's sgd runs: out_size not varied
+            configs[rid("byol", "sgd", seed, f"0000000{n:x}")] = pretrain_config("byol", "sgd", seed, aug_cfg__algo=algo)
         # seed, output, data path and device differ, nothing else: one variant
         configs[rid("byol", "default", seed, "00000007")] = pretrain_config(
             "byol", "default", seed, train__device="cuda" if seed else "cpu")
@@ -187,6 +189,9 @@ def test_variant_labels_show_what_differs_within_a_group() -> None:
         assert labels[rid("simclr", "sgd", seed, "00000004")] == "algo=hc, out_size=32"
         assert labels[rid("simclr", "sgd", seed, "00000005")] == "algo=rc, out_size=32"
         assert labels[rid("simclr", "sgd", seed, "00000006")] == "algo=rc, out_size=64"
+        # a policy setting one method varies is shown for the other's runs too: the labels line up
+        assert labels[rid("byol", "sgd", seed, "0000000c")] == "algo=hc, out_size=32"
+        assert labels[rid("byol", "sgd", seed, "0000000d")] == "algo=rc, out_size=32"
         assert labels[rid("byol", "default", seed, "00000007")] == ""
     assert labels[rid("temporal", "default", 0, "00000008", "video")] == "mode=frames"
     assert labels[rid("temporal", "default", 1, "00000008", "video")] == "mode=regions"
