@@ -112,6 +112,8 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
                         "train.epochs": 20, "train.export": "momentum", "train.channels_last": False},
     ("cpu", "byol"): {"optim.lr": 0.2, "data.batch_size": 64, "train.export": "momentum"},
     ("cpu", "simsiam"): {"optim.lr": 0.1},
+    # cross-entropy at the contrastive lr 0.6 trains to 40% train accuracy in 10 epochs; 0.1: 53%
+    ("cpu", "supervised"): {"optim.lr": 0.1},
 }
 
 

@@ -15,7 +15,9 @@ NaN for the other parts. This module reads the store only through ``evaluate.sto
 ``--method_cfg.mode=regions``), and its hash changes with the seed, so ``load`` also reads the
 pretraining configs the evaluations record (``ResultsStore.runs``) and adds a ``variant`` column:
 among the runs sharing (method, aug, backbone, pretrain_data), the settings that differ between
-them (a policy's own ``aug_cfg`` settings: between the runs of that policy, whatever their method), rendered ``key=value`` and ``, ``-joined in key order (``fill=blur``; ``algo=hc, out_size=64``).
+them (a policy's own ``aug_cfg`` settings: between the runs of that policy, whatever their
+method), rendered ``key=value`` and ``, ``-joined in key order (``fill=blur``; ``algo=hc,
+out_size=64``).
 Ignored: the seed, output / data paths, device and logging fields (``IGNORED_SETTINGS``) and
 anything equal across the group. A key is its leaf name, prefixed by its section
 (``method_cfg.temperature``), or its full path, only where two shown keys would read alike. Every

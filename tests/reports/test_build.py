@@ -23,7 +23,8 @@ def check_pretrain_args(args: list[str]) -> None:
     from pretrain.trainer import method_config
 
     named = {k: args[args.index(k) + 1] for k in ("--method", "--aug", "--preset", "--data") if k in args}
-    rest = [a for i, a in enumerate(args) if a not in named.values() and a not in named and a not in ("--quiet", "--resume")]
+    flags = ("--quiet", "--resume")
+    rest = [a for a in args if a not in named.values() and a not in named and a not in flags]
     cfg = C.build_config(named["--method"], named.get("--aug"), named["--preset"], C.parse_overrides(rest))
     method_config(METHODS[cfg.method], cfg.method_cfg)
     build_policy(cfg.aug, **cfg.aug_cfg)

@@ -170,7 +170,8 @@ def test_variant_labels_show_what_differs_within_a_group() -> None:
                 "simclr", "sgd", seed, aug_cfg__algo=algo)
         configs[rid("simclr", "sgd", seed, "00000006")] = pretrain_config("simclr", "sgd", seed, aug_cfg__out_size=64)
         for n, algo in enumerate(("hc", "rc"), 0xc):          # BYOL's sgd runs: out_size not varied
-            configs[rid("byol", "sgd", seed, f"0000000{n:x}")] = pretrain_config("byol", "sgd", seed, aug_cfg__algo=algo)
+            configs[rid("byol", "sgd", seed, f"0000000{n:x}")] = pretrain_config("byol", "sgd", seed,
+                                                                                aug_cfg__algo=algo)
         # seed, output, data path and device differ, nothing else: one variant
         configs[rid("byol", "default", seed, "00000007")] = pretrain_config(
             "byol", "default", seed, train__device="cuda" if seed else "cpu")
