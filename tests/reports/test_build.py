@@ -196,3 +196,28 @@ def test_rebuild_removes_what_the_store_no_longer_gives(tmp_path: Path) -> None:
     assert {p.name for p in (out / "tables").iterdir()} == before
     assert (out / "utility.md").read_text() == "written by reports compare --out"
     check_output(out)
+
+
+def test_masking_cpu_plan_runs_every_variant_and_trains_moco_long_enough(tmp_path: Path) -> None:
+    """cpu: SimCLR runs the whole grid (random / saliency masks, three fills, both branches, hard
+    negatives) at the cpu epochs; MoCo v2 the default vs high-pass saliency-masked pair at
+    MOCO_EPOCHS (it probes below random init at 10); full: every variant of both methods."""
+    from reports.reproduce import CPU_EPOCHS, MOCO_EPOCHS
+
+    def runs(scale: str) -> dict[str, list[str]]:
+        _, steps = plan("saliency-masking", scale, tmp_path)
+        out: dict[str, list[str]] = {}
+        for s in steps:
+            if s.module == "pretrain" and "--train.seed=0" in s.args:
+                method = s.args[s.args.index("--method") + 1]
+                out.setdefault(method, []).append(s.what)
+                if scale == "cpu":
+                    epochs = MOCO_EPOCHS if method == "mocov2" else CPU_EPOCHS
+                    assert f"--train.epochs={epochs}" in s.args, s.what
+        return out
+
+    cpu, full = runs("cpu"), runs("full")
+    assert len(cpu["simclr"]) == len(full["simclr"]) == len(full["mocov2"]) == 7
+    masked = "sal-mask --aug_cfg.saliency=rc --aug_cfg.fill=highpass"
+    assert [n.split(" ", 2)[2] for n in cpu["mocov2"]] == ["default", masked]
+    assert "random" in cpu and "random" not in full
