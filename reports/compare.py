@@ -462,6 +462,20 @@ def _masking_trend(claim: str, method: str, better: str, worse: str, ours: Filte
     return Trend(claim, (mine,), (theirs,))
 
 
+def _fill_order(method: str, label: str) -> Trend:
+    """The paper's fill ranking for ``method``: high-pass > blur > mean (linear top-1)."""
+    def ours(fill: str) -> Filter:
+        return {"method": method, **sal_mask_fill(fill), **LINEAR}
+
+    def theirs(fill: str) -> Filter:
+        return {"method": method, "variant": f"saliency-mask-{fill}", **_IN100}
+    return Trend(f"under {label} the high-pass fill is best, then blur, then mean fill (linear top-1)",
+                 (Pair(ours("highpass"), ours("blur")), Pair(ours("blur"), ours("mean"))),
+                 (Pair(theirs("highpass"), theirs("blur")), Pair(theirs("blur"), theirs("mean"))),
+                 note=f"needs {label} sal-mask runs that differ in --aug_cfg.fill, with their pretraining "
+                      "configs in the store (evaluations made since the store records them)")
+
+
 _IN100 = {"eval": "ImageNet-100", "metric": "top1"}
 _VOC_AP50 = {"eval": "VOC07+12-det", "metric": "AP50"}
 SALIENCY_MASKING = PaperSpec(
@@ -479,17 +493,10 @@ SALIENCY_MASKING = PaperSpec(
                        "simclr", "saliency-mask-highpass", "none", LINEAR, _IN100),
         _masking_trend("saliency-guided masking beats random masking for MoCo v2 (linear top-1)",
                        "mocov2", "saliency-mask-highpass", "mscn", LINEAR, _IN100),
-        Trend("under MoCo v2 the high-pass fill is best, then blur, then mean fill (linear top-1)",
-              (Pair({"method": "mocov2", **sal_mask_fill("highpass"), **LINEAR},
-                    {"method": "mocov2", **sal_mask_fill("blur"), **LINEAR}),
-               Pair({"method": "mocov2", **sal_mask_fill("blur"), **LINEAR},
-                    {"method": "mocov2", **sal_mask_fill("mean"), **LINEAR})),
-              (Pair({"method": "mocov2", "variant": "saliency-mask-highpass", **_IN100},
-                    {"method": "mocov2", "variant": "saliency-mask-blur", **_IN100}),
-               Pair({"method": "mocov2", "variant": "saliency-mask-blur", **_IN100},
-                    {"method": "mocov2", "variant": "saliency-mask-mean", **_IN100})),
-              note="needs MoCo v2 sal-mask runs that differ in --aug_cfg.fill, with their pretraining "
-                   "configs in the store (evaluations made since the store records them)"),
+        _fill_order("mocov2", "MoCo v2"),
+        _masking_trend("saliency-guided masking beats random masking for SimCLR (linear top-1)",
+                       "simclr", "saliency-mask-highpass", "mscn", LINEAR, _IN100),
+        _fill_order("simclr", "SimCLR"),
         _masking_trend("saliency-guided masking improves MoCo v2 detection AP50 over no masking",
                        "mocov2", "saliency-mask-highpass", "none", {"task": "detection", "metric": "AP50"},
                        _VOC_AP50),
