@@ -413,6 +413,13 @@ def linear_vs_finetune(frame: pd.DataFrame, out_stem: str | os.PathLike, n: int 
 
 # ------------------------------------------------------------------------------------- heatmap
 
+def _tick_lines(label: str) -> str:
+    """A variant label on several lines: the policy, then one setting a line
+    (``"sal-mask branch=both, fill=mean"`` -> ``"sal-mask\nbranch=both\nfill=mean"``)."""
+    policy, _, settings = label.partition(" ")
+    return "\n".join([policy, *(p for p in settings.split(", ") if p)])
+
+
 def heatmap_figure(frame: pd.DataFrame, task: str, metric: str) -> Figure | None:
     """Method (rows) x augmentation (columns) mean of ``metric`` of ``task`` over every matching
     row (checkpoints and seeds), annotated; missing cells grey with a dash."""
@@ -423,8 +430,11 @@ def heatmap_figure(frame: pd.DataFrame, task: str, metric: str) -> Figure | None
     rows = rows.assign(aug=rows["aug"].astype(object).where(rows["aug"].notna(), "-"))
     methods = sorted(rows["method"].astype(str).unique())
     augs = sorted(rows["aug"].astype(str).unique())
-    w = 1.0 + 0.9 * len(augs)
-    fig, panels = _panels(rows, width=max(3.6, w + 1.8), height=max(2.6, 0.5 * len(methods) + 1.6))
+    ticks = [_tick_lines(a) for a in augs]
+    lines = max(t.count("\n") + 1 for t in ticks)
+    w = 1.0 + (0.9 if lines == 1 else 1.1) * len(augs)
+    fig, panels = _panels(rows, width=max(3.6, w + 1.8),
+                          height=max(2.6, 0.5 * len(methods) + 1.4 + 0.2 * lines))
     cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
     for ax, dataset, sub in panels:
         grid = sub.pivot_table(index="method", columns="aug", values="value", aggfunc="mean")
@@ -442,7 +452,7 @@ def heatmap_figure(frame: pd.DataFrame, task: str, metric: str) -> Figure | None
                 level = (v - lo) / (hi - lo) if hi > lo else 0.5
                 ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8,
                         color="black" if level > 0.55 else "white")
-        ax.set_xticks(range(len(augs)), augs)
+        ax.set_xticks(range(len(augs)), ticks, fontsize=8 if lines == 1 else 7)
         ax.set_yticks(range(len(methods)), methods)
         ax.set_xlabel("augmentation")
         ax.set_ylabel("method")

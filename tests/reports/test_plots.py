@@ -351,3 +351,13 @@ def test_many_datasets_wrap_into_rows() -> None:
     width, height = fig.get_size_inches()
     assert width < 4 * 5.2 + 1 and height > 2 * 3.8
     plt.close(fig)
+
+
+@pytest.mark.parametrize("label, lines", [
+    ("default", "default"),
+    ("sal-mask branch=both, fill=mean", "sal-mask\nbranch=both\nfill=mean"),
+    ("sgd algo=hc, out_size=32", "sgd\nalgo=hc\nout_size=32"),
+])
+def test_heatmap_ticks_put_each_variant_setting_on_its_own_line(label: str, lines: str) -> None:
+    from reports.plots import _tick_lines
+    assert _tick_lines(label) == lines
