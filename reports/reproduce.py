@@ -71,8 +71,8 @@ CPU_EPOCHS = 10
 # 7.2 vs 7.8); 50 epochs of MoCo v2 gave 11.3 (bench/RESULTS.md "SlotCon at cpu scale").
 SCENE_EPOCHS = 50
 # MoCo v2 on ~4000 training images: at 10 epochs (310 steps) it probed below the random backbone
-# (39.0 vs 43.9), at 30 epochs 53.9 (RESULTS "Invariance and dataset bias at cpu scale"). The
-# invariance plan trains all its runs this long; the masking plan its MoCo v2 runs.
+# (39.0 vs 43.9), at 30 epochs 53.9; PIRL 41.5 at 10, 52.0 at 30 (RESULTS "Invariance and dataset
+# bias at cpu scale"). The invariance plan trains all its runs this long; the masking plan its MoCo v2 runs.
 MOCO_EPOCHS = 30
 INVARIANCE_EPOCHS = MOCO_EPOCHS
 FULL_PRETRAIN = ("--preset", "full", "--quiet")
