@@ -13,6 +13,15 @@ from synthetic.generate import generate
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+SLOW_TIMEOUT_S = 4 * 3600   # a cpu reproduction takes 70-80 min on 2 cores; the default (pyproject) is 900 s
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every ``slow`` test without its own ``timeout`` mark :data:`SLOW_TIMEOUT_S`."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
 
 @pytest.fixture(scope="session")
 def eval_data(tmp_path_factory: pytest.TempPathFactory) -> Path:

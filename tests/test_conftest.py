@@ -1,0 +1,44 @@
+"""The test set-up itself: slow tests run under a long timeout, the others under pyproject's."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = '''
+import pytest
+pytestmark = pytest.mark.slow
+
+def test_probe(request):
+    mark = request.node.get_closest_marker("timeout")
+    print("TIMEOUT", mark.args[0] if mark else None)
+
+@pytest.mark.timeout(5)
+def test_own(request):
+    print("TIMEOUT", request.node.get_closest_marker("timeout").args[0])
+'''
+
+HOOK = '''
+import importlib.util, sys
+sys.path.insert(0, {tests!r})
+spec = importlib.util.spec_from_file_location("project_conftest", {tests!r} + "/conftest.py")
+project = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(project)
+pytest_collection_modifyitems = project.pytest_collection_modifyitems
+'''
+
+
+def test_slow_tests_get_the_long_timeout(tmp_path: Path) -> None:
+    """A probe suite in ``tmp_path`` whose conftest is this project's hook, under pyproject's settings."""
+    (tmp_path / "conftest.py").write_text(HOOK.format(tests=str(ROOT / "tests")))
+    (tmp_path / "test_probe.py").write_text(PROBE)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",
+                          str(tmp_path), "-m", "slow", "-q", "-s", "-p", "no:cacheprovider", str(tmp_path)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    from conftest import SLOW_TIMEOUT_S
+    assert SLOW_TIMEOUT_S > 900
+    assert out.stdout.count(f"TIMEOUT {SLOW_TIMEOUT_S}") == 1     # the slow test without its own mark
+    assert out.stdout.count("TIMEOUT 5") == 1                    # an explicit mark is kept
