@@ -1,6 +1,7 @@
 """The test set-up itself: slow tests run under a long timeout, the others under pyproject's."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,6 @@ def test_slow_tests_get_the_long_timeout(tmp_path: Path) -> None:
                           str(tmp_path), "-m", "slow", "-q", "-s", "-p", "no:cacheprovider", str(tmp_path)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    from conftest import SLOW_TIMEOUT_S
-    assert SLOW_TIMEOUT_S > 900
-    assert out.stdout.count(f"TIMEOUT {SLOW_TIMEOUT_S}") == 1     # the slow test without its own mark
-    assert out.stdout.count("TIMEOUT 5") == 1                    # an explicit mark is kept
+    timeouts = sorted(re.findall(r"TIMEOUT (\S+)", out.stdout))                # -s: probe order, '.' between
+    assert timeouts[0] == "14400"                                # the slow test without its own mark: 4 h
+    assert timeouts[1] == "5"                                    # an explicit mark is kept
