@@ -13,7 +13,7 @@ from synthetic.generate import generate
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-SLOW_TIMEOUT_S = 4 * 3600   # a cpu reproduction takes 70-80 min on 2 cores; the default (pyproject) is 900 s
+SLOW_TIMEOUT_S = 4 * 3600   # the utility reproduction took 89.3 min on 2 cores; pyproject's default is 900 s
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
