@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print(list_registries())
         return 0
-    from .trainer import TrainingDiverged, train
+    from .trainer import TrainingDiverged, close_distributed, train
 
     try:
         if not args.method:
@@ -50,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
+        close_distributed(synchronise=False)
         return 3
     except (ValueError, OSError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
+    close_distributed()
     print(run_dir / "ckpt.pt")
     return 0
 

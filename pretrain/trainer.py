@@ -64,6 +64,17 @@ def init_distributed(device: str) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def close_distributed(synchronise: bool = True) -> None:
+    """Leave the process group before the interpreter exits: wait for every rank (``synchronise``),
+    then destroy it. A gloo group left to the interpreter's teardown can abort a process
+    ("terminate called without an active exception") after its work is written."""
+    if not dist.is_initialized():
+        return
+    if synchronise:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def pick_device(name: str, local_rank: int) -> str:
     if name == "auto":
         return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"

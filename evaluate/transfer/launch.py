@@ -64,19 +64,6 @@ def init_worker() -> tuple[int, int, int, str]:
     return rank, local, world, f"cuda:{local}" if cuda else "cpu"
 
 
-def close_worker(synchronise: bool = True) -> None:
-    """Leave the process group before the interpreter exits: wait for every rank (``synchronise``),
-    then destroy the group. A gloo group left to the interpreter's teardown can abort the process
-    ("terminate called without an active exception") after its metrics are written."""
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        return
-    if synchronise:
-        dist.barrier()
-    dist.destroy_process_group()
-
-
 def write_result(path: Path, result: dict[str, Any]) -> None:
     """Write a worker's result JSON atomically."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from .errors import TrainingDiverged
-from .launch import DIVERGED, close_worker, init_worker, write_result
+from pretrain.trainer import close_distributed
+
+from .launch import DIVERGED, init_worker, write_result
 
 
 def _detectron2(config: Path, scenes: Path | None) -> dict[str, float]:
@@ -42,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         metrics = _detectron2(a.config, a.scenes) if a.framework == "detectron2" else _mmseg(a.config)
     except TrainingDiverged as e:
         write_result(a.metrics, {"diverged": str(e)})
-        close_worker(synchronise=False)        # the other ranks may be stopping at another step
+        close_distributed(synchronise=False)        # the other ranks may be stopping at another step
         return DIVERGED
     if rank == 0:
         write_result(a.metrics, {"metrics": metrics})
-    close_worker()
+    close_distributed()
     return 0
 
 

@@ -245,7 +245,7 @@ def test_ddp_two_gloo_processes_match_one_process(shapes_dir: Path, tmp_path: Pa
     one = subprocess.run([sys.executable, "-m", "pretrain", *common, f"--train.out={tmp_path / 'one'}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
                           "-m", "pretrain", *common, f"--train.out={tmp_path / 'two'}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert two.returncode == 0, two.stderr[-2000:]
@@ -316,3 +316,13 @@ def test_cli_values_parse_as_yaml_but_words_stay_strings(args: list[str], expect
 def test_cli_malformed_settings_are_refused(args: list[str]) -> None:
     with pytest.raises(ValueError, match="--"):
         C.parse_overrides(args)
+
+
+def test_close_distributed_leaves_the_group_and_is_a_no_op_outside_one(tmp_path: Path) -> None:
+    import torch.distributed as dist
+
+    T.close_distributed()                                              # no group: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    T.close_distributed()
+    assert not dist.is_initialized()
