@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import TrainingDiverged
 from pretrain.trainer import close_distributed
 
+from .errors import TrainingDiverged
 from .launch import DIVERGED, init_worker, write_result
 
 

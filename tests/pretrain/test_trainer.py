@@ -323,6 +323,10 @@ def test_close_distributed_leaves_the_group_and_is_a_no_op_outside_one(tmp_path:
 
     T.close_distributed()                                              # no group: nothing to do
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    assert dist.is_initialized()
-    T.close_distributed()
-    assert not dist.is_initialized()
+    try:
+        assert dist.is_initialized()
+        T.close_distributed()
+        assert not dist.is_initialized()
+    finally:                                                           # never leave a group to later tests
+        if dist.is_initialized():
+            dist.destroy_process_group()
