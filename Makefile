@@ -19,7 +19,7 @@ DB       ?= results/results.sqlite
 PAPER    ?= utility
 SCALE    ?= cpu
 
-.PHONY: setup test test-slow bench bench-suite learning data sheet pretrain saliency report reproduce clean
+.PHONY: setup test test-slow bench bench-suite equivalence learning data sheet pretrain saliency report reproduce clean
 
 setup:                 ## create .venv and install everything (Detectron2, mmcv with CPU ops, mmseg)
 	bash install/setup.sh
@@ -40,6 +40,9 @@ bench:                 ## timings -> bench/out/*.json (figures in bench/RESULTS.
 
 bench-suite:           ## evaluation-suite wall time on CKPT=runs/.../ckpt.pt (cold vs warm feature cache)
 	$(PY) bench/bench_suite.py $(CKPT) --data $(DATA) --json bench/out/suite.json
+
+equivalence:           ## behaviour fingerprint (weights of every method / policy, suite numbers) vs REF=bench/out/equivalence.json
+	$(PY) bench/equivalence.py $(if $(REF),--compare $(REF),--json bench/out/equivalence.json)
 
 learning:              ## the learning check: cpu-preset SimCLR / MoCo v2 / BYOL vs random, linear probe
 	bash bench/learning.sh $(DATA) random simclr mocov2 byol

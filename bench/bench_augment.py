@@ -25,8 +25,9 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pretrain.augment import blur_kernel_size  # noqa: E402
-from pretrain.policies import auto_blur, build_policy  # noqa: E402
+from pretrain.augment.ops import blur_kernel_size  # noqa: E402
+from pretrain.augment import build_policy  # noqa: E402
+from pretrain.augment.standard import auto_blur  # noqa: E402
 from pretrain.views import RawBatch  # noqa: E402
 from results_json import write_results  # noqa: E402
 
@@ -70,7 +71,7 @@ def bench_size(size: int, batch_size: int, repeats: int, device: torch.device) -
     tv = torchvision_pipeline(size)
     loop = timed(lambda: [(tv(img), tv(img)) for img in images], max(1, repeats // 2), lambda: None)
     common = {"size": size, "batch_size": batch_size, "views": 2}
-    return [common | {"pipeline": f"pretrain.policies default (batched, {device.type})", "seconds": batched,
+    return [common | {"pipeline": f"pretrain.augment default (batched, {device.type})", "seconds": batched,
                       "images_per_s": batch_size / batched},
             common | {"pipeline": "torchvision v2 per image (cpu)", "seconds": loop, "images_per_s": batch_size / loop}]
 

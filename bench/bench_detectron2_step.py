@@ -28,11 +28,11 @@ def step_seconds(data: Path, ckpt: Path, steps: int, overrides: dict) -> float:
 
     from evaluate.transfer import detectron2 as TD
     from evaluate.transfer.convert import convert, pixel_stats
-    from pretrain.checkpoint import read_checkpoint
+    from pretrain.checkpoint import read_meta
 
     out = Path(tempfile.mkdtemp())
     train, test, classes = TD.register_scenes(data)
-    mean, std = pixel_stats(read_checkpoint(ckpt))
+    mean, std = pixel_stats(read_meta(ckpt))
     cfg = TD.build_cfg("scenes-r18-fpn", 18, str(convert(ckpt, "detectron2", out / "b.pkl")), out, train_set=train,
                        test_set=test, num_classes=classes, mean=mean, std=std, ims_per_batch=8)
     for k, v in overrides.items():

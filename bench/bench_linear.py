@@ -48,7 +48,8 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluate.linear import LinearConfig, _stratified_split, linear_probe  # noqa: E402
+from evaluate.linear import LinearConfig, linear_probe  # noqa: E402
+from imagedata.subsets import stratified_split  # noqa: E402
 from results_json import write_results  # noqa: E402
 
 
@@ -108,7 +109,7 @@ def fixed_c_rows(x, y, xt, yt, c: float, tol: float, repeats: int) -> list[dict[
 
 def sklearn_grid(x, y, xt, yt, cfg: LinearConfig) -> dict[str, float]:
     """The same protocol as linear_probe's search, with LogisticRegression(warm_start=True) along the path."""
-    fit, val = _stratified_split(y, cfg.val_frac, cfg.seed)
+    fit, val = stratified_split(y, cfg.val_frac, cfg.seed)
     clf = LogisticRegression(max_iter=cfg.max_iter, tol=cfg.tol, warm_start=True)
     best_acc, best_c = -1.0, None
     for c in sorted(cfg.c_grid):

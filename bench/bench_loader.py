@@ -1,4 +1,4 @@
-"""Throughput of synthetic.loaders.BatchLoader (batches/s of the loader alone, no model).
+"""Throughput of imagedata.loader.BatchLoader (batches/s of the loader alone, no model).
 
     python bench/bench_loader.py                    # generates a 20000-image shapes64 dataset in a temp dir
     python bench/bench_loader.py data/shapes-20k    # or any folder open_source reads (--image-size for files)
@@ -23,9 +23,12 @@ from PIL import Image
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synthetic.generate import generate  # noqa: E402
-from synthetic.loaders import BatchLoader, ImageFolderSource, ImageSource, open_source  # noqa: E402
+from imagedata.formats import open_source  # noqa: E402
+from imagedata.imagefolder import ImageFolderSource  # noqa: E402
+from imagedata.loader import BatchLoader  # noqa: E402
+from imagedata.source import ImageSource  # noqa: E402
 from results_json import write_results  # noqa: E402
+from synthetic.generate import generate  # noqa: E402
 
 
 def resnet18_step_rate(batch_size: int, size: int, steps: int = 3) -> float:

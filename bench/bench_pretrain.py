@@ -30,7 +30,7 @@ import torchvision  # noqa: E402
 from pretrain import config as C  # noqa: E402
 from pretrain import trainer as T  # noqa: E402
 from synthetic.generate import generate  # noqa: E402
-from synthetic.store import open_dataset  # noqa: E402
+from synthetic.dataset import open_dataset  # noqa: E402
 
 
 def bare_rate(size: int, batch: int, steps: int) -> float:

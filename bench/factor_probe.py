@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/factor_probe.py DATA CKPT [CKPT ...]
 
-Logistic regression on standardised pooled features (5000 train / 2000 test images of a
+The linear probe of ``bench/linear_probe.py`` (the suite's ``evaluate.linear``, C = 1) on pooled features (5000 train / 2000 test images of a
 synthetic dataset) for the labels class, texture, background and pose_bin; prints one line per
 checkpoint. Used to show what a contrastive run latches onto (e.g. the background kind).
 """
@@ -15,12 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from linear_probe import features  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from linear_probe import PROBE, features  # noqa: E402
 
+from evaluate.linear import linear_probe  # noqa: E402
 from pretrain.checkpoint import load_backbone  # noqa: E402
-from synthetic.store import open_dataset  # noqa: E402
+from synthetic.dataset import open_dataset  # noqa: E402
 
 LABELS = ("class", "texture", "background", "pose_bin")
 
@@ -33,15 +32,13 @@ def main(data: str, ckpts: list[str]) -> None:
         model, meta = load_backbone(ckpt)
         xtr, _ = features(model, meta, Path(data), "train", 5000)
         xte, _ = features(model, meta, Path(data), "test", 2000)
-        scaler = StandardScaler().fit(xtr)
-        a, b = scaler.transform(xtr), scaler.transform(xte)
         acc = {}
         for col in LABELS:
             y = labels[col].to_numpy()
             if len(set(y[train])) < 2:
                 continue
-            acc[col] = round(100 * LogisticRegression(max_iter=2000).fit(a, y[train]).score(b, y[test]), 1)
-        print(meta["method"], ckpt, acc, flush=True)
+            acc[col] = round(float(linear_probe(xtr, y[train], xte, y[test], PROBE)["top1"]), 1)
+        print(meta.method, ckpt, acc, flush=True)
 
 
 if __name__ == "__main__":

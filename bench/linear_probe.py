@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/linear_probe.py DATA CKPT [--train 5000] [--test 2000] [--size N] [--json OUT]
 
-Multinomial logistic regression (scikit-learn, lbfgs, standardised features) on the train split,
-accuracy on the test split. Images are read at the checkpoint's pretraining view size (the cpu
+The suite's own linear probe (``evaluate.linear.linear_probe``: multinomial logistic regression,
+L-BFGS, standardised features) at a fixed C = 1 (scikit-learn's default, what this check has always
+used) on the train split, top-1 accuracy on the test split. Images are read at the checkpoint's pretraining view size (the cpu
 preset's 32 px for 64-px shapes64), the resolution its features were learnt at (Touvron et al.,
 "Fixing the train-test resolution discrepancy", 2019); ``--size N`` resizes to N px instead,
 ``--size 0`` keeps the stored size. (The evaluation suite's own linear probe lives in evaluate/.)
@@ -19,20 +20,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from evaluate.linear import LinearConfig, linear_probe  # noqa: E402
+from imagedata.formats import open_source  # noqa: E402
+from pretrain.checkpoint import CheckpointMeta, load_backbone  # noqa: E402
 
-from pretrain.checkpoint import load_backbone  # noqa: E402
-from synthetic.loaders import open_source  # noqa: E402
+PROBE = LinearConfig(c_grid=(1.0,), max_iter=3000)   # one C: scikit-learn's LogisticRegression() default
 
 
 @torch.no_grad()
-def features(model: torch.nn.Module, meta: dict, data: Path, split: str, n: int,
+def features(model: torch.nn.Module, meta: CheckpointMeta, data: Path, split: str, n: int,
              size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     src = open_source(data, split=split)
     idx = np.arange(min(n, len(src)))
-    mean = torch.tensor(meta["data"]["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(meta["data"]["std"]).view(1, 3, 1, 1)
+    mean = torch.tensor(meta.data.mean).view(1, 3, 1, 1)
+    std = torch.tensor(meta.data.std).view(1, 3, 1, 1)
 
     def batch(rows: np.ndarray) -> torch.Tensor:
         x = src.read(rows).float() / 255
@@ -43,9 +44,9 @@ def features(model: torch.nn.Module, meta: dict, data: Path, split: str, n: int,
     return torch.cat(out).numpy(), src.targets[idx]
 
 
-def view_size(meta: dict) -> int:
+def view_size(meta: CheckpointMeta) -> int:
     """The side of the views a checkpoint was pretrained on: the policy's ``out_size``, else the data's."""
-    return int((meta.get("config") or {}).get("aug_cfg", {}).get("out_size") or meta["data"]["image_size"])
+    return int(meta.config.get("aug_cfg", {}).get("out_size") or meta.data.image_size)
 
 
 def probe(ckpt: Path, data: Path, n_train: int = 5000, n_test: int = 2000, size: int | None = None) -> float:
@@ -55,9 +56,7 @@ def probe(ckpt: Path, data: Path, n_train: int = 5000, n_test: int = 2000, size:
     size = view_size(meta) if size is None else size
     xtr, ytr = features(model, meta, data, "train", n_train, size)
     xte, yte = features(model, meta, data, "test", n_test, size)
-    scaler = StandardScaler().fit(xtr)
-    clf = LogisticRegression(max_iter=3000).fit(scaler.transform(xtr), ytr)
-    return 100.0 * clf.score(scaler.transform(xte), yte)
+    return float(linear_probe(xtr, ytr, xte, yte, PROBE)["top1"])
 
 
 def main() -> None:

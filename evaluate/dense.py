@@ -2,14 +2,14 @@
 
 Newell & Deng (CVPR 2020) measure pretraining on classification, pose, semantic segmentation and
 depth of the same synthetic images; Wen et al. (SlotCon, NeurIPS 2022) add unsupervised semantic
-segmentation. These are light-head versions that read the cached features of ``evaluate.features``
+segmentation. These are light-head versions that read the cached features of ``measure.features``
 (the full Detectron2 / mmseg protocols live in ``evaluate.transfer``):
 
 - ``pose_metrics``: 5-bin pose class (top / azimuth quadrant) by the linear probe on pooled
   features, and azimuth by ridge regression onto (sin, cos): mean / median absolute error (deg).
 - ``train_dense_head`` + ``depth_metrics`` / ``segmentation_metrics``: a light FPN-style decoder
   (Kirillov et al.'s semantic FPN, cut down) on the frozen stage pyramid [(B, C_i, h_i, w_i), ...]
-  of ``evaluate.features`` (``dense`` layer), its output bilinearly upsampled to the image size.
+  of ``measure.features`` (``dense`` layer), its output bilinearly upsampled to the image size.
   Depth is regressed in log space (standardised by the training targets' mean and std) on object
   pixels (the background is at infinity) and scored
   with abs-rel, RMSE, delta < 1.25 and the scale-invariant log error (Eigen et al., 2014);

@@ -29,12 +29,12 @@ import torch.nn.functional as nnf
 from torch import nn
 from tqdm import tqdm
 
-from pretrain.augment import hflip, random_resized_crop
+from imagedata.formats import open_source
+from imagedata.subsets import balanced_subset
+from measure.features import FeatureError, check_fits
+from pretrain.augment.ops import hflip, random_resized_crop
 from pretrain.backbones import build_backbone
 from pretrain.checkpoint import load_backbone
-from synthetic.loaders import open_source
-
-from .features import FeatureError, check_fits
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +66,6 @@ def schedule_steps(n: int, cfg: FinetuneConfig) -> int:
     """SGD steps for ``n`` labelled images: ``epochs`` passes, clipped to [min_steps, max_steps]."""
     steps = math.ceil(cfg.epochs * n / cfg.batch_size)
     return int(min(max(steps, cfg.min_steps), cfg.max_steps or steps))
-
-
-def balanced_subset(targets: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Sorted indices of ``size`` labelled examples (targets >= 0), as equal per class as possible.
-
-    Each class's examples are shuffled with ``seed``; examples are then taken round-robin over
-    classes (rank within class first), so subsets of one seed are nested. ``size`` <= 0 or larger
-    than the labelled set -> every labelled example.
-    """
-    targets = np.asarray(targets)
-    labelled = np.flatnonzero(targets >= 0)
-    if size <= 0 or size >= labelled.size:
-        return labelled
-    rng = np.random.default_rng(seed)
-    rank = np.empty(labelled.size, dtype=np.int64)
-    for c in np.unique(targets[labelled]):
-        members = np.flatnonzero(targets[labelled] == c)
-        rank[rng.permutation(members)] = np.arange(members.size)
-    tiebreak = rng.permutation(labelled.size)
-    order = np.lexsort((tiebreak, rank))
-    return np.sort(labelled[order[:size]])
 
 
 def _targets(source: Any, column: str) -> np.ndarray:
@@ -210,9 +189,9 @@ def label_efficiency(ckpt: Path | str, data: Path | str, cfg: FinetuneConfig | N
     labelled = np.flatnonzero(y_all >= 0)
     if labelled.size == 0:
         raise FeatureError(f"{data}: split {cfg.train_split!r} has no {cfg.target!r} labels")
-    norm = tuple(torch.tensor(meta["data"][k], device=cfg.device).view(1, 3, 1, 1) for k in ("mean", "std"))
+    norm = tuple(torch.tensor(v, device=cfg.device).view(1, 3, 1, 1) for v in (meta.data.mean, meta.data.std))
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    spec = meta["backbone"]
+    spec = meta.backbone
     out: dict[str, dict[int, list[float]]] = {k: {} for k in kinds}
     sizes = sorted({labelled.size if size <= 0 or size > labelled.size else size for size in cfg.sizes})
     for n in sizes:
@@ -221,7 +200,7 @@ def label_efficiency(ckpt: Path | str, data: Path | str, cfg: FinetuneConfig | N
             x, y = train_src.read(rows), torch.from_numpy(y_all[rows])
             for kind in out:
                 torch.manual_seed(seed)
-                backbone = build_backbone(spec["name"], **spec.get("kwargs", {}))
+                backbone = build_backbone(spec.name, **spec.kwargs)
                 if kind == "pretrained":
                     backbone.load_state_dict(state, strict=True)
                 net = Classifier(backbone, num_classes, cfg.head_norm).to(cfg.device)
@@ -232,5 +211,5 @@ def label_efficiency(ckpt: Path | str, data: Path | str, cfg: FinetuneConfig | N
     return out
 
 
-__all__ = ["KINDS", "FinetuneConfig", "Classifier", "balanced_subset", "schedule_steps", "train_classifier", "accuracy",
+__all__ = ["KINDS", "FinetuneConfig", "Classifier", "schedule_steps", "train_classifier", "accuracy",
            "label_efficiency"]

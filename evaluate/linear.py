@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from imagedata.subsets import stratified_split
+
 ArrayLike = np.ndarray | torch.Tensor
 
 
@@ -104,18 +106,6 @@ def _standardize(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor,
     std = train.std(0, correction=0)
     std = torch.where(std > 0, std, torch.ones_like(std))
     return (train - mean) / std, (test - mean) / std, mean, std
-
-
-def _stratified_split(y: np.ndarray, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (fit, val): round(val_frac * n_c) rows of each class c go to val, at least one row stays in fit."""
-    rng = np.random.default_rng(seed)
-    fit, val = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n_val = min(int(round(val_frac * len(idx))), len(idx) - 1)
-        val.append(idx[:n_val])
-        fit.append(idx[n_val:])
-    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, c: float, max_iter: int = 1000,
@@ -202,7 +192,7 @@ def linear_probe(train_x: ArrayLike, train_y: ArrayLike, test_x: ArrayLike, test
     init = None
     best_c = float(cfg.c_grid[0])
     if len(cfg.c_grid) > 1:
-        fit_idx, val_idx = _stratified_split(ytr_idx, cfg.val_frac, cfg.seed)
+        fit_idx, val_idx = stratified_split(ytr_idx, cfg.val_frac, cfg.seed)
         if len(val_idx) == 0:
             raise ValueError("linear_probe: the validation split is empty (too few rows per class); "
                              "pass a single C in c_grid")

@@ -12,14 +12,16 @@ import logging
 import sys
 from pathlib import Path
 
-from evaluate.features import FeatureError
-from evaluate.store import ResultsStore
+from imagedata.benchmarks import BENCHMARKS
+from imagedata.probeset import LayoutError
+from measure.checkpoints import find_checkpoints
+from measure.features import FeatureError
+from measure.results import ResultsStore
 from pretrain.checkpoint import CheckpointError
+from synthetic.dataset import DatasetError
 from synthetic.presets import PROBES
-from synthetic.store import DatasetError
 
 from .firing import InvarianceError
-from .loaders import LOADERS, LayoutError
 from .run import InvarianceConfig, evaluate
 from .transforms import TRANSFORMS
 
@@ -42,8 +44,8 @@ def _benchmarks(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         name, sep, root = item.partition("=")
-        if not sep or name not in LOADERS:
-            raise ValueError(f"--benchmark {item!r}: expected NAME=ROOT with NAME one of {', '.join(LOADERS)}")
+        if not sep or name not in BENCHMARKS:
+            raise ValueError(f"--benchmark {item!r}: expected NAME=ROOT with NAME one of {', '.join(BENCHMARKS)}")
         out[name] = root
     return out
 
@@ -57,7 +59,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--probe-seed", type=int, default=0)
     ap.add_argument("--probe-dir", default="data/probes", help="where the synthetic probe sets are generated")
     ap.add_argument("--benchmark", action="append", default=[], metavar="NAME=ROOT",
-                    help=f"a real benchmark in its own layout ({', '.join(LOADERS)}); repeatable")
+                    help=f"a real benchmark in its own layout ({', '.join(BENCHMARKS)}); repeatable")
     ap.add_argument("--transforms", default="all", help="transforms of the second measure, 'all' or 'none'")
     ap.add_argument("--strengths", default="0.25,0.5,0.75,1", help="transform strengths in [0, 1]")
     ap.add_argument("--data", help="dataset of the transform measure (default: the checkpoint's own)")
@@ -75,8 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     try:
-        from evaluate.suite import find_checkpoints
-
         cfg = InvarianceConfig(probes=_names(a.probes, PROBES, "probe"), probe_sets=a.sets, probe_seed=a.probe_seed,
                                probe_dir=a.probe_dir, benchmarks=_benchmarks(a.benchmark), layer=a.layer,
                                transforms=_names(a.transforms, tuple(TRANSFORMS), "transform"),

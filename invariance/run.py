@@ -6,14 +6,14 @@ Two measures:
   (``invariance.firing``) of the global-pooled backbone output (the paper's layer; ``layer``
   otherwise) on probe sets: the synthetic ones (``synthetic`` presets ``probe-<kind>``, generated
   once into ``probe_dir`` and reused) and the real benchmarks in their own layouts
-  (``invariance.loaders``: GOT-10k, ALOI, PASCAL3D+). Rows: task ``invariance``, dataset = the
+  (``imagedata.benchmarks``: GOT-10k, ALOI, PASCAL3D+). Rows: task ``invariance``, dataset = the
   probe set (``probe-occlusion``, ``got10k-occlusion``, ...), metrics ``top10``, ``top25``,
   ``sets_used``, ``sets_skipped``.
 - ``transform_invariance`` (Ericsson et al., 2021): the whitened-feature cosine between clean and
   transformed images (``invariance.transforms``) of a dataset's test split, per transform and
   strength. Rows: task ``transform_invariance``, dataset = that dataset, metric ``<transform>@<s>``.
 
-Features are extracted once and cached (``evaluate.features``); an evaluation already stored for
+Features are extracted once and cached (``measure.features``); an evaluation already stored for
 the same checkpoint hash, probe set and settings is not rerun unless ``force``.
 """
 from __future__ import annotations
@@ -27,13 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluate import features as F
-from evaluate.store import Result, ResultsStore
-from pretrain.checkpoint import load_backbone, read_checkpoint
+from fsio import file_sha256
+from imagedata.benchmarks import load_benchmark
+from imagedata.probeset import ProbeSet
+from measure import features as F
+from measure.results import ResultsStore
+from measure.tasks import Job, Row, store_jobs
+from pretrain.checkpoint import CheckpointMeta, load_backbone, read_meta
 from synthetic.presets import PROBES
 
 from .firing import invariance_score
-from .loaders import ProbeSet, load_benchmark
 from .transforms import TRANSFORMS, transform_invariance
 
 log = logging.getLogger("invariance")
@@ -87,7 +90,7 @@ def probe_dataset(kind: str, sets: int, seed: int, root: Path | str) -> Path:
 
 
 class _BenchmarkSource:
-    """A real benchmark's crops as an ``evaluate.features`` image source, at ``size`` px."""
+    """A real benchmark's crops as an ``measure.features`` image source, at ``size`` px."""
 
     def __init__(self, probe: ProbeSet, size: int) -> None:
         self.probe, self.image_size, self.targets = probe, size, probe.labels
@@ -113,7 +116,7 @@ def _probe_inputs(ckpt: Path, name: str, cfg: InvarianceConfig) -> tuple[np.ndar
     """(features (N, D), set_ids (N,), labels (N,)) of one probe set (synthetic kind or benchmark)."""
     if name in cfg.benchmarks:
         probe = load_benchmark(name, cfg.benchmarks[name])
-        size = cfg.image_size or int(read_checkpoint(ckpt)["data"]["image_size"])
+        size = cfg.image_size or int(read_meta(ckpt).data.image_size)
         src = _BenchmarkSource(probe, size)
         fs = F.extract_source(ckpt, src, src.fingerprint(), "all", layer=cfg.layer, cache_dir=cfg.cache_dir,
                               batch_size=cfg.batch_size, device=cfg.device, name=name)
@@ -121,7 +124,7 @@ def _probe_inputs(ckpt: Path, name: str, cfg: InvarianceConfig) -> tuple[np.ndar
     data = probe_dataset(name, cfg.probe_sets, cfg.probe_seed, cfg.probe_dir)
     fs = F.extract(ckpt, data, "all", layer=cfg.layer, cache_dir=cfg.cache_dir, batch_size=cfg.batch_size,
                    device=cfg.device)
-    from synthetic.store import open_dataset
+    from synthetic.dataset import open_dataset
 
     labels = open_dataset(data).labels
     return fs.features, labels["set_id"].to_numpy(), labels["class"].to_numpy()
@@ -156,14 +159,14 @@ def transform_config(cfg: InvarianceConfig, data: Path) -> dict[str, Any]:
 
 def transform_rows(ckpt: Path, data: Path, cfg: InvarianceConfig) -> dict[str, float]:
     """Whitened-feature cosine invariance of the backbone to every transform and strength."""
-    from synthetic.loaders import open_source
+    from imagedata.formats import open_source
 
     source = open_source(data, image_size=cfg.image_size, split=cfg.transform_split)
     n = min(cfg.transform_images, len(source))
     images = source.read(np.arange(n)).float().div_(255)
     model, meta = load_backbone(ckpt, device=cfg.device)
-    mean = torch.tensor(meta["data"]["mean"], device=cfg.device).view(1, 3, 1, 1)
-    std = torch.tensor(meta["data"]["std"], device=cfg.device).view(1, 3, 1, 1)
+    mean = torch.tensor(meta.data.mean, device=cfg.device).view(1, 3, 1, 1)
+    std = torch.tensor(meta.data.std, device=cfg.device).view(1, 3, 1, 1)
 
     def encode(x: torch.Tensor) -> torch.Tensor:
         return F.LAYERS["pool"](model, (x.to(cfg.device) - mean) / std).flatten(1).float().cpu()
@@ -173,39 +176,41 @@ def transform_rows(ckpt: Path, data: Path, cfg: InvarianceConfig) -> dict[str, f
     return {f"{t}@{s:g}": v for t, by_s in res.items() for s, v in by_s.items()}
 
 
+def _rows(values: dict[str, float]) -> list[Row]:
+    return [(m, float(v), "all", None) for m, v in values.items()]
+
+
+def invariance_jobs(ckpt: Path, cfg: InvarianceConfig, data: Path | str | None = None,
+                    meta: CheckpointMeta | None = None) -> list[Job]:
+    """One stored evaluation per probe set (task ``invariance``, dataset = the probe set) and one
+    for the transform measure (task ``transform_invariance``, dataset = ``data``'s name)."""
+    check_config(cfg)
+    meta = meta or read_meta(ckpt)
+    jobs: list[Job] = []
+    for name in [*cfg.probes, *cfg.benchmarks]:
+        dataset = name if name in cfg.benchmarks else f"probe-{name}"
+        jobs.append(Job("invariance", dataset, probe_config(name, cfg),
+                        lambda n=name: _rows(probe_rows(ckpt, n, cfg))))
+    if cfg.transforms:
+        tdata = Path(cfg.transform_data or data or meta.data.path or "")
+        if not tdata.exists():
+            raise FileNotFoundError(f"{tdata}: dataset for the transform measure not found (pass --data)")
+        jobs.append(Job("transform_invariance", tdata.name, transform_config(cfg, tdata),
+                        lambda: _rows(transform_rows(ckpt, tdata, cfg))))
+    return jobs
+
+
 def evaluate(ckpt: Path | str, cfg: InvarianceConfig, store: ResultsStore, *, force: bool = False,
              data: Path | str | None = None) -> list[dict[str, Any]]:
     """Every probe set (and the transform measure) of ``cfg`` for one checkpoint, into ``store``;
     returns a summary row per stored value (status ``new`` or ``stored``)."""
     check_config(cfg)
     ckpt = Path(ckpt)
-    meta = read_checkpoint(ckpt)
-    sha, run_id = F.file_sha256(ckpt), str(meta.get("run_id", ckpt.parent.name))
-    if meta.get("config"):                      # how it was pretrained, for the reports' variants
-        store.put_run(run_id, sha, meta["config"])
-    summary: list[dict[str, Any]] = []
-    jobs: list[tuple[str, str, dict[str, Any], Any]] = []
-    for name in [*cfg.probes, *cfg.benchmarks]:
-        dataset = name if name in cfg.benchmarks else f"probe-{name}"
-        jobs.append(("invariance", dataset, probe_config(name, cfg), lambda n=name: probe_rows(ckpt, n, cfg)))
-    if cfg.transforms:
-        tdata = Path(cfg.transform_data or data or meta["data"].get("path") or "")
-        if not tdata.exists():
-            raise FileNotFoundError(f"{tdata}: dataset for the transform measure not found (pass --data)")
-        jobs.append(("transform_invariance", tdata.name, transform_config(cfg, tdata),
-                     lambda: transform_rows(ckpt, tdata, cfg)))
-    for task, dataset, ecfg, fn in jobs:
-        if not force and store.has(sha, task, dataset, ecfg):
-            log.info("%s: %s on %s already stored (force to rerun)", run_id, task, dataset)
-            summary.append({"run_id": run_id, "task": task, "dataset": dataset, "status": "stored"})
-            continue
-        log.info("%s: %s on %s", run_id, task, dataset)
-        values = fn()
-        rows = [Result(run_id, sha, task, dataset, "all", m, float(v), None, ecfg) for m, v in values.items()]
-        store.replace(rows, ckpt_sha256=sha, task=task, dataset=dataset, eval_config=ecfg)
-        summary += [{"run_id": run_id, "task": task, "dataset": dataset, "metric": m, "value": float(v),
-                     "status": "new"} for m, v in values.items()]
-    return summary
+    meta = read_meta(ckpt)
+    sha, run_id = file_sha256(ckpt), meta.run_id or ckpt.parent.name
+    if meta.config:                      # how it was pretrained, for the reports' variants
+        store.put_run(run_id, sha, meta.config)
+    return store_jobs(invariance_jobs(ckpt, cfg, data, meta), store, run_id, sha, force)
 
 
 def config_dict(cfg: InvarianceConfig) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from . import config as C
 def list_registries() -> str:
     from .backbones import BACKBONES
     from .methods import METHODS
-    from .policies import AUGMENTATIONS
+    from .augment import AUGMENTATIONS
 
     return "\n".join([f"methods:       {' '.join(METHODS)}", f"augmentations: {' '.join(AUGMENTATIONS)}",
                       f"backbones:     {' '.join(BACKBONES)}", f"presets:       {' '.join(C.PRESETS)}"])
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print(list_registries())
         return 0
-    from .trainer import TrainingDiverged, close_distributed, train
+    from .distributed import close_distributed
+    from .trainer import TrainingDiverged, train
 
     try:
         if not args.method:

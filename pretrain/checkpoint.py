@@ -5,18 +5,26 @@ kwargs, num_features}, state_dict (no ``module.`` / ``_orig_mod.`` / ``encoder.`
 strictly into the named backbone), exported (online | momentum), method, aug, run_id, config
 (plain dict), data {name, image_size, mean, std}, train {epochs, steps, seed, complete},
 provenance {git_sha, dirty, torch, created}. Optimiser / heads / EMA state live in ``resume.pt``.
+
+Everything but the weights is read as a typed :class:`CheckpointMeta` (``read_meta``,
+``load_backbone``): a field that a checkpoint lacks is an error naming it, never a ``KeyError``
+deep inside an evaluation. ``config`` is the run's fully resolved configuration: the method's
+and the augmentation policy's settings hold every field of their config dataclasses, defaults
+included, so that the reports can tell runs apart without knowing any default.
 """
 from __future__ import annotations
 
-import os
+import dataclasses
 import subprocess
-import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from fsio import atomic_path
 
 from .backbones import BACKBONES, build_backbone
 
@@ -30,18 +38,95 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, foreign, or does not match its backbone."""
 
 
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What rebuilds the network: ``build_backbone(name, **kwargs)``, with ``num_features`` pooled features."""
+
+    name: str
+    kwargs: dict[str, Any]
+    num_features: int
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The pretraining data: its name, side in pixels, per-channel mean / std in [0, 1] (the
+    normalisation every protocol applies), and where it was read (absent in older checkpoints)."""
+
+    name: str
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    path: str | None = None
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How far training went: epochs, steps (of total_steps), seed, processes, and whether it finished."""
+
+    epochs: float
+    steps: int
+    seed: int
+    complete: bool = False
+    total_steps: int | None = None
+    world_size: int = 1
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Everything in ``ckpt.pt`` but the weights (see the module docstring for each field)."""
+
+    format_version: int
+    backbone: BackboneSpec
+    exported: str
+    method: str
+    aug: str
+    run_id: str
+    config: dict[str, Any]
+    data: DataSpec
+    train: TrainSpec
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "checkpoint") -> "CheckpointMeta":
+        """The typed metadata of a checkpoint dict; CheckpointError naming ``where`` and the field
+        on anything missing or of the wrong kind."""
+        try:
+            return cls(format_version=int(d["format_version"]), backbone=_spec(BackboneSpec, d["backbone"], "backbone"),
+                       exported=str(d["exported"]), method=str(d["method"]), aug=str(d["aug"]),
+                       run_id=str(d["run_id"]), config=dict(d["config"] or {}),
+                       data=_spec(DataSpec, d["data"], "data"), train=_spec(TrainSpec, d["train"], "train"),
+                       provenance=dict(d.get("provenance") or {}))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{where}: malformed checkpoint metadata ({e})") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict stored in ``ckpt.pt`` (lists for tuples)."""
+        out = dataclasses.asdict(self)
+        out["data"]["mean"], out["data"]["std"] = list(self.data.mean), list(self.data.std)
+        return out
+
+
+def _spec(cls: type, d: Any, name: str) -> Any:
+    """``cls(**d)`` keeping only its fields; a missing required field names ``name.field``."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{name} is a {type(d).__name__}, expected a dict")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    missing = [f"{name}.{k}" for k, f in known.items()
+               if k not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise KeyError(", ".join(missing))
+    values = {k: v for k, v in d.items() if k in known}
+    for k in ("mean", "std"):
+        if k in values:
+            values[k] = tuple(float(x) for x in values[k])
+    return cls(**values)
+
+
 def save_atomic(obj: Any, path: Path | str) -> None:
-    """torch.save through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """``torch.save`` through :func:`fsio.atomic_path`: the file is the old one or the complete new one."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def clean_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -73,19 +158,23 @@ def provenance() -> dict[str, Any]:
 
 
 def export_checkpoint(path: Path | str, backbone: nn.Module, *, name: str, kwargs: dict, exported: str,
-                      method: str, aug: str, run_id: str, config: dict, data: dict, train: dict) -> None:
+                      method: str, aug: str, run_id: str, config: dict, data: DataSpec, train: TrainSpec) -> None:
     """Write ``ckpt.pt`` for ``backbone`` (built as ``build_backbone(name, **kwargs)``)."""
-    save_atomic({
-        "format_version": FORMAT_VERSION,
-        "backbone": {"name": name, "kwargs": dict(kwargs), "num_features": int(backbone.num_features)},
-        "state_dict": clean_state_dict(backbone.state_dict()),
-        "exported": exported, "method": method, "aug": aug, "run_id": run_id, "config": config,
-        "data": data, "train": train, "provenance": provenance(),
-    }, path)
+    meta = CheckpointMeta(format_version=FORMAT_VERSION,
+                          backbone=BackboneSpec(name, dict(kwargs), int(backbone.num_features)), exported=exported,
+                          method=method, aug=aug, run_id=run_id, config=config, data=data, train=train,
+                          provenance=provenance())
+    save_atomic({**meta.to_dict(), "state_dict": clean_state_dict(backbone.state_dict())}, path)
 
 
-def read_checkpoint(path: Path | str) -> dict[str, Any]:
-    """Load and validate the dict of a ``ckpt.pt`` (weights_only); CheckpointError on anything wrong."""
+def read_meta(path: Path | str) -> CheckpointMeta:
+    """The typed metadata of ``ckpt.pt`` (validated as :func:`read_checkpoint` does)."""
+    return read_checkpoint(path)[1]
+
+
+def read_checkpoint(path: Path | str) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """Load and validate a ``ckpt.pt`` (weights_only) -> (state dict, metadata); CheckpointError on
+    anything wrong."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -100,27 +189,27 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
     if ckpt["format_version"] != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']}, this sslbench reads "
                               f"{FORMAT_VERSION}")
-    return ckpt
+    if not isinstance(ckpt["state_dict"], dict):
+        raise CheckpointError(f"{path}: state_dict is a {type(ckpt['state_dict']).__name__}, expected a dict")
+    return ckpt["state_dict"], CheckpointMeta.from_dict(ckpt, str(path))
 
 
-def load_backbone(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_backbone(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the backbone of ``ckpt.pt`` and load its weights strictly -> (module in eval mode, meta).
 
     Fails loudly (CheckpointError) on a missing / truncated / foreign file, an unknown backbone,
     or any missing / unexpected / mis-shaped key: no downloads, no random fallback.
     """
-    ckpt = read_checkpoint(path)
-    spec = ckpt["backbone"]
-    if spec.get("name") not in BACKBONES:
-        raise CheckpointError(f"{path}: backbone {spec.get('name')!r} is not registered "
-                              f"(valid: {', '.join(BACKBONES)})")
-    model = build_backbone(spec["name"], **spec.get("kwargs", {}))
+    state_dict, meta = read_checkpoint(path)
+    spec = meta.backbone
+    if spec.name not in BACKBONES:
+        raise CheckpointError(f"{path}: backbone {spec.name!r} is not registered (valid: {', '.join(BACKBONES)})")
+    model = build_backbone(spec.name, **spec.kwargs)
     try:
-        model.load_state_dict(ckpt["state_dict"], strict=True)
+        model.load_state_dict(state_dict, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit backbone {spec['name']} "
+        raise CheckpointError(f"{path}: weights do not fit backbone {spec.name} "
                               f"({' '.join(str(e).split())[:300]})") from e
-    if model.num_features != spec.get("num_features"):
-        raise CheckpointError(f"{path}: num_features {spec.get('num_features')} != {model.num_features}")
-    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    if model.num_features != spec.num_features:
+        raise CheckpointError(f"{path}: num_features {spec.num_features} != {model.num_features}")
     return model.to(device).eval(), meta

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .runid import RunId
+
 
 @dataclass
 class DataConfig:
@@ -217,8 +219,8 @@ def config_hash(cfg: Config) -> str:
 
 
 def run_id(cfg: Config, dataset: str) -> str:
-    """``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8(config)}``."""
-    return f"{cfg.method}-{cfg.aug}-{cfg.backbone.name}-{dataset}-s{cfg.train.seed}-{config_hash(cfg)}"
+    """``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8(config)}`` (``pretrain.runid.RunId``)."""
+    return RunId(cfg.method, cfg.aug, cfg.backbone.name, dataset, cfg.train.seed, config_hash(cfg)).format()
 
 
 def config_from_dict(d: dict[str, Any]) -> Config:
@@ -237,3 +239,12 @@ def diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
         elif va != vb:
             out.append(f"{prefix}{k} ({va!r} vs {vb!r})")
     return out
+
+
+def plain(value: Any) -> Any:
+    """``value`` with tuples made lists, recursively (what JSON and the results store hold)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value

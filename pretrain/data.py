@@ -13,7 +13,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from synthetic.loaders import BatchLoader, ImageSource, SyntheticSource, open_source
+from imagedata.formats import open_source
+from imagedata.loader import BatchLoader
+from imagedata.source import ImageSource
+from imagedata.synthetic import SyntheticSource
 
 from .config import DataConfig
 from .views import RawBatch

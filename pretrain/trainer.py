@@ -21,16 +21,18 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from synthetic.store import write_text_atomic
+from fsio import write_text_atomic
 
 from . import config as C
+from .augment import Policy, build_policy
+from .augment import resolved_config as resolved_aug_config
 from .backbones import build_backbone, check_image_size
-from .checkpoint import export_checkpoint, save_atomic
+from .checkpoint import DataSpec, TrainSpec, export_checkpoint, save_atomic
 from .data import PretrainData, open_pretrain_data
+from .distributed import Dist, close_distributed, init_distributed
 from .methods import METHODS, get_method
 from .methods.base import Method, MethodContext
 from .optim import build_optimizer, lr_factor
-from .policies import build_policy
 
 log = logging.getLogger("pretrain")
 
@@ -41,38 +43,6 @@ class TrainingDiverged(RuntimeError):
 
 class RunExists(ValueError):
     """The run folder holds a partial run that was not asked to resume."""
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> Dist:
-    """Join the process group that torchrun set up (gloo on CPU, NCCL on GPUs); 1 process otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def close_distributed(synchronise: bool = True) -> None:
-    """Leave the process group before the interpreter exits: wait for every rank (``synchronise``),
-    then destroy it. A gloo group left to the interpreter's teardown can abort a process
-    ("terminate called without an active exception") after its work is written."""
-    if not dist.is_initialized():
-        return
-    if synchronise:
-        dist.barrier()
-    dist.destroy_process_group()
 
 
 def pick_device(name: str, local_rank: int) -> str:
@@ -126,7 +96,7 @@ class Run:
     dir: Path
     data: PretrainData
     method: Method
-    policy: Any
+    policy: Policy
     total_steps: int
     steps_per_epoch: int
     mean: tuple
@@ -139,7 +109,7 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     """Check the config and build data, backbone, method and policy (every bad input fails here)."""
     cls = get_method(cfg.method)
     policy = build_policy(cfg.aug, **cfg.aug_cfg)
-    if getattr(policy.config, "hard_negatives", 0) and not cls.uses_negatives:
+    if policy.produces.negatives and not cls.uses_negatives:
         users = ", ".join(sorted(n for n, m in METHODS.items() if m.uses_negatives))
         raise ValueError(f"augmentation {cfg.aug!r} makes hard negatives, which method {cfg.method!r} does not use; "
                          f"methods with hard negatives: {users}")
@@ -147,15 +117,14 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     mcfg = method_config(cls, cfg.method_cfg)
     data = open_pretrain_data(cfg.data, cls.data_needs(mcfg))
     check_image_size(backbone, cfg.backbone.name, data.image_size)
-    view_size = getattr(getattr(policy, "config", None), "out_size", None) or data.image_size
+    view_size = policy.produces.out_size or data.image_size
     check_image_size(backbone, cfg.backbone.name, view_size)
     spe = data.steps_per_epoch()
     total = cfg.train.steps if cfg.train.steps > 0 else max(1, int(round(cfg.train.epochs * spe)))
     d = dist_info or Dist()
     device = pick_device(cfg.train.device, d.local_rank)
     mean, std = data.stats()
-    if hasattr(policy, "bind"):
-        policy.bind(cfg.data.path, torch.tensor(mean), torch.tensor(std))
+    policy.bind(cfg.data.path, torch.tensor(mean), torch.tensor(std))
     rid = C.run_id(cfg, data.name)
     torch.manual_seed(cfg.train.seed)
     backbone = build_backbone(cfg.backbone.name, **cfg.backbone.kwargs)  # seeded initialisation
@@ -173,11 +142,18 @@ def _export(run: Run, step: int, complete: bool) -> None:
     backbone, branch = run.method.export_branch(run.cfg.train.export)
     export_checkpoint(
         run.dir / "ckpt.pt", backbone, name=run.cfg.backbone.name, kwargs=run.cfg.backbone.kwargs,
-        exported=branch, method=run.cfg.method, aug=run.cfg.aug, run_id=run.run_id, config=run.cfg.to_dict(),
-        data={"name": run.data.name, "path": str(Path(run.cfg.data.path).resolve()), "image_size": run.data.image_size,
-              "mean": list(run.mean), "std": list(run.std), "split": run.cfg.data.split},
-        train={"epochs": step / run.steps_per_epoch, "steps": step, "total_steps": run.total_steps,
-               "seed": run.cfg.train.seed, "world_size": run.dist.world, "complete": complete})
+        exported=branch, method=run.cfg.method, aug=run.cfg.aug, run_id=run.run_id, config=resolved_config(run),
+        data=DataSpec(name=run.data.name, path=str(Path(run.cfg.data.path).resolve()), image_size=run.data.image_size,
+                      mean=tuple(run.mean), std=tuple(run.std), split=run.cfg.data.split),
+        train=TrainSpec(epochs=step / run.steps_per_epoch, steps=step, total_steps=run.total_steps,
+                        seed=run.cfg.train.seed, world_size=run.dist.world, complete=complete))
+
+
+def resolved_config(run: Run) -> dict[str, Any]:
+    """The run's config with the method's and the policy's settings fully resolved (every field of
+    their config dataclasses, defaults included): what ``ckpt.pt`` and the results store record."""
+    return {**run.cfg.to_dict(), "method_cfg": C.plain(dataclasses.asdict(run.method.cfg)),
+            "aug_cfg": resolved_aug_config(run.policy)}
 
 
 def _save(run: Run, step: int, opt: torch.optim.Optimizer, scaler: Any, complete: bool) -> None:
@@ -323,11 +299,7 @@ def _to_device(views: Any, device: str, channels_last: bool = False) -> Any:
     views.masks = None if views.masks is None else [mv(v) for v in views.masks]
     views.negatives, views.targets, views.indices = mv(views.negatives), mv(views.targets), mv(views.indices)
     views.boxes = None if views.boxes is None else [mv(b) for b in views.boxes]
-    for k, v in views.extra.items():
-        if isinstance(v, torch.Tensor):
-            views.extra[k] = mv(v)
-        elif isinstance(v, (list, tuple)) and all(isinstance(x, torch.Tensor) for x in v):
-            views.extra[k] = [mv(x) for x in v]
+    views.flipped = None if views.flipped is None else [mv(f) for f in views.flipped]
     return views
 
 

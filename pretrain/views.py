@@ -5,7 +5,7 @@ plug in without touching any method.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -43,7 +43,8 @@ class Views:
     negatives: extra negatives, float (B, K, 3, h, w) in [0, 1], or None (hard negatives);
     targets / indices: from the RawBatch (the supervised baseline and memory banks use them);
     boxes: per view, float (B, 4) the view's crop box in source-image pixels (x0, y0, x1, y1), for
-    dense methods that must align views; extra: anything else a policy wants to pass along.
+    dense methods that must align views; flipped: per view, bool (B,) whether it was mirrored after
+    cropping; sources: per view, the frame it was cropped from (0: ``RawBatch.images``, 1: ``pair``).
     """
 
     views: list[torch.Tensor]
@@ -52,7 +53,8 @@ class Views:
     targets: torch.Tensor | None = None
     indices: torch.Tensor | None = None
     boxes: list[torch.Tensor] | None = None
-    extra: dict = field(default_factory=dict)
+    flipped: list[torch.Tensor] | None = None
+    sources: list[int] | None = None
 
     @property
     def batch_size(self) -> int:

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from evaluate.store import StoreError
+from measure.results import StoreError
 
 from . import compare as C
 from .build import add_build, add_reproduce
 from .data import DEFAULT_DB, export, load, runs_table, write_text
+from .papers import PAPERS, get_paper
 from .tables import FORMATS, render, table
 
 Command = Callable[[argparse.Namespace], int]
@@ -59,12 +60,12 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 def cmd_compare(a: argparse.Namespace) -> int:
     """Print the comparison with a paper as markdown; with --out also write it (md, csv)."""
-    C.get_paper(a.paper)                         # an unknown name fails before the store is read
+    spec = get_paper(a.paper)                    # an unknown name fails before the store is read
     frame = load(a.db)
-    text = C.report(frame, a.paper)
+    text = C.report(frame, spec)
     print(text, end="")
     if a.out is not None:
-        numbers, trends = C.compare(frame, a.paper)
+        numbers, trends = C.compare(frame, spec)
         for path, content in ((a.out / f"{a.paper}.md", text),
                               (a.out / f"{a.paper}.csv", render(numbers, "csv")),
                               (a.out / f"{a.paper}-trends.csv", render(trends, "csv"))):
@@ -116,7 +117,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 def add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help=cmd_compare.__doc__, description=cmd_compare.__doc__)
-    p.add_argument("--paper", required=True, help=f"one of {', '.join(C.PAPERS)}")
+    p.add_argument("--paper", required=True, help=f"one of {', '.join(PAPERS)}")
     _db(p)
     p.add_argument("--out", type=Path, help="also write DIR/NAME.md, NAME.csv and NAME-trends.csv")
     p.set_defaults(func=cmd_compare)

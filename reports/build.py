@@ -19,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluate.store import ResultsStore
+from measure.results import ResultsStore
 
 from . import compare as C
 from . import html, plots
 from .data import DEFAULT_DB, load, write_text
+from .papers import PAPERS, PLANS, get_plan
+from .reproduce import SCALES, run
 from .tables import default_tables, render
 
 log = logging.getLogger("reports.build")
@@ -65,11 +67,11 @@ def _plots(frame, store: ResultsStore, out: Path, saliency: Path | None) -> list
 
 def _comparisons(frame, out: Path, written: set[Path]) -> list[dict]:
     sections = []
-    for paper in C.PAPERS:
-        numbers, trends = C.compare(frame, paper)
+    for paper, spec in PAPERS.items():
+        numbers, trends = C.compare(frame, spec)
         if (trends["ours shows"] == "not measured").all() if len(trends) else True:
             continue
-        written.add(write_text(out / "compare" / f"{paper}.md", C.report(frame, paper)))
+        written.add(write_text(out / "compare" / f"{paper}.md", C.report(frame, spec)))
         sections.append({"heading": f"Published vs ours: {paper}",
                          "tables": [numbers.to_html(index=False, classes="sslbench-table", na_rep=""),
                                     trends.to_html(index=False, classes="sslbench-table")]})
@@ -133,16 +135,12 @@ def add_build(sub: argparse._SubParsersAction) -> None:
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
     """Run a paper's reproduction end to end (data, pretraining, evaluation, report)."""
-    from .reproduce import run
-
-    report = run(a.paper, a.scale, a.out, dry_run=a.dry_run)
+    report = run(a.paper, get_plan(a.paper), a.scale, a.out, dry_run=a.dry_run)
     print(f"report: {report / 'report.html'}" if not a.dry_run else f"(dry run) report would be in {report}")
     return 0
 
 
 def add_reproduce(sub: argparse._SubParsersAction) -> None:
-    from .reproduce import PLANS, SCALES
-
     p = sub.add_parser("reproduce", help=cmd_reproduce.__doc__, description=cmd_reproduce.__doc__)
     p.add_argument("--paper", required=True, help=f"one of {', '.join(PLANS)}")
     p.add_argument("--scale", default="cpu", help=f"one of {', '.join(SCALES)}")

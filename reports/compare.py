@@ -2,17 +2,20 @@
 claimed trends checked on both sides.
 
     frame = load("results/results.sqlite")            # reports.data
-    numbers, trends = compare(frame, "saliency-masking")
-    print(report(frame, "saliency-masking"))          # markdown: numbers, then trends
+    spec = get_paper("saliency-masking")               # reports.papers
+    numbers, trends = compare(frame, spec)
+    print(report(frame, spec))                         # markdown: numbers, then trends
 
-``PAPERS`` names the papers of ``make reproduce``. Each ``PaperSpec`` says which published CSVs
-(``reports/paper_tables/``) it reads, how a published row maps onto rows of the results store
-(``match``: a published row -> a filter on our frame, or the reason it has no counterpart here),
-and its claims as ``Trend``s: small predicates (``Pair``: mean of rows a > mean of rows b;
-``Decreasing``: means fall at every step of a column; ``Positive``: mean > 0 at a column's smallest
-value) evaluated on our rows and, where the stored table holds them, on the published rows. A
-trend our data cannot check says "not measured": no comparison is made unless both sides have
-rows in the same (backbone, pretraining data, evaluation dataset, ...) group.
+This module is the machinery; each paper's claims are a ``PaperSpec`` in its own module of
+``reports/papers/`` (registered by name in ``reports.papers.PAPERS``), built from the predicates
+and the shared filters here (``LINEAR``, ``SCENE_CENTRIC``, ...). A ``PaperSpec`` says which
+published CSVs (``reports/paper_tables/``) it reads, how a published row maps onto rows of the
+results store (``match``: a published row -> a filter on our frame, or the reason it has no
+counterpart here), and its claims as ``Trend``s: small predicates (``Pair``: mean of rows a >
+mean of rows b; ``Decreasing``: means fall at every step of a column; ``Positive``: mean > 0 at a
+column's smallest value) evaluated on our rows and, where the stored table holds them, on the
+published rows. A trend our data cannot check says "not measured": no comparison is made unless
+both sides have rows in the same (backbone, pretraining data, evaluation dataset, ...) group.
 
 Variants: a run id names the method, augmentation policy, backbone, data and seed, not the
 policy's settings (``--aug_cfg.fill=blur``). Those come from the pretraining configs stored beside
@@ -50,6 +53,7 @@ YES, NO, NOT_MEASURED = "yes", "no", "not measured"
 NO_TABLE = "no published table stored"
 # a comparison of two of our selections is made only inside one group of these columns
 WITHIN = ("backbone", "pretrain_data", "dataset")
+PER_METHOD = ("method", *WITHIN)      # ... and one method: a claim about augmentations, checked per method
 # how the numbers table splits our rows that map to one published row (aug_variant: the augmentation
 # with its variant, ``sal-mask fill=blur``, added by ``prepare``)
 OURS_WHERE = ("aug_variant", "dataset", "backbone", "pretrain_data")
@@ -387,11 +391,9 @@ class PaperSpec:
     ours_by: tuple[str, ...] = ()
 
 
-def _endswith(suffix: str) -> Where:
-    return Where(f"*{suffix}", lambda s: s.astype("string").str.endswith(suffix))
+# ------------------------------------------------------------------------------ shared filters
+# (a filter that one paper alone uses lives in that paper's module, ``reports/papers/``)
 
-
-HAS_LABEL_COUNT = Where("@nN", lambda s: s.notna())
 # pretraining data by kind, from the dataset name: our synthetic scenes, or COCO (its annotation file)
 SCENE_CENTRIC = Where("scene-centric (scenes* / coco* / instances_*)",
                       lambda s: s.astype("string").str.startswith(("scenes", "coco", "instances_")))
@@ -399,223 +401,7 @@ VIDEO = Where("video (video* / trackingnet* / got10k*)",
               lambda s: s.astype("string").str.startswith(("video", "trackingnet", "got10k")))
 OBJECT_CENTRIC = Where("object-centric (neither scenes nor video)",
                        lambda s: ~(SCENE_CENTRIC.test(s).fillna(False) | VIDEO.test(s).fillna(False)))
-IMAGE_LEVEL = ("simclr", "mocov2", "byol", "simsiam", "swav", "pirl")
 LINEAR = {"task": "linear", "metric": "top1", "in_domain": True}
-
-# --- saliency-guided masking (Chen et al., WACV 2024, arXiv 2309.12757)
-
-
-def sal_mask_fill(fill: str, strict: bool = True) -> Filter:
-    """Our ``sal-mask`` rows masking the query branch with ``fill``: the variant shows that fill
-    (``strict``), or, not strict, shows it or does not vary the fill at all (sal-mask's default
-    fill is high-pass, so its runs stand for the paper's high-pass variant)."""
-    query = {"branch": "query"}
-    if strict:
-        return {"aug": "sal-mask", "variant": variant_is({"fill": fill}, query)}
-    return {"aug": "sal-mask", "variant": variant_is(None, {"fill": fill, **query})}
-
-
-# the paper's variants -> our rows (augmentation policy and, for the fills, the variant)
-MASKING_AUG: dict[str, Filter] = {
-    "none": {"aug": "default"},
-    "mscn": {"aug": "random-mask"},
-    "saliency-mask-highpass": sal_mask_fill("highpass", strict=False),
-    "saliency-mask-blur": sal_mask_fill("blur"),
-    "saliency-mask-mean": sal_mask_fill("mean"),
-}
-MASKING_NO_AUG = {"adios": "ADIOS (learned adversarial masking) is not implemented here"}
-MASKING_EVAL = {
-    ("ImageNet-100", "top1"): LINEAR,
-    ("VOC07+12-det", "AP"): {"task": "detection", "metric": "AP"},
-    ("VOC07+12-det", "AP50"): {"task": "detection", "metric": "AP50"},
-    ("VOC07+12-det", "AP75"): {"task": "detection", "metric": "AP75"},
-    ("COCO-det", "APb"): {"task": "detection", "metric": "AP"},
-    ("COCO-det", "APb50"): {"task": "detection", "metric": "AP50"},
-    ("COCO-det", "APb75"): {"task": "detection", "metric": "AP75"},
-    ("COCO-instseg", "APm"): {"task": "detection", "metric": "segm_AP"},
-    ("COCO-instseg", "APm50"): {"task": "detection", "metric": "segm_AP50"},
-    ("COCO-instseg", "APm75"): {"task": "detection", "metric": "segm_AP75"},
-}
-
-
-def _match_masking(row: Mapping[str, Any]) -> Filter | str:
-    """A row of the masking paper's tables -> our rows: same method, variant -> augmentation
-    policy and fill (``MASKING_AUG``), in-domain linear top-1 (their ImageNet-100 = our
-    pretraining set) or detection AP."""
-    target = MASKING_EVAL.get((row["eval"], row["metric"]))
-    if target is None:
-        return f"no {row['eval']} evaluation here"
-    if row["method"] == "supervised":
-        return {"method": "supervised", **target}
-    if row["variant"] in MASKING_NO_AUG:
-        return MASKING_NO_AUG[row["variant"]]
-    if row["variant"] not in MASKING_AUG:
-        return f"no augmentation policy mapped to variant {row['variant']!r}"
-    return {"method": row["method"], **MASKING_AUG[row["variant"]], **target}
-
-
-def _masking_trend(claim: str, method: str, better: str, worse: str, ours: Filter, paper: Filter) -> Trend:
-    """The paper's variant ``better`` > ``worse`` for ``method``: on our rows by the augmentation
-    policy (and fill) it maps to (``MASKING_AUG``), on the published rows by the variant."""
-    mine = Pair({"method": method, **MASKING_AUG[better], **ours}, {"method": method, **MASKING_AUG[worse], **ours})
-    theirs = Pair({"method": method, "variant": better, **paper}, {"method": method, "variant": worse, **paper})
-    return Trend(claim, (mine,), (theirs,))
-
-
-def _fill_order(method: str, label: str) -> Trend:
-    """The paper's fill ranking for ``method``: high-pass > blur > mean (linear top-1)."""
-    def ours(fill: str) -> Filter:
-        return {"method": method, **sal_mask_fill(fill), **LINEAR}
-
-    def theirs(fill: str) -> Filter:
-        return {"method": method, "variant": f"saliency-mask-{fill}", **_IN100}
-    return Trend(f"under {label} the high-pass fill is best, then blur, then mean fill (linear top-1)",
-                 (Pair(ours("highpass"), ours("blur")), Pair(ours("blur"), ours("mean"))),
-                 (Pair(theirs("highpass"), theirs("blur")), Pair(theirs("blur"), theirs("mean"))),
-                 note=f"needs {label} sal-mask runs that differ in --aug_cfg.fill, with their pretraining "
-                      "configs in the store (evaluations made since the store records them)")
-
-
-_IN100 = {"eval": "ImageNet-100", "metric": "top1"}
-_VOC_AP50 = {"eval": "VOC07+12-det", "metric": "AP50"}
-SALIENCY_MASKING = PaperSpec(
-    name="saliency-masking",
-    title="Chen et al., Saliency-guided masking for ConvNets (WACV 2024, arXiv 2309.12757)",
-    tables=("saliency_guided_masking_linear.csv", "saliency_guided_masking_detection.csv"),
-    keep={"eval": ("ImageNet-100", "VOC07+12-det", "COCO-det", "COCO-instseg"),   # AP75 etc. left out
-          "metric": ("top1", "AP", "AP50", "APb", "APm")},
-    columns=("method", "variant", "eval", "metric"),
-    match=_match_masking,
-    trends=(
-        _masking_trend("saliency-guided masking improves MoCo v2 linear top-1 over no masking",
-                       "mocov2", "saliency-mask-highpass", "none", LINEAR, _IN100),
-        _masking_trend("saliency-guided masking improves SimCLR linear top-1 over no masking",
-                       "simclr", "saliency-mask-highpass", "none", LINEAR, _IN100),
-        _masking_trend("saliency-guided masking beats random masking for MoCo v2 (linear top-1)",
-                       "mocov2", "saliency-mask-highpass", "mscn", LINEAR, _IN100),
-        _fill_order("mocov2", "MoCo v2"),
-        _masking_trend("saliency-guided masking beats random masking for SimCLR (linear top-1)",
-                       "simclr", "saliency-mask-highpass", "mscn", LINEAR, _IN100),
-        _fill_order("simclr", "SimCLR"),
-        _masking_trend("saliency-guided masking improves MoCo v2 detection AP50 over no masking",
-                       "mocov2", "saliency-mask-highpass", "none", {"task": "detection", "metric": "AP50"},
-                       _VOC_AP50),
-    ),
-)
-
-# --- saliency-based augmentation: salient-object segmentation (the `sgd` policies)
-_KNN = {"task": "knn", "metric": "top1@k20", "in_domain": True}
-_PER_METHOD = ("method", *WITHIN)
-SALIENCY_AUG = PaperSpec(
-    name="saliency-aug",
-    title="saliency-based augmentation: salient-object segmentation (global-contrast saliency, Cheng et al. "
-          "2015) as an augmentation for contrastive learning (policies sgd / sgd-only)",
-    trends=(
-        Trend("salient-object segmentation (sgd) improves linear top-1 over the default augmentations",
-              (Pair({"aug": "sgd", **LINEAR}, {"aug": "default", **LINEAR}, _PER_METHOD),)),
-        Trend("salient-object segmentation (sgd) improves kNN top-1 (k 20) over the default augmentations",
-              (Pair({"aug": "sgd", **_KNN}, {"aug": "default", **_KNN}, _PER_METHOD),)),
-    ),
-    ours_rows={"aug": ("default", "sgd", "sgd-only"), "task": ("linear", "knn"), "metric": ("top1", "top1@k20"),
-               "in_domain": True},
-    ours_by=("method", "aug", "task", "metric", "dataset"),
-)
-
-# --- invariances of contrastive SSL (Purushwalkam & Gupta, NeurIPS 2020, arXiv 2007.13916)
-_TOP25 = {"task": "invariance", "metric": "top25"}
-_SAME_AUG = ("aug", *WITHIN)
-
-
-def _top25(dataset: Where | str, **more: Any) -> Filter:
-    return {**_TOP25, "dataset": dataset, **more}
-
-
-OCCLUSION, INSTANCE = _endswith("occlusion"), _endswith("instance")
-VIEWPOINT = Where("*viewpoint (not *instance-viewpoint)", lambda s: s.astype("string").str.endswith("viewpoint")
-                  & ~s.astype("string").str.endswith("instance-viewpoint"))
-INVARIANCE = PaperSpec(
-    name="invariance",
-    title="Purushwalkam & Gupta, Demystifying contrastive self-supervised learning: invariances, "
-          "augmentations and dataset biases (NeurIPS 2020, arXiv 2007.13916)",
-    trends=(
-        Trend("aggressive cropping > mild cropping on occlusion invariance top-25",
-              (Pair(_top25(OCCLUSION, aug="aggressive"), _top25(OCCLUSION, aug="mild"), _PER_METHOD),)),
-        Trend("MoCo v2 and PIRL are more occlusion-invariant (top-25) than a supervised network",
-              tuple(Pair(_top25(OCCLUSION, method=m), _top25(OCCLUSION, method="supervised"), _SAME_AUG)
-                    for m in ("mocov2", "pirl"))),
-        Trend("a supervised network is more viewpoint-invariant (top-25) than MoCo v2 and PIRL",
-              tuple(Pair(_top25(VIEWPOINT, method="supervised"), _top25(VIEWPOINT, method=m), _SAME_AUG)
-                    for m in ("mocov2", "pirl"))),
-        Trend("a supervised network is more instance-invariant (top-25) than MoCo v2 and PIRL",
-              tuple(Pair(_top25(INSTANCE, method="supervised"), _top25(INSTANCE, method=m), _SAME_AUG)
-                    for m in ("mocov2", "pirl"))),
-        Trend("temporal contrast on video beats MoCo v2 on the same data in viewpoint invariance (top-25)",
-              (Pair(_top25(VIEWPOINT, method="temporal"), _top25(VIEWPOINT, method="mocov2")),)),
-        Trend("MoCo v2 gains from object-centric pretraining data over scene-centric (linear top-1, same "
-              "evaluation set)",
-              (Pair({"method": "mocov2", "pretrain_data": OBJECT_CENTRIC, "task": "linear", "metric": "top1"},
-                    {"method": "mocov2", "pretrain_data": SCENE_CENTRIC, "task": "linear", "metric": "top1"},
-                    ("backbone", "dataset")),)),
-    ),
-    ours_rows=_TOP25,
-    ours_by=("method", "aug", "dataset"),
-)
-
-# --- SlotCon (Wen et al., NeurIPS 2022, arXiv 2205.15288)
-SLOTCON_METRIC = {"APb": {"task": "detection", "metric": "AP"}, "APm": {"task": "detection", "metric": "segm_AP"}}
-
-
-def _match_slotcon(row: Mapping[str, Any]) -> Filter | str:
-    """SlotCon's COCO transfer -> our SlotCon detection AP / mask AP, pretrained on scene-centric
-    data (their COCO / COCO+) or on object-centric data (their ImageNet-1K; epochs not matched)."""
-    data = SCENE_CENTRIC if row["pretrain_data"].startswith("COCO") else OBJECT_CENTRIC
-    return {"method": "slotcon", "pretrain_data": data, **SLOTCON_METRIC[row["metric"]]}
-
-
-def _scene(**f: Any) -> Filter:
-    return {"pretrain_data": SCENE_CENTRIC, **f}
-
-
-SLOTCON = PaperSpec(
-    name="slotcon",
-    title="Wen et al., Self-supervised visual representation learning with semantic grouping "
-          "(SlotCon, NeurIPS 2022, arXiv 2205.15288)",
-    tables=("slotcon_coco.csv",),
-    columns=("pretrain_data", "epochs", "eval", "metric"),
-    match=_match_slotcon,
-    trends=(
-        Trend("SlotCon transfers better than image-level methods from scene-centric data (detection AP)",
-              tuple(Pair(_scene(method="slotcon", task="detection", metric="AP"),
-                         _scene(method=m, task="detection", metric="AP")) for m in IMAGE_LEVEL)),
-        Trend("SlotCon transfers better than image-level methods from scene-centric data (segmentation mIoU)",
-              tuple(Pair(_scene(method="slotcon", task="segmentation_transfer", metric="miou"),
-                         _scene(method=m, task="segmentation_transfer", metric="miou")) for m in IMAGE_LEVEL)),
-    ),
-)
-
-# --- label-savings utility (Newell & Deng, CVPR 2020, arXiv 1912.01703)
-_UTILITY = {"task": "finetune", "metric_base": "utility", "label_count": HAS_LABEL_COUNT}
-_FINETUNED = {"task": "finetune", "metric_base": "top1", "label_count": HAS_LABEL_COUNT}
-UTILITY = PaperSpec(
-    name="utility",
-    title="Newell & Deng, How useful is self-supervised pretraining for visual tasks? (CVPR 2020, arXiv 1912.01703)",
-    trends=(
-        Trend("utility decreases as labelled examples grow", (Decreasing(_UTILITY, "label_count"),)),
-        Trend("pretraining saves labels at the smallest labelled-set size (utility > 0)",
-              (Positive(_UTILITY, "label_count", sizes=_FINETUNED),)),
-    ),
-    ours_rows=_UTILITY,
-    ours_by=("method", "aug", "dataset", "label_count"),
-)
-
-PAPERS: dict[str, PaperSpec] = {p.name: p for p in (SALIENCY_AUG, SALIENCY_MASKING, INVARIANCE, SLOTCON, UTILITY)}
-
-
-def get_paper(name: str) -> PaperSpec:
-    """The registered paper ``name``; an unknown name raises ValueError listing the valid ones."""
-    if name not in PAPERS:
-        raise ValueError(f"unknown paper {name!r}; valid: {', '.join(PAPERS)}")
-    return PAPERS[name]
 
 
 # ------------------------------------------------------------------------------------ comparison
@@ -711,23 +497,22 @@ def trends_table(spec: PaperSpec, ours: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=list(TREND_COLUMNS))
 
 
-def compare(frame: pd.DataFrame, paper: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(numbers, trends) of ``paper`` against our rows ``frame`` (``data.load``'s frame).
+def compare(frame: pd.DataFrame, spec: PaperSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numbers, trends) of the paper ``spec`` (``reports.papers.get_paper(name)``) against our rows
+    ``frame`` (``data.load``'s frame).
 
     numbers: with a published table, one line per published row kept (its identifying columns,
     ``paper`` as printed, and ours: the rows it maps to, our data, ``mean ± std (n=K)`` or "not
     measured" / "no counterpart: why"); without, our rows of the paper's kind grouped by
     ``ours_by`` beside "no published table stored". trends: ``trends_table``. Every cell is text."""
-    spec = get_paper(paper)
     ours = prepare(frame)
     numbers = _published_table(spec, ours) if spec.tables else _ours_table(spec, ours)
     return numbers, trends_table(spec, ours)
 
 
-def report(frame: pd.DataFrame, paper: str) -> str:
-    """The comparison of ``paper`` as markdown: a heading, the numbers, the trends."""
-    spec = get_paper(paper)
-    numbers, trends = compare(frame, paper)
+def report(frame: pd.DataFrame, spec: PaperSpec) -> str:
+    """The comparison with the paper ``spec`` as markdown: a heading, the numbers, the trends."""
+    numbers, trends = compare(frame, spec)
     source = ", ".join(f"`{t}`" for t in spec.tables) if spec.tables else NO_TABLE
     parts = [f"# {spec.name}: {spec.title}", "", f"Published: {source}.", "", "## Numbers", "",
              render(numbers, "md") if len(numbers) else "(no matching rows in the results store)\n",
@@ -736,27 +521,30 @@ def report(frame: pd.DataFrame, paper: str) -> str:
 
 
 __all__ = [
-    "NOT_MEASURED",
-    "PAPERS",
-    "TABLES_DIR",
     "Check",
     "Decreasing",
     "Filter",
+    "LINEAR",
+    "NOT_MEASURED",
+    "OBJECT_CENTRIC",
     "Outcome",
+    "PER_METHOD",
     "Pair",
     "PaperSpec",
     "Positive",
+    "SCENE_CENTRIC",
+    "TABLES_DIR",
     "Trend",
+    "VIDEO",
     "VariantIs",
+    "WITHIN",
     "Where",
     "compare",
     "describe",
-    "get_paper",
     "prepare",
     "published",
     "report",
     "runs_per_seed",
-    "sal_mask_fill",
     "select",
     "trends_table",
     "variant_is",

@@ -4,12 +4,12 @@
     runs_table(frame)                          # one line per run: what it was evaluated on
     export(frame, "results.csv")               # or .parquet (needs pyarrow or fastparquet)
 
-A run id is ``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8}`` (``pretrain.config.run_id``).
-Augmentation names (``sal-mask-hn``) and dataset names (``shapes64-clutter``) may hold hyphens,
-so the id is cut at the backbone: the first token after the augmentation that looks like a
-backbone name (``BACKBONE``). Ids that do not follow the pattern (the finetuning baseline
+A run id is ``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8}``, parsed by
+``pretrain.runid.RunId`` (cut at the backbone name, since augmentation and dataset names may hold
+hyphens) into the ``RUN_COLUMNS``. Ids that do not follow the pattern (the finetuning baseline
 ``scratch-<arch>``, the agreement rows ``set-<hash>``) get ``method`` = their first token and
-NaN for the other parts. This module reads the store only through ``evaluate.store``: no torch.
+NaN for the other parts. This module reads the store only through ``measure.results`` and run ids
+only through ``pretrain.runid``: no torch.
 
 **Variants.** A run id does not name a policy's or a method's settings (``--aug_cfg.fill=blur``,
 ``--method_cfg.mode=regions``), and its hash changes with the seed, so ``load`` also reads the
@@ -21,12 +21,15 @@ out_size=64``).
 Ignored: the seed, output / data paths, device and logging fields (``IGNORED_SETTINGS``) and
 anything equal across the group. A key is its leaf name, prefixed by its section
 (``method_cfg.temperature``), or its full path, only where two shown keys would read alike. Every
-run of such a group shows every differing key, including runs that leave it at its default
-(``method_cfg`` / ``aug_cfg`` hold only the settings given; the defaults of the commonly varied
-ones are in ``SETTING_DEFAULTS``, the rest read ``(default)``). The variant is ``""`` for a run
-that is its group's only variant (seed-only differences included), for a run with no stored
-config (older stores, checkpoints without one), and for ids that do not parse. ``aug_label``
-joins the augmentation and the variant (``sal-mask fill=blur``) for tables and figures.
+run of such a group shows every differing key, including runs that leave it at its default: a
+run's stored config holds ``method_cfg`` and ``aug_cfg`` fully resolved (every field of the
+method's and the policy's config dataclass, defaults included), so the value it used is read
+from the config itself and this module knows no default. A setting a stored config lacks (older
+stores recorded only the settings given) reads ``DEFAULT_MARK``, ``(default)``. The variant is
+``""`` for a run that is its group's only variant (seed-only differences included), for a run
+with no stored config (older stores, checkpoints without one), and for ids that do not parse.
+``aug_label`` joins the augmentation and the variant (``sal-mask fill=blur``) for tables and
+figures.
 """
 from __future__ import annotations
 
@@ -34,7 +37,6 @@ import importlib.util
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -42,74 +44,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluate.store import ResultsStore
+from measure.results import ResultsStore
+from pretrain.runid import RunId
 
 DEFAULT_DB = Path("results/results.sqlite")
 RUN_COLUMNS = ("method", "aug", "backbone", "pretrain_data", "pretrain_seed", "config_hash")
-# the tail every run id ends with, and the backbone names that cut the rest apart
-_RUN_ID = re.compile(r"^(?P<head>.+)-s(?P<seed>\d+)-(?P<hash>[0-9a-f]{8})$")
-BACKBONE = re.compile(r"^(resnet\d*|wide_resnet\w*|resnext\w*|vit\w*|convnext\w*|tiny)$")
 EXPORT_FORMATS = (".csv", ".parquet")
 # config fields that never tell two runs apart in a report: the seed (every table counts seeds),
 # where files go or come from, the device, logging and checkpointing cadence, and input prefetch
 IGNORED_SETTINGS = frozenset({"train.seed", "train.out", "train.device", "train.log_every", "train.ckpt_every",
                               "train.tensorboard", "data.path", "data.prefetch"})
-DEFAULT_MARK = "(default)"         # a setting left at a default that ``SETTING_DEFAULTS`` does not know
-_CROP = {"out_size": None, "crop_scale": [0.2, 1.0]}
-_MASK = {**_CROP, "fill": "highpass", "branch": "query", "saliency": "none", "grid": None, "ratio": [0.05, 0.25],
-         "hard_negatives": 0, "hard_ratio": [0.4, 0.7], "scda_largest_component": True, "saliency_size": None}
-_SEGMENT = {**_CROP, "fill": "black", "algo": "rc", "seg_p": 0.5, "threshold": "adaptive", "saliency_size": None}
-# (section, policy or method) -> the defaults of its commonly varied settings: a run whose config
-# leaves one out used this value (pretrain.policies / pretrain.methods; tests/reports check them)
-SETTING_DEFAULTS: dict[tuple[str, str], dict[str, object]] = {
-    ("aug_cfg", "default"): dict(_CROP),
-    ("aug_cfg", "mild"): {**_CROP, "crop_scale": [0.5, 1.0]},
-    ("aug_cfg", "aggressive"): {**_CROP, "crop_scale": [0.08, 1.0]},
-    ("aug_cfg", "byol"): {**_CROP, "crop_scale": [0.08, 1.0]},
-    ("aug_cfg", "multicrop"): {"out_size": None, "n_global": 2, "n_local": 4},
-    ("aug_cfg", "none"): {"out_size": None},
-    ("aug_cfg", "sgd"): dict(_SEGMENT),
-    ("aug_cfg", "sgd-only"): {**_SEGMENT, "crop_scale": [1.0, 1.0]},
-    ("aug_cfg", "random-mask"): dict(_MASK),
-    ("aug_cfg", "sal-mask"): {**_MASK, "saliency": "scda"},
-    ("aug_cfg", "sal-mask-hn"): {**_MASK, "saliency": "scda", "hard_negatives": 1},
-    ("method_cfg", "simclr"): {"temperature": 0.5, "proj_dim": 128, "hard_negative_alpha": 1.0},
-    ("method_cfg", "mocov2"): {"temperature": 0.2, "queue_size": 4096, "momentum": 0.99, "proj_dim": 128,
-                               "proj_bn": False, "symmetric": True, "hard_negative_alpha": 1.0},
-    ("method_cfg", "byol"): {"base_momentum": 0.99, "proj_dim": 256},
-    ("method_cfg", "swav"): {"prototypes": 100, "temperature": 0.1},
-    ("method_cfg", "pirl"): {"temperature": 0.07, "num_negatives": 4096},
-    ("method_cfg", "slotcon"): {"num_prototypes": 64, "teacher_temp": 0.07, "student_temp": 0.1},
-    ("method_cfg", "temporal"): {"mode": "frames", "temperature": 0.2, "queue_size": 4096, "symmetric": False},
-}
+DEFAULT_MARK = "(default)"         # a setting a run's stored config lacks (configs of older stores)
 
 
-def parse_run_id(run_id: str) -> dict[str, object]:
-    """The parts of a run id: ``method``, ``aug``, ``backbone``, ``pretrain_data``,
-    ``pretrain_seed`` (int) and ``config_hash``; NaN for every part but ``method`` (the first
-    token) when the id does not follow ``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8}``."""
-    first = run_id.split("-", 1)[0]
-    unparsed: dict[str, object] = {name: np.nan for name in RUN_COLUMNS}
-    unparsed["method"] = first or np.nan
-    match = _RUN_ID.match(run_id)
-    if match is None:
+def _run_columns(run_id: str) -> dict[str, object]:
+    """The ``RUN_COLUMNS`` of a run id (``pretrain.runid.RunId``): ``pretrain_seed`` an int; NaN for
+    every part but ``method`` (the first token) when the id is not a run id."""
+    parsed = RunId.try_parse(run_id)
+    if parsed is None:
+        unparsed: dict[str, object] = {name: np.nan for name in RUN_COLUMNS}
+        unparsed["method"] = run_id.split("-", 1)[0] or np.nan
         return unparsed
-    tokens = match["head"].split("-")
-    cut = next((i for i in range(2, len(tokens) - 1) if BACKBONE.match(tokens[i])), None)
-    if cut is None and len(tokens) == 4:           # an unknown backbone name, but no ambiguity
-        cut = 2
-    if cut is None:
-        return unparsed
-    return {"method": tokens[0], "aug": "-".join(tokens[1:cut]), "backbone": tokens[cut],
-            "pretrain_data": "-".join(tokens[cut + 1:]), "pretrain_seed": int(match["seed"]),
-            "config_hash": match["hash"]}
+    return {"method": parsed.method, "aug": parsed.aug, "backbone": parsed.backbone,
+            "pretrain_data": parsed.dataset, "pretrain_seed": parsed.seed, "config_hash": parsed.config_hash}
 
 
 def with_run_info(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (store rows with a ``run_id`` column) plus the ``RUN_COLUMNS`` parsed from it;
     ``pretrain_seed`` is a nullable Int64. A new frame; the input is left as it is."""
     ids = pd.unique(frame["run_id"])
-    parts = pd.DataFrame([parse_run_id(str(r)) for r in ids], index=ids, columns=list(RUN_COLUMNS))
+    parts = pd.DataFrame([_run_columns(str(r)) for r in ids], index=ids, columns=list(RUN_COLUMNS))
     out = frame.drop(columns=[c for c in RUN_COLUMNS if c in frame.columns])
     for name in RUN_COLUMNS:
         out[name] = frame["run_id"].map(parts[name]).to_numpy() if len(ids) else np.nan
@@ -152,14 +116,6 @@ def _settings(config: Mapping) -> dict[str, object]:
     return {path: _plain_value(v) for path, v in _leaves(config) if path not in IGNORED_SETTINGS}
 
 
-def _default(path: str, method: str, aug: str) -> object:
-    """What a run used for a setting its config leaves out (``DEFAULT_MARK`` where not known)."""
-    section, _, key = path.partition(".")
-    owner = {"aug_cfg": aug, "method_cfg": method}.get(section)
-    defaults = SETTING_DEFAULTS.get((section, owner), {}) if owner is not None else {}
-    return _plain_value(defaults[key]) if key in defaults else DEFAULT_MARK
-
-
 def _key_names(paths: Iterable[str]) -> dict[str, str]:
     """Display name per dotted path: the leaf, else ``section.leaf``, else the full path: the
     first that no other of ``paths`` reads as at the same level."""
@@ -183,15 +139,15 @@ def variant_labels(configs: Mapping[str, Mapping]) -> dict[str, str]:
     out = {}
     for run_id, config in configs.items():
         out[run_id] = ""
-        info = parse_run_id(str(run_id))
+        info = _run_columns(str(run_id))
         if not config or pd.isna(info["aug"]):
             continue
         key = (info["method"], info["aug"], info["backbone"], info["pretrain_data"])
         groups.setdefault(key, {})[run_id] = _settings(config)
     resolved, differing = {}, {}
-    for (method, aug, _, _), runs in groups.items():
+    for runs in groups.values():
         paths = sorted({p for settings in runs.values() for p in settings})
-        values = {rid: {p: s[p] if p in s else _default(p, method, aug) for p in paths} for rid, s in runs.items()}
+        values = {rid: {p: s.get(p, DEFAULT_MARK) for p in paths} for rid, s in runs.items()}
         resolved.update(values)
         shown = [p for p in paths if len({_value_text(r[p]) for r in values.values()}) > 1]
         differing.update({rid: set(shown) for rid in runs})
@@ -209,15 +165,14 @@ def _align_policy_settings(groups: Mapping[tuple, Mapping[str, Mapping[str, obje
     runs of that policy (same backbone and data), so that their labels line up in a table:
     BYOL's ``sgd`` runs read ``algo=hc, out_size=32`` beside SimCLR's, which also vary
     ``out_size``. Updates ``resolved`` (values) and ``differing`` (shown paths) in place."""
-    by_policy: dict[tuple, list[tuple[str, str]]] = {}
-    for (method, aug, backbone, data), runs in groups.items():
-        by_policy.setdefault((aug, backbone, data), []).extend((method, rid) for rid in runs)
-    for (aug, _, _), members in by_policy.items():
-        paths = {p for _, rid in members for p in differing[rid] if p.startswith("aug_cfg.")}
-        for method, rid in members:
+    by_policy: dict[tuple, list[str]] = {}
+    for (_, aug, backbone, data), runs in groups.items():
+        by_policy.setdefault((aug, backbone, data), []).extend(runs)
+    for members in by_policy.values():
+        paths = {p for rid in members for p in differing[rid] if p.startswith("aug_cfg.")}
+        for rid in members:
             for p in paths:
-                if p not in resolved[rid]:
-                    resolved[rid][p] = _default(p, method, aug)
+                resolved[rid].setdefault(p, DEFAULT_MARK)
             differing[rid] |= paths
 
 
@@ -253,7 +208,7 @@ def load(db: Path | str) -> pd.DataFrame:
     ``variant`` (module docstring) from the pretraining configs stored beside the results.
 
     A missing file raises FileNotFoundError (the store is never created by reading it); a file
-    that is not a results store raises ``evaluate.store.StoreError`` (a ValueError)."""
+    that is not a results store raises ``measure.results.StoreError`` (a ValueError)."""
     path = Path(db)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such results store (python -m evaluate.suite writes one)")
@@ -336,6 +291,6 @@ def export(frame: pd.DataFrame, path: Path | str) -> Path:
                      f"valid: {', '.join(EXPORT_FORMATS)}")
 
 
-__all__ = ["BACKBONE", "DEFAULT_DB", "DEFAULT_MARK", "EXPORT_FORMATS", "IGNORED_SETTINGS", "RUN_COLUMNS",
-           "SETTING_DEFAULTS", "aug_label", "export", "load", "parse_run_id", "parse_variant", "runs_table",
-           "variant_labels", "with_run_info", "with_variants", "write_atomic", "write_text"]
+__all__ = ["DEFAULT_DB", "DEFAULT_MARK", "EXPORT_FORMATS", "IGNORED_SETTINGS", "RUN_COLUMNS", "aug_label", "export",
+           "load", "parse_variant", "runs_table", "variant_labels", "with_run_info", "with_variants", "write_atomic",
+           "write_text"]

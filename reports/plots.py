@@ -3,10 +3,10 @@
 Every plot function takes a tidy frame: the store's columns (``ResultsStore.to_frame()``: run_id,
 ckpt_sha256, task, dataset, split, metric, value, seed, eval_config, ...) plus ``method``, ``aug``
 and ``pretrain_seed``. Those three are parsed from the run id
-(``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8}``) when the frame lacks them. Each function
-writes ``<out_stem>.png`` and ``<out_stem>.svg`` atomically (temporary file, then ``os.replace``),
-closes its figure and returns the two paths, or returns ``[]`` and writes nothing when the frame
-has no data for that plot, so a report can call all of them.
+(``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8}``, ``pretrain.runid.RunId``) when the frame
+lacks them. Each function writes ``<out_stem>.png`` and ``<out_stem>.svg`` atomically (temporary
+file, then ``os.replace``), closes its figure and returns the two paths, or returns ``[]`` and
+writes nothing when the frame has no data for that plot, so a report can call all of them.
 
 "Seeds" in bands and error bars are every run behind a point: pretraining seeds (checkpoints of
 one method) times evaluation seeds. A frame holding several datasets for a task gets one panel
@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from pretrain.runid import RunId
+
 from .data import aug_label
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
@@ -46,8 +48,6 @@ FORMATS = ("png", "svg")
 DPI = 120
 BAND = "min-max over seeds"           # what the label-efficiency band shows
 
-_RUN_ID = re.compile(r"^(?P<method>[^-]+)-(?P<aug>[^-]+)-(?P<backbone>[^-]+)-(?P<dataset>.+)"
-                     r"-s(?P<seed>\d+)-(?P<hash>[0-9a-f]{8})$")
 _COUNT = re.compile(r"^(?P<prefix>top1|scratch_top1|utility)@n(?P<n>\d+)$")
 
 _RC = {"svg.hashsalt": "sslbench", "svg.fonttype": "path", "font.size": 9, "axes.titlesize": 10,
@@ -56,15 +56,17 @@ _RC = {"svg.hashsalt": "sslbench", "svg.fonttype": "path", "font.size": 9, "axes
 
 # ------------------------------------------------------------------------------------ helpers
 
-def parse_run_id(run_id: str) -> dict[str, Any]:
-    """``{method, aug, backbone, pretrain_seed}`` of a run id; the suite's from-scratch curves
-    (``scratch-<backbone>``) give method ``scratch``; anything else gives the whole id as method."""
-    m = _RUN_ID.match(str(run_id))
-    if m:
-        return {"method": m["method"], "aug": m["aug"], "backbone": m["backbone"], "pretrain_seed": int(m["seed"])}
-    if str(run_id).startswith("scratch-"):
-        return {"method": "scratch", "aug": None, "backbone": str(run_id)[len("scratch-"):], "pretrain_seed": None}
-    return {"method": str(run_id), "aug": None, "backbone": None, "pretrain_seed": None}
+def _run_parts(run_id: object) -> dict[str, Any]:
+    """``{method, aug, backbone, pretrain_seed}`` of a run id (``RunId.try_parse``); the suite's
+    from-scratch curves (``scratch-<backbone>``) give method ``scratch``; anything else gives the
+    whole id as method."""
+    text = str(run_id)
+    parsed = RunId.try_parse(text)
+    if parsed is not None:
+        return {"method": parsed.method, "aug": parsed.aug, "backbone": parsed.backbone, "pretrain_seed": parsed.seed}
+    if text.startswith("scratch-"):
+        return {"method": "scratch", "aug": None, "backbone": text[len("scratch-"):], "pretrain_seed": None}
+    return {"method": text, "aug": None, "backbone": None, "pretrain_seed": None}
 
 
 def _tidy(frame: pd.DataFrame | None) -> pd.DataFrame:
@@ -80,7 +82,7 @@ def _tidy(frame: pd.DataFrame | None) -> pd.DataFrame:
         missing = column not in out.columns
         if missing or (column == "method" and out[column].isna().any()):
             if parsed is None:
-                parsed = pd.DataFrame([parse_run_id(r) for r in out["run_id"]], index=out.index)
+                parsed = pd.DataFrame([_run_parts(r) for r in out["run_id"]], index=out.index)
             out[column] = parsed[column] if missing else out[column].astype(object).fillna(parsed[column])
     if "variant" in out.columns:
         out["aug"] = aug_label(out)
@@ -206,7 +208,7 @@ def label_efficiency_figure(frame: pd.DataFrame) -> Figure | None:
         sc = scratch[scratch["dataset"].astype(str) == dataset]
         if not sc.empty:
             # every checkpoint stores the same scratch curve; one value per (backbone, n, seed)
-            sc = sc.assign(_bb=[parse_run_id(r)["backbone"] or "" for r in sc["run_id"]])
+            sc = sc.assign(_bb=[_run_parts(r)["backbone"] or "" for r in sc["run_id"]])
             for bb, sub in sc.groupby("_bb", sort=True):
                 per_seed = sub.groupby(["n", sub["seed"].astype(object).fillna(-1)])["value"].mean()
                 stats = per_seed.groupby(level="n").agg(["mean", "min", "max"]).sort_index()
@@ -598,7 +600,6 @@ __all__ = [
     "linear_vs_finetune",
     "linear_vs_finetune_figure",
     "method_colours",
-    "parse_run_id",
     "saliency_examples",
     "saliency_examples_figure",
     "save_figure",

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import rng, store
+from . import dataset, rng
 from .presets import PRESETS, Preset, get_preset
 from .scenes import CANONICAL_VIEW, FIXED_LIGHT, POSE_BINS, render, sample
 from .shading import BACKGROUNDS, TEXTURES
@@ -178,20 +178,20 @@ def generate(preset: str, n: int, seed: int, out: Path | str, *, workers: int | 
     out = Path(out)
     args = {"preset": p.to_dict(), "n": int(n), "seed": int(seed), "photos": photo_hash,
             "generator_version": GENERATOR_VERSION}
-    h = store.args_hash(args)
+    h = dataset.args_hash(args)
     kinds = list(p.exports if exports is None else exports)
     if _up_to_date(out, h, overwrite):
         log.info("%s is up to date (same arguments); nothing to do", out)
         _export(out, kinds)
         return out
     num_images = n * p.images_per_unit()
-    staged = store.stage(out)
+    staged = dataset.stage(out)
     try:
         arrays = staged.create_arrays(num_images, p.size)
         del arrays  # workers reopen the files by path
         t0 = time.time()
         labels, objects = render_all(p, seed, n, staged.tmp, workers or os.cpu_count() or 1, photos, progress)
-        meta = dict(format=store.FORMAT, format_version=store.FORMAT_VERSION, generator_version=GENERATOR_VERSION,
+        meta = dict(format=dataset.FORMAT, format_version=dataset.FORMAT_VERSION, generator_version=GENERATOR_VERSION,
                     preset=p.name, seed=int(seed), n=int(n), unit=p.unit, num_images=num_images, image_size=p.size,
                     classes=list(p.classes), factors=factor_definitions(p), args=args, args_hash=h,
                     splits={s: int((labels["split"] == s).sum()) for s in SPLITS},
@@ -209,23 +209,23 @@ def _up_to_date(out: Path, h: str, overwrite: bool) -> bool:
     if not out.exists():
         return False
     if not out.is_dir():
-        raise store.DatasetError(f"--out {out}: exists and is not a folder")
+        raise dataset.DatasetError(f"--out {out}: exists and is not a folder")
     if not (out / "meta.json").exists():
         if any(out.iterdir()):
-            raise store.DatasetError(f"--out {out}: exists, is not empty and is not an sslbench dataset; "
+            raise dataset.DatasetError(f"--out {out}: exists, is not empty and is not an sslbench dataset; "
                                      "choose another folder")
         out.rmdir()
         return False
     try:
-        meta = store.read_meta(out)
-    except store.DatasetError:
+        meta = dataset.read_meta(out)
+    except dataset.DatasetError:
         if overwrite:
             return False
         raise
     if meta.get("args_hash") == h:
         return True
     if not overwrite:
-        raise store.DatasetError(f"--out {out}: holds a dataset made with other arguments "
+        raise dataset.DatasetError(f"--out {out}: holds a dataset made with other arguments "
                                  f"(preset {meta.get('preset')}, n {meta.get('n')}, seed {meta.get('seed')}); "
                                  "pass --overwrite to replace it")
     return False
@@ -234,9 +234,9 @@ def _up_to_date(out: Path, h: str, overwrite: bool) -> bool:
 def _export(out: Path, kinds: list[str]) -> None:
     if not kinds:
         return
-    from .exports import export
+    from .export import export
 
-    export(store.open_dataset(out), kinds)
+    export(dataset.open_dataset(out), kinds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = None if a.export is None else [k for k in a.export.split(",") if k]
         path = generate(a.preset, a.n, a.seed, a.out, workers=a.workers, overwrite=a.overwrite, size=a.size,
                         instances=a.instances, backgrounds=a.backgrounds, exports=kinds, progress=not a.quiet)
-    except (ValueError, store.DatasetError, OSError) as e:
+    except (ValueError, dataset.DatasetError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     log.info("wrote %s", path)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from synthetic.store import DatasetError, SyntheticDataset, open_dataset
+from fsio import atomic_path
+from synthetic.dataset import DatasetError, SyntheticDataset, open_dataset
 
 TILE = 128  # target tile side in pixels
 PAD = 4  # gap between tiles and around the sheet
@@ -143,15 +142,8 @@ def contact_sheet(ds: SyntheticDataset, out: Path, n: int = 64, cols: int = 8, s
         raise ValueError(f"--n and --cols must be at least 1 (got n={n}, cols={cols})")
     sheet = render_sheet(ds, pick_images(ds, n, split, seed), cols, masks)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sheet.save(f, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG")
     return out
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthetic import store
+from synthetic import dataset
 
 CLASSES = ["box", "disc", "bar"]
 
@@ -15,7 +15,7 @@ def write_fake_dataset(root: Path, n: int = 12, size: int = 32, objects_per_imag
                        seed: int = 0) -> Path:
     """Write ``n`` images with axis-aligned rectangles as objects (masks, depth, boxes consistent)."""
     rng = np.random.default_rng(seed)
-    staged = store.stage(root)
+    staged = dataset.stage(root)
     arr = staged.create_arrays(n, size)
     arr["images"][:] = rng.integers(0, 60, size=arr["images"].shape, dtype=np.uint8)
     arr["semantic"][:] = 0
@@ -43,7 +43,7 @@ def write_fake_dataset(root: Path, n: int = 12, size: int = 32, objects_per_imag
         first = objs[-objects_per_image]
         rows.append(dict(index=i, split=("train", "val", "test")[i % 3], **{"class": first["class"]},
                          instance=0, clip=i // 4, frame=i % 4))
-    meta = dict(format=store.FORMAT, format_version=store.FORMAT_VERSION, generator_version="fake",
+    meta = dict(format=dataset.FORMAT, format_version=dataset.FORMAT_VERSION, generator_version="fake",
                 preset="fake", seed=seed, n=n, unit="image", num_images=n, image_size=size,
                 classes=CLASSES, factors={}, args={"n": n}, args_hash="0" * 16, splits={})
     for a in arr.values():

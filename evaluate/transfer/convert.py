@@ -17,16 +17,15 @@ stem has a 3x3 first conv and no max-pool, which neither framework's ResNet buil
 """
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from pretrain.checkpoint import load_backbone
+from fsio import atomic_path
+from pretrain.checkpoint import CheckpointMeta, load_backbone
 
 DEPTHS = {"resnet18": 18, "resnet50": 50}
 
@@ -35,28 +34,28 @@ class ConvertError(ValueError):
     """A checkpoint the target framework's ResNet cannot take."""
 
 
-def backbone_depth(meta: dict) -> int:
+def backbone_depth(meta: CheckpointMeta) -> int:
     """The ResNet depth of a checkpoint both frameworks can build, else ConvertError."""
-    name = meta["backbone"]["name"]
+    name = meta.backbone.name
     if name not in DEPTHS:
         raise ConvertError(f"backbone {name!r}: Detectron2 / mmseg transfer takes {', '.join(DEPTHS)} only")
-    if meta["backbone"].get("kwargs", {}).get("small_stem"):
+    if meta.backbone.kwargs.get("small_stem"):
         raise ConvertError(f"backbone {name!r} with small_stem=true: the frameworks' ResNets have the standard "
                            "7x7 stem and max-pool")
     return DEPTHS[name]
 
 
-def pixel_stats(meta: dict) -> tuple[list[float], list[float]]:
+def pixel_stats(meta: CheckpointMeta) -> tuple[list[float], list[float]]:
     """The checkpoint's input normalisation (RGB mean and std of its pretraining data) on the
     0-255 scale the frameworks' data pipelines use: the features were learnt on inputs normalised
     with exactly these."""
-    return [255.0 * float(m) for m in meta["data"]["mean"]], [255.0 * float(s) for s in meta["data"]["std"]]
+    return [255.0 * float(m) for m in meta.data.mean], [255.0 * float(s) for s in meta.data.std]
 
 
-def _resnet_state(meta: dict) -> dict[str, torch.Tensor]:
-    """The checkpoint's backbone tensors (``meta["state_dict"]``), without BN step counters."""
+def _resnet_state(state: dict[str, torch.Tensor], meta: CheckpointMeta) -> dict[str, torch.Tensor]:
+    """The checkpoint's backbone tensors, without BN step counters."""
     backbone_depth(meta)
-    return {k: v for k, v in meta["state_dict"].items() if not k.endswith("num_batches_tracked")}
+    return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
 
 
 _LAYER = re.compile(r"^layer(\d)\.(\d+)\.(.+)$")
@@ -78,29 +77,17 @@ def detectron2_name(key: str) -> str:
     return f"res{stage + 1}.{block}.{rest}"
 
 
-def to_detectron2(meta: dict) -> dict[str, Any]:
-    """The Detectron2 ``.pkl`` payload of a checkpoint (float32 numpy arrays)."""
-    model = {detectron2_name(k): v.detach().float().cpu().numpy() for k, v in _resnet_state(meta).items()}
+def to_detectron2(state: dict[str, torch.Tensor], meta: CheckpointMeta) -> dict[str, Any]:
+    """The Detectron2 ``.pkl`` payload of a checkpoint's backbone ``state`` (float32 numpy arrays)."""
+    model = {detectron2_name(k): v.detach().float().cpu().numpy() for k, v in _resnet_state(state, meta).items()}
     return {"model": model, "__author__": "sslbench", "matching_heuristics": True}
 
 
-def to_mmseg(meta: dict) -> dict[str, Any]:
-    """The mmengine checkpoint of a checkpoint's backbone (mmseg ``ResNet`` keys = torchvision's)."""
-    state = {k: v.detach().float().cpu().clone() for k, v in _resnet_state(meta).items()}
-    return {"state_dict": state, "meta": {"sslbench_run_id": meta.get("run_id"), "method": meta.get("method"),
+def to_mmseg(state: dict[str, torch.Tensor], meta: CheckpointMeta) -> dict[str, Any]:
+    """The mmengine checkpoint of a checkpoint's backbone ``state`` (mmseg ``ResNet`` keys = torchvision's)."""
+    state = {k: v.detach().float().cpu().clone() for k, v in _resnet_state(state, meta).items()}
+    return {"state_dict": state, "meta": {"sslbench_run_id": meta.run_id, "method": meta.method,
                                           "depth": backbone_depth(meta)}}
-
-
-def _write_atomic(path: Path, dump: Callable[[Any], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            dump(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 TARGETS: dict[str, str] = {"detectron2": ".pkl", "mmseg": ".pth"}
@@ -111,14 +98,12 @@ def convert(ckpt: Path | str, to: str, out: Path | str) -> Path:
     if to not in TARGETS:
         raise ConvertError(f"--to {to!r}: valid targets: {', '.join(TARGETS)}")
     model, meta = load_backbone(ckpt)                  # strict: a file that does not rebuild fails here
-    meta = {**meta, "state_dict": model.state_dict()}
-    out = Path(out)
-    if to == "detectron2":
-        payload = to_detectron2(meta)
-        _write_atomic(out, lambda f: pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL))
-    else:
-        payload = to_mmseg(meta)
-        _write_atomic(out, lambda f: torch.save(payload, f))
+    state, out = model.state_dict(), Path(out)
+    with atomic_path(out) as tmp:
+        if to == "detectron2":
+            tmp.write_bytes(pickle.dumps(to_detectron2(state, meta), protocol=pickle.HIGHEST_PROTOCOL))
+        else:
+            torch.save(to_mmseg(state, meta), tmp)
     return out
 
 

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pretrain.checkpoint import read_checkpoint
+from fsio import file_sha256
+from measure.results import Result, ResultsStore
+from pretrain.checkpoint import read_meta
 
 from .convert import ConvertError, backbone_depth, convert, pixel_stats
 from .errors import TrainingDiverged, TransferError
@@ -80,8 +82,8 @@ def register_scenes(data: Path) -> tuple[str, str, int]:
     from detectron2.data import DatasetCatalog
     from detectron2.data.datasets import register_coco_instances
 
-    from synthetic.exports import export_coco
-    from synthetic.store import open_dataset
+    from synthetic.dataset import open_dataset
+    from synthetic.export import export_coco
 
     if not (Path(data) / "instance.npy").exists():
         raise TransferError(f"{data}: no instance masks (detection needs a scene dataset with boxes and masks)")
@@ -254,7 +256,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     _require_detectron2()
     if protocol not in PROTOCOLS:
         raise TransferError(f"unknown Detectron2 protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-    meta = read_checkpoint(ckpt)
+    meta = read_meta(ckpt)
     depth = backbone_depth(meta)
     scenes = PROTOCOLS[protocol].dataset == "scenes"
     if not scenes and not device.startswith("cuda"):
@@ -286,16 +288,14 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
 
 
 def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[str, float], path: Path | str) -> None:
-    from evaluate.features import file_sha256
-    from evaluate.store import Result, ResultsStore
 
-    meta = read_checkpoint(ckpt)
+    meta = read_meta(ckpt)
     ecfg = {"task": "detection", "framework": "detectron2", "protocol": protocol, "iters": int(cfg.SOLVER.MAX_ITER),
             "ims_per_batch": int(cfg.SOLVER.IMS_PER_BATCH), "lr": float(cfg.SOLVER.BASE_LR)}
-    sha, run_id = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name))
+    sha, run_id = file_sha256(ckpt), meta.run_id or Path(ckpt).parent.name
     rows = [Result(run_id, sha, "detection", data.name, "test", m, v, None, ecfg) for m, v in metrics.items()]
     store = ResultsStore(path)
-    store.put_run(run_id, sha, meta.get("config") or {})
+    store.put_run(run_id, sha, meta.config)
     store.replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fsio import write_json_atomic
+
 from .errors import TrainingDiverged, TransferError
 
 DIVERGED = 3          # a worker's exit code when training diverged
@@ -66,6 +68,4 @@ def init_worker() -> tuple[int, int, int, str]:
 
 def write_result(path: Path, result: dict[str, Any]) -> None:
     """Write a worker's result JSON atomically."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)
+    write_json_atomic(path, result, indent=None)

@@ -19,7 +19,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pretrain.checkpoint import read_checkpoint
+from fsio import file_sha256
+from measure.results import Result, ResultsStore
+from pretrain.checkpoint import read_meta
 
 from .convert import backbone_depth, convert, pixel_stats
 from .errors import TrainingDiverged, TransferError
@@ -53,8 +55,8 @@ def _require_mmseg() -> None:
 
 def scenes_voc(data: Path) -> tuple[Path, list[str]]:
     """The VOC export of a synthetic dataset (written if missing) and its class names (background first)."""
-    from synthetic.exports import export_voc
-    from synthetic.store import open_dataset
+    from synthetic.dataset import open_dataset
+    from synthetic.export import export_voc
 
     if not (Path(data) / "semantic.npy").exists():
         raise TransferError(f"{data}: no semantic masks (segmentation needs a synthetic dataset with masks)")
@@ -219,7 +221,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     _require_mmseg()
     if protocol not in PROTOCOLS:
         raise TransferError(f"unknown mmseg protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-    meta = read_checkpoint(ckpt)
+    meta = read_meta(ckpt)
     depth = backbone_depth(meta)
     if protocol in SHIPPED and not device.startswith("cuda"):
         raise TransferError(f"protocol {protocol!r} ({SHIPPED[protocol]}) is a full-scale GPU protocol: run it with "
@@ -247,16 +249,13 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
         Config(config).dump(out_dir / "config.py")
         metrics = spawn("mmseg", out_dir / "config.py", out_dir / "metrics.json", num_gpus)
     if store is not None:
-        from evaluate.features import file_sha256
-        from evaluate.store import Result, ResultsStore
-
         ecfg = {"task": "segmentation_transfer", "framework": "mmseg", "protocol": protocol, "iters": iters,
                 "batch": batch * num_gpus, "lr": config["optim_wrapper"]["optimizer"]["lr"]}
-        sha, run_id, name = file_sha256(ckpt), str(meta.get("run_id", Path(ckpt).parent.name)), Path(data).name
+        sha, run_id, name = file_sha256(ckpt), meta.run_id or Path(ckpt).parent.name, Path(data).name
         rows = [Result(run_id, sha, "segmentation_transfer", name, "test", m, v, None, ecfg)
                 for m, v in metrics.items()]
         results = ResultsStore(store)
-        results.put_run(run_id, sha, meta.get("config") or {})
+        results.put_run(run_id, sha, meta.config)
         results.replace(rows, ckpt_sha256=sha, task="segmentation_transfer", dataset=name, eval_config=ecfg)
     return metrics
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pretrain.trainer import close_distributed
+from pretrain.distributed import close_distributed
 
 from .errors import TrainingDiverged
 from .launch import DIVERGED, init_worker, write_result

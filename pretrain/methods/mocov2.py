@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..ema import ema_update, make_teacher
 from ..batchnorm import grouped_forward
+from ..distributed import gather
+from ..ema import ema_update, make_teacher
 from ..heads import mlp
 from ..losses.contrastive import info_nce
 from ..views import Views
@@ -46,13 +46,6 @@ class Config:
     hard_negative_alpha: float = 1.0
 
 
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every process (no gradient); ``x`` itself when not distributed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
 
 
 class MoCoV2(Method):
@@ -98,7 +91,7 @@ class MoCoV2(Method):
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         """Write ``keys`` (n, D) over the oldest entries (wrapping around) and advance the pointer."""
-        keys = _gather(keys.detach()).to(self.queue.dtype)[-self.queue.shape[0]:]
+        keys = gather(keys.detach()).to(self.queue.dtype)[-self.queue.shape[0]:]
         n, size = keys.shape[0], self.queue.shape[0]
         idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
         self.queue[idx] = keys

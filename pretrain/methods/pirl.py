@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import gather
 from ..losses.pretext import pirl_nce
 from ..views import Views
 from .base import Method, MethodContext
@@ -63,13 +63,6 @@ def random_permutations(b: int, n: int, device: torch.device | str = "cpu") -> t
     return torch.rand(b, n, device=device).argsort(1)
 
 
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` (same shape on every process) from every process; ``x`` when not distributed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
 
 
 class PIRL(Method):
@@ -139,5 +132,5 @@ class PIRL(Method):
 
     def after_step(self, progress: float) -> None:
         for idx, feats in self._pending:
-            self.update_memory(_gather(idx), _gather(feats))
+            self.update_memory(gather(idx), gather(feats))
         self._pending.clear()

@@ -8,6 +8,7 @@ import torch.distributed as dist
 from torch import nn
 from torchvision.ops import roi_align
 
+from ..distributed import gather
 from ..ema import cosine_momentum, ema_update, make_teacher
 from ..heads import mlp
 from ..losses.grouping import batch_center, ema_center, grouping_loss, semantic_grouping, slot_contrastive
@@ -55,13 +56,6 @@ def prototypes_owning_pixels(logits: torch.Tensor) -> torch.Tensor:
     return owned.scatter_(1, logits.argmax(1).flatten(1), 1.0) > 0
 
 
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` over DDP ranks (no gradient); ``x`` itself when not distributed."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return x
-    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, x.contiguous())
-    return torch.cat(out)
 
 
 class SlotCon(Method):
@@ -85,7 +79,7 @@ class SlotCon(Method):
 
     loss = w * grouping + (1 - w) * contrastive, each averaged over the two directions (the
     authors sum them: a factor 2). ``Views.boxes`` is required for cropped views (without it
-    the two views are taken to show the same region); ``Views.extra["flipped"]``, optionally a
+    the two views are taken to show the same region); ``Views.flipped``, optionally a
     per-view (B,) bool of horizontal flips applied after cropping. Exports the teacher backbone
     (``exported = "momentum"``), as the paper evaluates the teacher.
     """
@@ -130,7 +124,7 @@ class SlotCon(Method):
         boxes = [b.to(xs[0].device, torch.float32) for b in (views.boxes or [self._full_box(xs[0])] * 2)]
         region, valid = box_intersection(boxes[0], boxes[1])
         region = torch.where(valid.unsqueeze(1), region, boxes[0])  # any finite box; masked out below
-        flips = views.extra.get("flipped") or [None, None]
+        flips = views.flipped or [None, None]
         size = tuple(max(s) for s in zip(student[0][1].shape[-2:], student[1][1].shape[-2:]))
         align = lambda m, i: align_to_region(m, boxes[i], region, size, flips[i])  # noqa: E731
         rows = lambda m: m.permute(0, 2, 3, 1).flatten(0, 2)  # noqa: E731
@@ -153,7 +147,7 @@ class SlotCon(Method):
             return q_slots.sum() * 0
         queries = self.predictor(q_slots.flatten(0, 1)[pos])
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        keys, key_mask = _gather(k_slots.flatten(0, 1)), _gather(k_mask.flatten())
+        keys, key_mask = gather(k_slots.flatten(0, 1)), gather(k_mask.flatten())
         return slot_contrastive(queries, keys, pos + rank * k_mask.numel(), key_mask, self.cfg.slot_temp)
 
     @torch.no_grad()

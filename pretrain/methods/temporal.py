@@ -4,12 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from ..ema import ema_update, make_teacher
 from ..batchnorm import grouped_forward
+from ..distributed import gather
+from ..ema import ema_update, make_teacher
 from ..heads import mlp
 from ..losses.contrastive import info_nce
 from ..views import Views
@@ -94,10 +94,7 @@ class Temporal(Method):
 
     def _enqueue(self, keys: torch.Tensor) -> None:
         """Write the newest keys (gathered over DDP ranks) at the pointer, wrapping around."""
-        if dist.is_available() and dist.is_initialized():
-            out = [torch.empty_like(keys) for _ in range(dist.get_world_size())]
-            dist.all_gather(out, keys.contiguous())
-            keys = torch.cat(out)
+        keys = gather(keys)
         keys = keys[-self.cfg.queue_size:]
         idx = (self.queue_ptr + torch.arange(len(keys), device=keys.device)) % self.cfg.queue_size
         self.queue[idx] = keys.to(self.queue)

@@ -23,15 +23,10 @@ from typing import Any
 import numpy as np
 
 from .algos import ALGORITHMS
+from .cache import default_cache_dir
 
 log = logging.getLogger("pretrain.saliency")
 CHUNK = 256
-
-
-def default_cache_dir(data: Path | str) -> Path:
-    """``<DATA>/.saliency`` for a dataset folder, ``<folder of DATA>/.saliency`` for a dataset file."""
-    data = Path(data)
-    return (data.parent if data.is_file() else data) / ".saliency"
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -64,7 +59,7 @@ def precompute(args: argparse.Namespace) -> int:
         raise ValueError(f"{data}: no such dataset file or folder")
     cache_dir = Path(args.cache) if args.cache else default_cache_dir(data)
     cache = SaliencyCache(cache_dir, args.algo, parse_params(args.param))
-    from synthetic.loaders import open_source        # imports torch: after the cheap checks
+    from imagedata.formats import open_source        # imports torch: after the cheap checks
 
     source = open_source(data, args.image_size, args.split)
     n = len(source)

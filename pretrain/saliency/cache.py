@@ -30,7 +30,6 @@ import json
 import logging
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -38,6 +37,8 @@ from typing import Any
 
 import numpy as np
 from tqdm import tqdm
+
+from fsio import write_bytes_atomic
 
 from .algos import algorithm_key, get_algorithm, resolve_params
 
@@ -123,17 +124,10 @@ def decode_entry(key: str, data: bytes, shape: tuple[int, int] | None = None) ->
     return arr.astype(np.float32)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def default_cache_dir(data: Path | str) -> Path:
+    """``<DATA>/.saliency`` for a dataset folder, ``<folder of DATA>/.saliency`` for a dataset file."""
+    data = Path(data)
+    return (data.parent if data.is_file() else data) / ".saliency"
 
 
 def compute_saliency(fn: Callable[..., np.ndarray], params: dict[str, Any], rgb: np.ndarray) -> np.ndarray:
@@ -152,7 +146,7 @@ def compute_saliency(fn: Callable[..., np.ndarray], params: dict[str, Any], rgb:
 def _compute_and_store(fn: Callable[..., np.ndarray], params: dict[str, Any], rgb: np.ndarray, key: str,
                        path: str) -> None:
     """Process-pool task: compute one map and write its entry."""
-    write_atomic(Path(path), encode_entry(key, compute_saliency(fn, params, rgb)))
+    write_bytes_atomic(Path(path), encode_entry(key, compute_saliency(fn, params, rgb)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +195,7 @@ class SaliencyCache:
         path = self.folder / "params.json"
         if not path.is_file():
             spec = {"algo": self.algo, "params": self.params, "algorithm_key": self.algo_key}
-            write_atomic(path, (json.dumps(spec, indent=2, sort_keys=True) + "\n").encode())
+            write_bytes_atomic(path, (json.dumps(spec, indent=2, sort_keys=True) + "\n").encode())
         self._params_written = True
 
     # ---------------------------------------------------------------- single entries
@@ -222,7 +216,7 @@ class SaliencyCache:
     def _store(self, key: str, rgb: np.ndarray) -> np.ndarray:
         sal = compute_saliency(self.fn, self.params, rgb)
         self._write_params()
-        write_atomic(self.path(key), encode_entry(key, sal))
+        write_bytes_atomic(self.path(key), encode_entry(key, sal))
         self.stats["computed"] += 1
         return sal.astype(STORE_DTYPE).astype(np.float32)   # exactly what a later read returns
 

@@ -1,7 +1,7 @@
 """Saliency examples for the reports: images, their HC and RC maps, the salient-object mask, and
 the views the saliency policies make of them (``python -m pretrain.saliency examples``).
 
-The views come from the registered policies themselves (``pretrain.policies.build_policy``) on a
+The views come from the registered policies themselves (``pretrain.augment.build_policy``) on a
 batch of the dataset's first images, bound to the dataset as in training (its saliency cache and
 pixel statistics), so the report shows what pretraining sees:
 
@@ -22,13 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fsio import write_bytes_atomic
+
+from ..augment import build_policy
+from ..augment.masking import adaptive_foreground
+from ..augment.saliency import SaliencyMaps
+from ..views import RawBatch
+
 MASK_FILLS = ("highpass", "blur", "mean")
 
 
 def _views(name: str, batch, data: Path, mean: torch.Tensor, std: torch.Tensor, seed: int, **cfg) -> np.ndarray:
     """The first view of policy ``name`` on ``batch``: float (N, h, w, 3)."""
-    from ..policies import build_policy
-
     policy = build_policy(name, **cfg)
     policy.bind(data, mean, std)
     views = policy(batch, torch.Generator().manual_seed(seed))
@@ -39,12 +44,7 @@ def saliency_examples(data: Path | str, n: int = 6, seed: int = 0, cache: str | 
                       split: str = "train") -> dict[str, np.ndarray]:
     """The first ``n`` images of ``data`` (``split``), their maps and policy views, as ordered
     columns ``{title: array}`` for :func:`reports.plots.saliency_examples`."""
-    from synthetic.loaders import open_source
-
-    from ..masking import adaptive_foreground
-    from ..policies import build_policy  # noqa: F401  (loads the policies before saliency_policies)
-    from ..saliency_policies import SaliencyMaps
-    from ..views import RawBatch
+    from imagedata.formats import open_source
 
     if n < 1:
         raise ValueError(f"saliency examples: n must be at least 1, got {n}")
@@ -76,9 +76,7 @@ def write_examples(data: Path | str, out: Path | str, **kwargs) -> Path:
     """:func:`saliency_examples` saved atomically as an npz (columns in order); returns its path."""
     import io
 
-    from .cache import write_atomic
-
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **saliency_examples(data, **kwargs))
-    write_atomic(Path(out), buffer.getvalue())
+    write_bytes_atomic(out, buffer.getvalue())
     return Path(out)

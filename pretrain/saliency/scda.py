@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from ..checkpoint import load_backbone
+
 # 8-connectivity, as MATLAB's bwlabel default (the released SCDA code labels with bwlabel).
 CONNECTIVITY = np.ones((3, 3), dtype=bool)
 
@@ -87,8 +89,6 @@ class SCDA:
 
     def __init__(self, checkpoint: Path | str, device: str | torch.device = "cpu",
                  largest_component: bool = True) -> None:
-        from pretrain.checkpoint import load_backbone
-
         path = Path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such checkpoint file (SCDA needs a trained sslbench ckpt.pt)")
@@ -96,19 +96,15 @@ class SCDA:
         self.device = torch.device(device)
         self.largest_component = largest_component
         self.backbone, self.meta = load_backbone(path, self.device)
-        data = self.meta.get("data") or {}
-        try:
-            mean = torch.tensor([float(v) for v in data["mean"]])
-            std = torch.tensor([float(v) for v in data["std"]])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: checkpoint has no data mean / std to normalise images with") from e
+        data = self.meta.data
+        mean, std = torch.tensor(data.mean, dtype=torch.float32), torch.tensor(data.std, dtype=torch.float32)
         if mean.numel() != 3 or std.numel() != 3 or not bool((std > 0).all()):
-            raise ValueError(f"{path}: bad data mean / std in checkpoint ({data.get('mean')}, {data.get('std')})")
+            raise ValueError(f"{path}: bad data mean / std in checkpoint ({list(data.mean)}, {list(data.std)})")
         self.mean = mean.view(1, 3, 1, 1).to(self.device)
         self.std = std.view(1, 3, 1, 1).to(self.device)
 
     def __repr__(self) -> str:
-        return f"SCDA({str(self.path)!r}, backbone={self.meta['backbone']['name']!r})"
+        return f"SCDA({str(self.path)!r}, backbone={self.meta.backbone.name!r})"
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Feature extraction and its content-hashed cache (evaluate.features)."""
+"""Feature extraction and its content-hashed cache (measure.features)."""
 from __future__ import annotations
 
 import shutil
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from evaluate import features as F
+from measure import features as F
 from pretrain.checkpoint import CheckpointError, load_backbone
 from synthetic.generate import generate
-from synthetic.loaders import open_source
+from imagedata.formats import open_source
 
 
 def test_features_match_the_backbone_and_are_extracted_once(tiny_ckpt: Path, eval_data: Path,
@@ -23,7 +23,7 @@ def test_features_match_the_backbone_and_are_extracted_once(tiny_ckpt: Path, eva
     assert fs.features.shape == (len(src), load_backbone(tiny_ckpt)[0].num_features)
     assert batches == -(-len(src) // 32) and not fs.cached
     model, meta = load_backbone(tiny_ckpt)
-    mean, std = (torch.tensor(meta["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (meta.data.mean, meta.data.std))
     with torch.no_grad():
         ref = model((src.read(np.arange(5)).float() / 255 - mean) / std).numpy()
     np.testing.assert_allclose(fs.features[:5], ref, rtol=1e-5, atol=1e-6)
@@ -83,7 +83,7 @@ def test_dense_layer_is_the_stage_pyramid_and_survives_the_cache(tiny_ckpt: Path
     fs = F.extract(ckpt, eval_data, "test", layer="dense", cache_dir=tmp_path / "c", progress=False)
     model, meta = load_backbone(ckpt)
     src = open_source(eval_data, split="test")
-    mean, std = (torch.tensor(meta["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (meta.data.mean, meta.data.std))
     with torch.no_grad():
         ref = model.forward_stages((src.read(np.arange(3)).float() / 255 - mean) / std)[2:]   # strides 4 and 8
     assert fs.shapes.tolist() == [list(r.shape[1:]) for r in ref]

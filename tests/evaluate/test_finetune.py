@@ -8,27 +8,9 @@ import pytest
 import torch
 
 from evaluate import finetune as FT
-from evaluate.features import FeatureError
+from measure.features import FeatureError
 
 FAST = FT.FinetuneConfig(sizes=(20, 40), seeds=(0, 1), min_steps=3, max_steps=3, batch_size=16)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_balanced_subsets_are_balanced_nested_and_seeded(seed: int) -> None:
-    y = np.repeat(np.arange(5), [40, 30, 20, 10, 3])
-    y = np.concatenate([y, [-1, -1]])                                   # unlabelled rows are never picked
-    subsets = {n: FT.balanced_subset(y, n, seed) for n in (5, 25, 60, 100)}
-    for n, rows in subsets.items():
-        assert len(rows) == n and len(set(rows)) == n and (y[rows] >= 0).all()
-        counts = np.bincount(y[rows], minlength=5)
-        full = np.bincount(y[y >= 0], minlength=5)
-        # as equal as possible: a class below the others only when it has run out
-        assert all(counts[c] >= min(counts.max() - 1, full[c]) for c in range(5))
-    assert set(subsets[5]) <= set(subsets[25]) <= set(subsets[60]) <= set(subsets[100])
-    np.testing.assert_array_equal(FT.balanced_subset(y, 25, seed), subsets[25])
-    assert not np.array_equal(FT.balanced_subset(y, 25, seed + 10), subsets[25])
-    np.testing.assert_array_equal(FT.balanced_subset(y, 0, seed), np.flatnonzero(y >= 0))
-    np.testing.assert_array_equal(FT.balanced_subset(y, 10_000, seed), np.flatnonzero(y >= 0))
 
 
 def test_schedule_depends_only_on_size() -> None:
@@ -56,7 +38,7 @@ def test_finetuning_trains_every_layer_and_starts_from_the_checkpoint(tiny_ckpt:
     net = FT.Classifier(backbone, 3)
     x = torch.randint(0, 255, (16, 3, 32, 32), dtype=torch.uint8)
     y = torch.arange(16) % 3
-    norm = tuple(torch.tensor(meta["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    norm = tuple(torch.tensor(v).view(1, 3, 1, 1) for v in (meta.data.mean, meta.data.std))
     FT.train_classifier(net, x, y, norm, FAST, seed=0)
     after = net.backbone.state_dict()
     changed = [k for k, v in after.items() if v.is_floating_point() and not torch.equal(v, before[k])]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluate.store import COLUMNS, Result, ResultsStore, StoreError, eval_config_key, main
+from measure.results import COLUMNS, Result, ResultsStore, StoreError, eval_config_key, main
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 LINEAR = {"lr": 0.1, "epochs": 10, "layers": [4]}
@@ -242,18 +242,18 @@ def test_suite_records_the_pretraining_config(tiny_ckpt: Path, eval_data: Path, 
     """A suite run stores the checkpoint's meta["config"] once, keyed like its results."""
     import json
 
-    from evaluate import features as F
+    from measure import features as F
     from evaluate import suite as S
-    from pretrain.checkpoint import read_checkpoint
+    from pretrain.checkpoint import read_meta
 
     db = tmp_path / "r.sqlite"
     args = [str(tiny_ckpt), "--data", str(eval_data), "--store", str(db), "--cache", str(tmp_path / "c"),
             "--tasks", "knn"]
     assert S.main(args) == 0
-    meta = read_checkpoint(tiny_ckpt)
+    meta = read_meta(tiny_ckpt)
     runs, frame = ResultsStore(db).runs(), ResultsStore(db).to_frame()
-    assert len(runs) == 1 and runs["run_id"].iloc[0] == meta["run_id"] == frame["run_id"].iloc[0]
+    assert len(runs) == 1 and runs["run_id"].iloc[0] == meta.run_id == frame["run_id"].iloc[0]
     assert runs["ckpt_sha256"].iloc[0] == F.file_sha256(tiny_ckpt) == frame["ckpt_sha256"].iloc[0]
-    assert runs["config"].iloc[0] == json.loads(json.dumps(meta["config"], default=str))
+    assert runs["config"].iloc[0] == json.loads(json.dumps(meta.config, default=str))
     assert runs["config"].iloc[0]["method"] == "simclr" and "aug_cfg" in runs["config"].iloc[0]
     assert S.main(args) == 0 and len(ResultsStore(db).runs()) == 1       # a rerun replaces, never duplicates

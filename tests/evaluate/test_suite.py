@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluate import features as F
 from evaluate import suite as S
-from evaluate.store import ResultsStore
 from evaluate.utility import calc_utility, measurable
+from measure import features as F
+from measure.results import ResultsStore
+from measure.tasks import default_tasks
 
 
 FAST = ["--sizes", "20,50", "--finetune-max-steps", "4", "--dense-steps", "4"]
@@ -28,7 +29,7 @@ def test_suite_fills_the_store_and_reuses_features_and_results(tiny_ckpt: Path, 
     assert run(args) == 0
     assert F.STATS["extractions"] - before == 4                        # (pool, dense) x (train, test), once each
     frame = ResultsStore(store).to_frame()
-    assert set(frame["task"]) == set(S.DEFAULT_TASKS)                  # the framework transfers only on request
+    assert set(frame["task"]) == set(default_tasks())                 # the framework transfers only on request
     assert {"top1", "best_c", "top1@k20", "nmi", "ari", "acc", "top1@n20", "scratch_top1@n50", "pose_top1",
             "azimuth_mae", "abs_rel", "rmse", "miou", "aacc"} <= set(frame["metric"])
     assert set(frame.loc[frame["task"] == "clustering", "seed"]) == {0, 1}

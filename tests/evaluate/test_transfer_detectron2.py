@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluate.store import ResultsStore
+from measure.results import ResultsStore
 from evaluate.transfer import detectron2 as TD
 from evaluate.transfer.__main__ import main as transfer_main
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluate.store import ResultsStore
+from measure.results import ResultsStore
 from evaluate.transfer import mmseg as TM
 from evaluate.transfer.__main__ import main as transfer_main
 
@@ -19,13 +19,13 @@ def test_the_protocol_model_starts_from_the_checkpoint(r18_ckpt: Path, scenes: P
     from mmseg.utils import register_all_modules
 
     from evaluate.transfer.convert import convert, pixel_stats
-    from pretrain.checkpoint import read_checkpoint
+    from pretrain.checkpoint import read_meta
 
     register_all_modules(init_default_scope=False)
     voc, classes = TM.scenes_voc(scenes)
     assert classes[0] == "background" and len(classes) > 2
     weights = convert(r18_ckpt, "mmseg", tmp_path / "w.pth")
-    mean, std = pixel_stats(read_checkpoint(r18_ckpt))
+    mean, std = pixel_stats(read_meta(r18_ckpt))
     config = TM.scenes_config(18, str(weights), voc, classes, tmp_path / "work", 2, 2, mean, std)
     assert config["model"]["data_preprocessor"]["mean"] == mean and mean[0] != 123.675   # the checkpoint's stats
     runner = Runner.from_cfg(Config(config))
@@ -83,11 +83,11 @@ def test_paper_configs_take_the_checkpoint_and_the_data_root(protocol: str, r18_
     from mmseg.utils import register_all_modules
 
     from evaluate.transfer.convert import convert, pixel_stats
-    from pretrain.checkpoint import read_checkpoint
+    from pretrain.checkpoint import read_meta
 
     register_all_modules(init_default_scope=True)
     weights = convert(r18_ckpt, "mmseg", tmp_path / "w.pth")
-    mean, std = pixel_stats(read_checkpoint(r18_ckpt))
+    mean, std = pixel_stats(read_meta(r18_ckpt))
     with pytest.raises(TM.TransferError, match=r"missing \(the '.*' data in mmseg's layout"):
         TM.paper_config(protocol, 18, str(weights), tmp_path / "data", tmp_path / "work", mean, std)
     shipped = Config.fromfile(TM.shipped_config_path(protocol))
@@ -138,12 +138,12 @@ def test_both_frameworks_run_from_the_suite(r18_ckpt: Path, scenes: Path, eval_d
 def test_a_diverging_run_stops_with_its_iteration(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
     from evaluate.transfer.convert import convert, pixel_stats
     from evaluate.transfer.errors import TrainingDiverged
-    from pretrain.checkpoint import read_checkpoint
+    from pretrain.checkpoint import read_meta
 
     voc, classes = TM.scenes_voc(scenes)
     weights = convert(r18_ckpt, "mmseg", tmp_path / "w.pth")
     config = TM.scenes_config(18, str(weights), voc, classes, tmp_path / "work", 4, 2,
-                              *pixel_stats(read_checkpoint(r18_ckpt)))
+                              *pixel_stats(read_meta(r18_ckpt)))
     config["optim_wrapper"]["optimizer"]["lr"] = 1e12
     with pytest.raises(TrainingDiverged, match=r"mmseg training diverged at iteration \d+: loss (nan|inf)"):
         TM.train_and_evaluate(config)

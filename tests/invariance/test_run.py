@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluate import features as F
+from measure import features as F
 from evaluate import suite as S
-from evaluate.store import ResultsStore
+from measure.results import ResultsStore
 from invariance.__main__ import main
 
 FIRING = {"top10", "top25", "sets_used", "sets_skipped"}

@@ -1,4 +1,4 @@
-"""pretrain.augment (batched ops vs torchvision) and pretrain.policies (the AUGMENTATIONS registry)."""
+"""pretrain.augment: batched ops (vs torchvision), the policies and the AUGMENTATIONS registry."""
 from __future__ import annotations
 
 import time
@@ -7,8 +7,8 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from pretrain import augment as A
-from pretrain.policies import AUGMENTATIONS, SALIENCY_POLICIES, Policy, build_policy
+from pretrain.augment import ops as A
+from pretrain.augment import AUGMENTATIONS, SALIENCY_POLICIES, Policy, build_policy
 from pretrain.views import RawBatch, Views
 
 POLICIES = sorted(set(AUGMENTATIONS) - set(SALIENCY_POLICIES))   # saliency ones: test_saliency_policies.py
@@ -72,7 +72,7 @@ def test_pair_batches_take_view1_from_pair(name: str) -> None:
     out = build_policy(name, **NO_COLOUR.get(name, NO_COLOUR["*"]))(batch, gen())
     assert torch.allclose(out.views[1], torch.ones_like(out.views[1]))
     assert not torch.allclose(out.views[0], torch.ones_like(out.views[0]))
-    assert out.extra["source"][:2] == [0, 1]
+    assert out.sources[:2] == [0, 1]
 
 
 @pytest.mark.parametrize("name", POLICIES)

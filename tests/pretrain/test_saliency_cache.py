@@ -262,7 +262,7 @@ def test_cli_precompute_fills_then_hits(fake: Counting, tiny_dataset: Path, tmp_
             "--workers", "1", "--param", "scale=0.5", "--split", "all", "--quiet"]
     assert main(args) == 0 and fake.calls == 16
     assert main(args) == 0 and fake.calls == 16
-    from synthetic.loaders import open_source
+    from imagedata.formats import open_source
 
     src = open_source(tiny_dataset, split="all")
     x = src.read(np.arange(16)).permute(0, 2, 3, 1).contiguous().numpy()
@@ -288,7 +288,7 @@ def test_cli_precompute_end_to_end_with_hc(tiny_dataset: Path) -> None:
     stats = run_cli("stats", "--data", str(tiny_dataset))
     assert stats.returncode == 0 and "entries=15" in stats.stdout
     from pretrain.saliency.global_contrast import hc
-    from synthetic.loaders import open_source
+    from imagedata.formats import open_source
 
     x = open_source(tiny_dataset, split="train").read(np.arange(3)).permute(0, 2, 3, 1).contiguous().numpy()
     cache = SaliencyCache(tiny_dataset / ".saliency", "hc")

@@ -9,7 +9,7 @@ import pytest
 from pretrain.saliency.__main__ import main
 from pretrain.saliency.examples import MASK_FILLS, saliency_examples
 from reports import plots as P
-from synthetic.loaders import open_source
+from imagedata.formats import open_source
 
 
 def test_examples_are_the_policies_views_of_the_first_images(shapes_dir: Path, tmp_path: Path) -> None:

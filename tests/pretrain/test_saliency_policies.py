@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from pretrain import config as C
-from pretrain import masking as M
+from pretrain.augment import masking as M
 from pretrain import trainer as T
 from pretrain.losses.contrastive import info_nce, nt_xent_with_negatives
-from pretrain.policies import SALIENCY_POLICIES, build_policy
+from pretrain.augment import SALIENCY_POLICIES, build_policy
 from pretrain.views import RawBatch
-from synthetic.loaders import open_source
+from imagedata.formats import open_source
 
 TWO_VIEW_METHODS = ("simclr", "mocov2", "byol", "simsiam", "swav")
 NEGATIVE_METHODS = ("simclr", "mocov2")
@@ -124,7 +124,7 @@ def test_sgd_with_p0_is_the_default_pipeline(shapes_dir: Path, tmp_path: Path) -
     g = gen(5)
     default = build_policy("default")
     x = batch.images.float() / 255
-    from pretrain.augment import augment_view
+    from pretrain.augment.ops import augment_view
     for i, cfg in enumerate(default.pipelines(32, 32)):
         torch.rand(8, generator=g)
         assert torch.equal(sgd.views[i], augment_view(x, cfg, g).image)

@@ -76,13 +76,13 @@ def checkpoint(shapes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def test_scda_on_a_real_checkpoint(checkpoint: Path, shapes_dir: Path) -> None:
-    from synthetic.loaders import open_source
+    from imagedata.formats import open_source
 
     images = open_source(shapes_dir, split="all").read(np.arange(4)).contiguous()     # uint8 (4, 3, 32, 32)
     scda = SCDA(checkpoint)
     mask = scda(images)
     backbone, meta = load_backbone(checkpoint)
-    mean, std = (torch.tensor(meta["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (meta.data.mean, meta.data.std))
     with torch.no_grad():
         feats = backbone.forward_features((images.float() / 255 - mean) / std)
     g = feats.shape[-1]

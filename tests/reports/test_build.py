@@ -19,7 +19,7 @@ def check_pretrain_args(args: list[str]) -> None:
     the policy's own fields (as the trainer checks them before training)."""
     from pretrain import config as C
     from pretrain.methods import METHODS
-    from pretrain.policies import build_policy
+    from pretrain.augment import build_policy
     from pretrain.trainer import method_config
 
     named = {k: args[args.index(k) + 1] for k in ("--method", "--aug", "--preset", "--data") if k in args}
@@ -83,7 +83,7 @@ def test_bad_input_fails_in_one_line(args: list[str], match: str, capsys) -> Non
 
 
 def test_an_empty_store_is_refused(tmp_path: Path, capsys) -> None:
-    from evaluate.store import ResultsStore
+    from measure.results import ResultsStore
 
     ResultsStore(tmp_path / "r.sqlite")
     assert main(["build", "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "o")]) == 2

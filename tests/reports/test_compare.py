@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from evaluate.store import Result, ResultsStore
+from measure.results import Result, ResultsStore
 from reports import compare as C
 from reports import data as D
 from reports.__main__ import main

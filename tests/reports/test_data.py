@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluate.store import Result, ResultsStore
+from measure.results import Result, ResultsStore
 from reports import data as D
 
 SEEDS = (0, 1, 2)
@@ -231,7 +231,7 @@ def test_setting_defaults_match_pretrain() -> None:
     import inspect
 
     from pretrain.methods import METHODS
-    from pretrain.policies import AUGMENTATIONS
+    from pretrain.augment import AUGMENTATIONS
 
     def plain(v: object) -> object:
         return list(v) if isinstance(v, tuple) else v

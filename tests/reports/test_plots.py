@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from evaluate.store import Result, ResultsStore
+from measure.results import Result, ResultsStore
 from evaluate.utility import utility_rows
 from reports import plots as P
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluate.store import ResultsStore
+from measure.results import ResultsStore
 from reports import html
 from reports.reproduce import run
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evaluate.store import Result, ResultsStore
+from measure.results import Result, ResultsStore
 from reports import data as D
 from reports import tables as T
 

@@ -1,4 +1,4 @@
-"""Exports of a synthetic dataset (synthetic.exports, synthetic.export CLI)."""
+"""Exports of a synthetic dataset (synthetic.export: the library and its command line)."""
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +17,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from fakes import write_fake_dataset
-from synthetic import exports
-from synthetic.store import DatasetError, open_dataset
+from synthetic import export
+from synthetic.dataset import DatasetError, open_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 # pycocotools' decode (annToMask) trips a NumPy 2 deprecation inside pycocotools itself.
@@ -32,7 +32,7 @@ def ds(tmp_path):
 
 
 def test_coco_export_loads_and_matches_masks(ds):
-    root = exports.export_coco(ds)
+    root = export.export_coco(ds)
     assert root == ds.root / "exports" / "coco"
     visible = ds.objects[ds.objects["area"] > 0]
     assert (ds.objects["area"] == 0).any(), "fixture should include a fully hidden object"
@@ -69,7 +69,7 @@ def test_coco_export_loads_and_matches_masks(ds):
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
 def test_coco_ground_truth_against_itself_has_ap_1(ds, iou_type):
-    root = exports.export_coco(ds)
+    root = export.export_coco(ds)
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(root / "annotations_train.json"))
         key = "bbox" if iou_type == "bbox" else "segmentation"
@@ -85,13 +85,13 @@ def test_coco_ground_truth_against_itself_has_ap_1(ds, iou_type):
 def test_coco_export_rejects_box_that_does_not_match_mask(ds):
     ds.objects.loc[ds.objects["area"] > 0, "x1"] += 1
     with pytest.raises(DatasetError, match="does not match"):
-        exports.export_coco(ds)
+        export.export_coco(ds)
     assert not (ds.root / "exports" / "coco").exists()
     assert list((ds.root / "exports").iterdir()) == []  # the staging folder is gone too
 
 
 def test_voc_export_round_trips_semantic_maps(ds):
-    root = exports.export_voc(ds)
+    root = export.export_voc(ds)
     for i in range(len(ds)):
         seg = Image.open(root / "SegmentationClass" / f"{i:06d}.png")
         assert seg.mode == "P"
@@ -110,7 +110,7 @@ def test_voc_export_round_trips_semantic_maps(ds):
 def test_imagefolder_export_reads_with_torchvision(ds):
     from torchvision.datasets import ImageFolder
 
-    root = exports.export_imagefolder(ds)
+    root = export.export_imagefolder(ds)
     for split in ("train", "val", "test"):
         folder = ImageFolder(str(root / split))
         got = Counter(folder.classes[target] for _, target in folder.samples)
@@ -122,7 +122,7 @@ def test_imagefolder_export_reads_with_torchvision(ds):
 
 
 def test_frames_export_writes_clips_and_boxes(ds):
-    root = exports.export_frames(ds)
+    root = export.export_frames(ds)
     assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["00000", "00001", "00002"]
     for row in ds.labels.itertuples():
         png = root / f"{row.clip:05d}" / f"{row.frame:04d}.png"
@@ -141,17 +141,17 @@ def test_frames_export_needs_a_video_dataset(tmp_path):
     labels = pd.read_csv(root / "labels.csv").drop(columns=["clip", "frame"])
     labels.to_csv(root / "labels.csv", index=False)
     with pytest.raises(DatasetError, match="not a video dataset"):
-        exports.export_frames(open_dataset(root))
+        export.export_frames(open_dataset(root))
 
 
 def test_rerun_is_a_no_op_and_overwrite_rebuilds(ds):
-    root = exports.export_coco(ds)
+    root = export.export_coco(ds)
     ann = root / "annotations_val.json"
     before = ann.stat().st_mtime_ns, root.stat().st_ino
-    assert exports.is_complete(ds, "coco")
-    assert exports.export_coco(ds) == root
+    assert export.is_complete(ds, "coco")
+    assert export.export_coco(ds) == root
     assert (ann.stat().st_mtime_ns, root.stat().st_ino) == before
-    exports.export(ds, ["coco"], overwrite=True)
+    export.export(ds, ["coco"], overwrite=True)
     assert root.stat().st_ino != before[1]
     assert json.loads(ann.read_text())["images"]
     assert [p.name for p in (ds.root / "exports").iterdir()] == ["coco"]  # old copy and staging gone
@@ -161,13 +161,13 @@ def test_incomplete_export_folder_is_rebuilt(ds):
     stale = ds.root / "exports" / "voc"
     stale.mkdir(parents=True)
     (stale / "junk.txt").write_text("left over")
-    exports.export_voc(ds)
+    export.export_voc(ds)
     assert not (stale / "junk.txt").exists() and (stale / "classes.txt").is_file()
 
 
 def test_unknown_kind_raises_before_any_work(ds):
     with pytest.raises(ValueError, match="coco, voc, imagefolder, frames") as info:
-        exports.export(ds, ["voc", "yolo"])
+        export.export(ds, ["voc", "yolo"])
     assert "'yolo'" in str(info.value)
     assert not (ds.root / "exports").exists()
 

@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthetic import dataset
 from synthetic import generate as gen
-from synthetic import store
 from synthetic.presets import PRESETS, PROBES, TCVL_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA_FILES = ("images.npy", "semantic.npy", "instance.npy", "depth.npy", "labels.csv", "objects.csv")
 
 
-def make(tmp: Path, preset: str, n: int, seed: int = 0, **kw) -> store.SyntheticDataset:
+def make(tmp: Path, preset: str, n: int, seed: int = 0, **kw) -> dataset.SyntheticDataset:
     kw.setdefault("workers", 1)
     kw.setdefault("size", 32 if preset != "scenes" else 64)
     out = gen.generate(preset, n, seed, tmp / f"{preset}-{n}-{seed}-{kw['workers']}", progress=False, **kw)
-    return store.open_dataset(out)
+    return dataset.open_dataset(out)
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -194,7 +194,7 @@ def test_failed_overwrite_keeps_the_old_dataset(tmp_path: Path, monkeypatch) -> 
 def test_overwrite_replaces(tmp_path: Path) -> None:
     ds = make(tmp_path, "shapes64", 8)
     gen.generate("shapes64", 9, 0, ds.root, workers=1, overwrite=True, size=32, progress=False)
-    assert len(store.open_dataset(ds.root)) == 9
+    assert len(dataset.open_dataset(ds.root)) == 9
 
 
 # --------------------------------------------------------------------------- bad input
@@ -206,7 +206,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_writes_a_dataset(tmp_path: Path) -> None:
     r = run_cli("--preset", "shapes64", "--n", "5", "--size", "32", "--out", str(tmp_path / "d"))
     assert r.returncode == 0, r.stderr
-    assert len(store.open_dataset(tmp_path / "d")) == 5
+    assert len(dataset.open_dataset(tmp_path / "d")) == 5
 
 
 @pytest.mark.parametrize("args, message", [
@@ -253,8 +253,8 @@ def test_folder_of_another_version_is_refused(tmp_path: Path) -> None:
     (ds.root / "meta.json").write_text(meta)
     r = run_cli("--preset", "shapes64", "--n", "8", "--size", "32", "--out", str(ds.root))
     assert r.returncode == 2 and "format version 99" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    with pytest.raises(store.DatasetError, match="format version 99"):
-        store.open_dataset(ds.root)
+    with pytest.raises(dataset.DatasetError, match="format version 99"):
+        dataset.open_dataset(ds.root)
 
 
 def test_scenes_coco_export_validates_with_pycocotools(tmp_path: Path) -> None:
@@ -293,7 +293,7 @@ def test_photo_backgrounds(tmp_path: Path) -> None:
     assert "photo" in ds.meta["factors"]["background"]["values"] and ds.meta["args"]["photos"]
     assert (ds.labels["background"] == "photo").sum() > 3
     (photos / "p0.png").write_bytes((photos / "p1.png").read_bytes())  # other photos: other arguments
-    with pytest.raises(store.DatasetError, match="other arguments"):
+    with pytest.raises(dataset.DatasetError, match="other arguments"):
         make(tmp_path, "shapes64", 40, backgrounds=photos)
     r = run_cli("--preset", "shapes64", "--n", "4", "--backgrounds", str(tmp_path / "none"),
                 "--out", str(tmp_path / "x"))

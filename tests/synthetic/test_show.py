@@ -12,7 +12,7 @@ from PIL import Image
 
 from fakes import write_fake_dataset
 from synthetic import show
-from synthetic.store import DatasetError, open_dataset
+from synthetic.dataset import DatasetError, open_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 

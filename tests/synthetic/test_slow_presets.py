@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthetic import store
+from imagedata.formats import open_source
+from imagedata.loader import BatchLoader
+from synthetic.dataset import open_dataset
 from synthetic.generate import generate
-from synthetic.loaders import BatchLoader, open_source
 from synthetic.show import contact_sheet
 
 pytestmark = pytest.mark.slow
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_shapes64_at_scale_is_balanced_and_loads(tmp_path: Path) -> None:
     root = generate("shapes64", 4000, 0, tmp_path / "shapes64", workers=2, progress=False)
-    ds = store.open_dataset(root)
+    ds = open_dataset(root)
     counts = ds.labels["class"].value_counts()
     assert len(counts) == 10 and counts.min() == counts.max() == 400
     assert ds.labels.groupby("class")["instance"].nunique().min() == 5
@@ -32,7 +33,7 @@ def test_shapes64_at_scale_is_balanced_and_loads(tmp_path: Path) -> None:
 
 def test_scenes_exports_read_back_like_the_dataset(tmp_path: Path) -> None:
     root = generate("scenes", 120, 0, tmp_path / "scenes", workers=2, progress=False)
-    ds = store.open_dataset(root)
+    ds = open_dataset(root)
     assert (root / "exports" / "coco").is_dir() and (root / "exports" / "voc").is_dir()
     voc = open_source(root / "exports" / "voc", image_size=ds.meta["image_size"], split="train")
     first = int(ds.split_indices("train")[0])

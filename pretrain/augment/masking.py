@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .augment import blur_with_sigma
+from .ops import blur_with_sigma
 
 MASK_FILLS = ("highpass", "blur", "mean")
 SEGMENT_FILLS = ("black", "grey", "mean", "noise", "swap")

@@ -13,7 +13,7 @@ A dataset is one folder::
     DIR/objects.csv   one row per object per image: image, object (k of instance.npy), class,
                       instance, box x0 y0 x1 y1 (pixels, x1/y1 exclusive, tight around the visible
                       mask; -1 when nothing is visible), area, footprint, occluded_frac, pose, ...
-    DIR/exports/      optional: coco/, voc/, imagefolder/, frames/ (see synthetic.exports)
+    DIR/exports/      optional: coco/, voc/, imagefolder/, frames/ (see synthetic.export)
 
 The ``.npy`` arrays are read memory-mapped, so a 20k-image dataset opens instantly and batches are
 plain fancy indexing. A dataset is written into a temporary sibling folder and renamed into place,
@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fsio import write_json_atomic
+
 FORMAT = "sslbench-synthetic"
 FORMAT_VERSION = 1
 ARRAYS = {  # name -> (dtype, trailing shape given H, W)
@@ -51,24 +53,6 @@ def args_hash(args: dict[str, Any]) -> str:
     """Stable 16-hex-digit hash of the generation arguments (a JSON-serialisable dict)."""
     blob = json.dumps(args, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and ``os.replace``."""
-    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 @dataclass

@@ -18,7 +18,7 @@ other writers, so any number of processes can write at once and lose nothing. A 
 opened per operation: a ``ResultsStore`` is only a path, safe to pickle into worker processes.
 WAL needs a local filesystem (not NFS).
 
-    python -m evaluate.store results/results.sqlite [--csv results.csv]
+    python -m measure.results results/results.sqlite [--csv results.csv]
 
 prints a summary per (task, dataset, split, metric) and optionally exports every row as CSV.
 """
@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from synthetic.store import write_text_atomic
+from fsio import write_text_atomic
 
 FORMAT = "sslbench-results"
 SCHEMA_VERSION = 1
@@ -130,7 +130,7 @@ def _plain(value: Any) -> Any:
 def _row(result: Result, created: str) -> tuple:
     """Validated INSERT parameters of one result."""
     if not isinstance(result, Result):
-        raise TypeError(f"expected evaluate.store.Result, got {type(result).__name__}")
+        raise TypeError(f"expected measure.results.Result, got {type(result).__name__}")
     for name in TEXT_FIELDS:
         text = getattr(result, name)
         if not isinstance(text, str) or not text:
@@ -198,7 +198,7 @@ class ResultsStore:
             raise
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"{self.path}: cannot open as an sslbench results store ({e}); "
-                             f"expected an SQLite file made by evaluate.store") from e
+                             f"expected an SQLite file made by measure.results") from e
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.path)!r})"
@@ -238,7 +238,7 @@ class ResultsStore:
                 if isinstance(e, sqlite3.OperationalError):  # locked, unreadable: not about the content
                     raise
                 raise StoreError(f"{self.path}: not an SQLite database ({e}); "
-                                 f"expected a results store made by evaluate.store") from e
+                                 f"expected a results store made by measure.results") from e
             if mode != "wal" and con.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL mode; expected a local, writable file")
         with self._transaction() as con:
@@ -425,8 +425,8 @@ class ResultsStore:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m evaluate.store PATH [--csv OUT]``: print a summary, optionally export CSV."""
-    parser = argparse.ArgumentParser(prog="python -m evaluate.store", description=main.__doc__)
+    """``python -m measure.results PATH [--csv OUT]``: print a summary, optionally export CSV."""
+    parser = argparse.ArgumentParser(prog="python -m measure.results", description=main.__doc__)
     parser.add_argument("path", type=Path, help="results store (SQLite file)")
     parser.add_argument("--csv", type=Path, metavar="OUT", help="also write every row to OUT as CSV")
     args = parser.parse_args(argv)

@@ -1,7 +1,9 @@
-"""Augmentation policies: RawBatch (uint8) -> Views, and the registry ``AUGMENTATIONS``.
+"""The standard augmentation policies: RawBatch (uint8) -> Views.
 
-A policy is a callable ``policy(batch, gen) -> Views`` with a ``config`` dataclass; build one with
-``build_policy(name, **overrides)``. All policies share the same plumbing (``PipelinePolicy``):
+A policy is a callable ``policy(batch, gen) -> Views`` with a ``config`` dataclass (the
+:class:`~pretrain.augment.policy.Policy` protocol); build one by name with
+``pretrain.augment.build_policy(name, **overrides)``. All policies share the same plumbing
+(``PipelinePolicy``):
 
 * the uint8 images are converted to float [0, 1] once;
 * video pairs: when ``batch.pair`` is set, even-numbered views (0, 2, ...) come from
@@ -11,37 +13,28 @@ A policy is a callable ``policy(batch, gen) -> Views`` with a ``config`` datacla
   tracked box of its source frame (``batch.pair_boxes`` for the pair, falling back to
   ``batch.boxes``), crop fractions relative to the box, and resampled once from the frame;
 * ``Views.boxes[i]`` is view i's crop box (B, 4) in pixels of its source frame,
-  ``Views.extra["flipped"][i]`` (B,) bool whether it was mirrored after cropping and
-  ``Views.extra["source"][i]`` 0 (images) or 1 (pair); targets / indices are passed through.
+  ``Views.flipped[i]`` (B,) bool whether it was mirrored after cropping and
+  ``Views.sources[i]`` 0 (images) or 1 (pair); targets / indices are passed through.
 
-Policies (``AUGMENTATIONS``): ``default`` (SimCLR / MoCo v2), ``mild``, ``aggressive``, ``byol``,
-``multicrop`` (SwAV), ``none``; the saliency policies ``sgd``, ``sgd-only``, ``random-mask``,
-``sal-mask``, ``sal-mask-hn`` (``pretrain.saliency_policies``). A policy with a ``bind(data_path,
-mean, std)`` method is bound to the dataset by the trainer before the first batch.
+Policies here: ``default`` (SimCLR / MoCo v2, also ``mild`` / ``aggressive``), ``byol``,
+``multicrop`` (SwAV), ``none``; the saliency policies are in :mod:`pretrain.augment.saliency`,
+the names in :mod:`pretrain.augment.registry`.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from .augment import PipelineConfig, augment_view, clamp_boxes, crop_boxes, full_boxes
-from .views import RawBatch, Views
+from ..views import RawBatch, Views
+from .ops import PipelineConfig, augment_view, clamp_boxes, crop_boxes, full_boxes
+from .policy import Produces
 
 SMALL_IMAGE_PX = 64   # at or below this side, the "auto" blur setting turns blur off
-
-
-@runtime_checkable
-class Policy(Protocol):
-    """Maps a raw uint8 batch to augmented float views; ``config`` is its settings dataclass."""
-
-    config: Any
-
-    def __call__(self, batch: RawBatch, gen: torch.Generator) -> Views: ...
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -166,11 +159,18 @@ class PipelinePolicy:
     def __init__(self, config: Any) -> None:
         self.config = config
 
+    @property
+    def produces(self) -> Produces:
+        return Produces(views=self.config.n_views, out_size=self.config.out_size)
+
+    def bind(self, data_path: str | Path, mean: Tensor, std: Tensor) -> None:
+        """Nothing to bind: the standard policies depend on the images alone."""
+
     def pipelines(self, height: int, width: int) -> list[PipelineConfig]:
         raise NotImplementedError
 
     def __call__(self, batch: RawBatch, gen: torch.Generator) -> Views:
-        sources = _sources(batch)
+        sources = view_sources(batch)
         height, width = batch.images.shape[-2:]
         views, boxes, flipped, src_ids = [], [], [], []
         for i, cfg in enumerate(self.pipelines(int(height), int(width))):
@@ -181,14 +181,14 @@ class PipelinePolicy:
             boxes.append(av.box)
             flipped.append(av.flipped)
             src_ids.append(sid)
-        return Views(views=views, targets=batch.targets, indices=batch.indices, boxes=boxes,
-                     extra={"flipped": flipped, "source": src_ids})
+        return Views(views=views, targets=batch.targets, indices=batch.indices, boxes=boxes, flipped=flipped,
+                     sources=src_ids)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
 
 
-def _sources(batch: RawBatch) -> list[tuple[Tensor, Tensor | None]]:
+def view_sources(batch: RawBatch) -> list[tuple[Tensor, Tensor | None]]:
     """[(float images, region boxes or None)] for the frame(s) of the batch: images, then pair."""
     first = (to_float(batch.images), batch.boxes)
     if batch.pair is None:
@@ -219,6 +219,10 @@ class ByolPolicy(PipelinePolicy):
 
     Config = ByolConfig
 
+    @property
+    def produces(self) -> Produces:
+        return Produces(views=2, out_size=self.config.out_size)
+
     def pipelines(self, height: int, width: int) -> list[PipelineConfig]:
         c = self.config
         base = _common(c)
@@ -229,6 +233,10 @@ class MulticropPolicy(PipelinePolicy):
     """SwAV multi-crop: views[:n_global] global crops, then n_local small crops."""
 
     Config = MulticropConfig
+
+    @property
+    def produces(self) -> Produces:
+        return Produces(views=self.config.n_global + self.config.n_local, out_size=self.config.out_size)
 
     def pipelines(self, height: int, width: int) -> list[PipelineConfig]:
         c = self.config
@@ -246,7 +254,7 @@ class NonePolicy(PipelinePolicy):
     Config = NoneConfig
 
     def __call__(self, batch: RawBatch, gen: torch.Generator) -> Views:
-        sources = _sources(batch)
+        sources = view_sources(batch)
         views, boxes, src_ids = [], [], []
         for i in range(self.config.n_views):
             sid = i % len(sources)
@@ -259,65 +267,5 @@ class NonePolicy(PipelinePolicy):
             boxes.append(box.float().to(x.device))
             src_ids.append(sid)
         flipped = [torch.zeros(batch.images.shape[0], dtype=torch.bool) for _ in views]
-        return Views(views=views, targets=batch.targets, indices=batch.indices, boxes=boxes,
-                     extra={"flipped": flipped, "source": src_ids})
-
-
-# --------------------------------------------------------------------------------------------
-# registry
-
-PolicyFactory = Callable[..., Policy]
-
-
-def _factory(cls: type[PipelinePolicy], doc: str, **preset: Any) -> PolicyFactory:
-    """A factory ``make(**overrides) -> cls(Config(**preset, **overrides))`` with key checking."""
-
-    def make(**overrides: Any) -> Policy:
-        valid = [f.name for f in dataclasses.fields(cls.Config)]
-        for key in overrides:
-            if key not in valid:
-                raise ValueError(f"unknown setting {key!r} for policy {cls.__name__}; valid keys: {', '.join(valid)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**preset, **overrides}.items()}
-        return cls(cls.Config(**values))
-
-    make.__doc__ = doc
-    make.config_type = cls.Config  # type: ignore[attr-defined]
-    return make
-
-
-AUGMENTATIONS: dict[str, PolicyFactory] = {
-    "default": _factory(DefaultPolicy, "SimCLR / MoCo v2 pipeline, crop scale (0.2, 1)."),
-    "mild": _factory(DefaultPolicy, "default with mild cropping, crop scale (0.5, 1).", crop_scale=(0.5, 1.0)),
-    "aggressive": _factory(DefaultPolicy, "default with aggressive cropping, crop scale (0.08, 1).",
-                           crop_scale=(0.08, 1.0)),
-    "byol": _factory(ByolPolicy, "BYOL's asymmetric pair (Grill et al., 2020, table 6)."),
-    "multicrop": _factory(MulticropPolicy, "SwAV multi-crop: 2 global + 4 small views."),
-    "none": _factory(NonePolicy, "Identical un-augmented views (baselines, debugging)."),
-}
-
-
-# Saliency policies (they build on the classes above, hence imported here).
-from .saliency_policies import MaskPolicy, SgdPolicy, sgd_only_pipeline  # noqa: E402
-
-SALIENCY_POLICIES = ("sgd", "sgd-only", "random-mask", "sal-mask", "sal-mask-hn")
-AUGMENTATIONS |= {
-    "sgd": _factory(SgdPolicy, "default + salient-object segmentation (RC saliency, background removed, p 0.5)."),
-    "sgd-only": _factory(SgdPolicy, "salient-object segmentation as the only augmentation (p 0.5 per view).",
-                         **sgd_only_pipeline()),
-    "random-mask": _factory(MaskPolicy, "default + random grid masking of the query, high-pass fill."),
-    "sal-mask": _factory(MaskPolicy, "default + saliency-guided masking of the query (SCDA), high-pass fill.",
-                         saliency="scda"),
-    "sal-mask-hn": _factory(MaskPolicy, "sal-mask + one hard negative (key view, 40-70% of foreground masked).",
-                            saliency="scda", hard_negatives=1),
-}
-
-
-def build_policy(name: str, **overrides: Any) -> Policy:
-    """The policy registered as ``name`` with its config fields overridden by ``overrides``.
-
-    Raises ValueError listing the valid names for an unknown name, and naming the key and listing
-    the valid keys for an unknown override.
-    """
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation policy {name!r}; valid names: {', '.join(sorted(AUGMENTATIONS))}")
-    return AUGMENTATIONS[name](**overrides)
+        return Views(views=views, targets=batch.targets, indices=batch.indices, boxes=boxes, flipped=flipped,
+                     sources=src_ids)

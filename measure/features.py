@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,9 +30,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from fsio import atomic_path, file_sha256
+from imagedata.formats import open_source
+from imagedata.synthetic import SyntheticSource
 from pretrain.backbones import check_image_size
-from pretrain.checkpoint import load_backbone
-from synthetic.loaders import SyntheticSource, open_source
+from pretrain.checkpoint import CheckpointMeta, load_backbone
 
 log = logging.getLogger(__name__)
 VERSION = 2
@@ -75,23 +76,6 @@ class FeatureSet:
     shapes: np.ndarray | None = None
 
 
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: Path | str) -> str:
-    """sha256 of a file's bytes (memoised by path, size and mtime)."""
-    path = Path(path).resolve()
-    st = path.stat()
-    memo = (str(path), st.st_size, st.st_mtime_ns)
-    if memo not in _SHA_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SHA_MEMO[memo] = h.hexdigest()
-    return _SHA_MEMO[memo]
-
-
 def dataset_fingerprint(source: Any) -> str:
     """A content fingerprint of an image source: synthetic -> its generation-argument hash;
     file formats -> hash of the (path, size, mtime) of every file, in the source's order."""
@@ -113,15 +97,8 @@ def feature_key(ckpt_sha: str, data_fp: str, split: str, layer: str, n: int) -> 
 
 
 def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load(path: Path, key: str) -> FeatureSet | None:
@@ -134,29 +111,29 @@ def _load(path: Path, key: str) -> FeatureSet | None:
         return None
 
 
-def check_fits(model: nn.Module, meta: dict, source: Any, ckpt: Path | str, data: Path | str) -> None:
+def check_fits(model: nn.Module, meta: CheckpointMeta, source: Any, ckpt: Path | str, data: Path | str) -> None:
     """One clear FeatureError if the backbone cannot take the dataset's images."""
     size = getattr(source, "image_size", None)
     if not size:
         raise FeatureError(f"{data}: image size unknown; pass image_size for file datasets")
     try:
-        check_image_size(model, meta["backbone"]["name"], int(size))
+        check_image_size(model, meta.backbone.name, int(size))
     except ValueError as e:
         raise FeatureError(f"{ckpt} on {data}: {e}") from e
-    if len(meta["data"].get("mean", [])) != 3:
-        raise FeatureError(f"{ckpt}: trained on {len(meta['data'].get('mean', []))}-channel data, "
+    if len(meta.data.mean) != 3:
+        raise FeatureError(f"{ckpt}: trained on {len(meta.data.mean)}-channel data, "
                            f"{data} has 3-channel RGB images")
 
 
 @torch.no_grad()
-def compute(model: nn.Module, meta: dict, source: Any, layer: str, n: int, batch_size: int = 256,
+def compute(model: nn.Module, meta: CheckpointMeta, source: Any, layer: str, n: int, batch_size: int = 256,
             device: str = "cpu", progress: bool = True, desc: str = "features"
             ) -> tuple[np.ndarray, np.ndarray | None]:
     """Features (n, D) of the first ``n`` images of ``source``, normalised with the checkpoint's
     mean / std, in the layer's dtype; and the (K, 3) map shapes of a multi-map layer (else None)."""
     fn = LAYERS[layer]
-    mean = torch.tensor(meta["data"]["mean"], device=device).view(1, 3, 1, 1)
-    std = torch.tensor(meta["data"]["std"], device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(meta.data.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(meta.data.std, device=device).view(1, 3, 1, 1)
     out, shapes = [], None
     for s in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
         x = source.read(np.arange(s, min(n, s + batch_size))).to(device).float().div_(255)

@@ -1,4 +1,5 @@
-"""Invariance benchmark loaders on tiny fixtures written in each dataset's real folder layout."""
+"""The invariance benchmarks (GOT-10k, ALOI, PASCAL3D+) as probe sets, on tiny fixtures written in
+each dataset's real folder layout."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,11 @@ import torch
 from PIL import Image
 from scipy.io import savemat
 
-from invariance import loaders as L
-from invariance.loaders import LOADERS, LayoutError, ProbeSet, load_benchmark
+from imagedata.aloi import load_aloi_illum_color, load_aloi_illum_dir, load_aloi_viewpoint
+from imagedata.benchmarks import BENCHMARKS, load_benchmark
+from imagedata.got10k import load_got10k_occlusion
+from imagedata.pascal3d import load_pascal3d_viewpoint
+from imagedata.probeset import LayoutError, ProbeSet
 
 BG = (0, 0, 255)          # background colour of every fixture image
 FG = (255, 0, 0)          # colour painted inside the object box
@@ -81,7 +85,7 @@ def test_got10k_keeps_videos_by_cover_range(tmp_path: Path) -> None:
 
 
 def test_got10k_frames_boxes_and_the_originals_draw(tmp_path: Path) -> None:
-    ps = L.load_got10k_occlusion(write_got(tmp_path))
+    ps = load_got10k_occlusion(write_got(tmp_path))
     frames = ps.meta["frame"]
     # the frame of each row has the row's cover level, its file and its x,y,w,h box
     expected_draw = []
@@ -99,12 +103,12 @@ def test_got10k_frames_boxes_and_the_originals_draw(tmp_path: Path) -> None:
     np.testing.assert_array_equal(frames, expected_draw)
     # level 2 and 6 of video 1 have a single frame each
     assert list(frames[:4][[0, 2]]) == [6, 2]
-    again = L.load_got10k_occlusion(tmp_path)
+    again = load_got10k_occlusion(tmp_path)
     np.testing.assert_array_equal(again.meta["frame"], frames)
 
 
 def test_got10k_read_shows_the_box(tmp_path: Path) -> None:
-    ps = L.load_got10k_occlusion(write_got(tmp_path))
+    ps = load_got10k_occlusion(write_got(tmp_path))
     x = ps.read(np.arange(len(ps)), 8)
     assert x.shape == (6, 3, 8, 8) and x.dtype == torch.uint8
     for img in x:
@@ -115,7 +119,7 @@ def test_got10k_read_shows_the_box(tmp_path: Path) -> None:
 
 def test_got10k_split_folder_as_root(tmp_path: Path) -> None:
     write_got(tmp_path)
-    ps = L.load_got10k_occlusion(tmp_path / "train")
+    ps = load_got10k_occlusion(tmp_path / "train")
     assert ps.meta["kept"] == 2 and len(ps) == 6
 
 
@@ -131,7 +135,7 @@ def test_got10k_malformed_files_name_the_file(tmp_path: Path, name: str, text: s
     bad = tmp_path / "train" / "GOT-10k_Train_000001" / name
     bad.write_text(text)
     with pytest.raises(LayoutError, match=match) as e:
-        L.load_got10k_occlusion(tmp_path)
+        load_got10k_occlusion(tmp_path)
     assert str(e.value).startswith(str(bad)) and "\n" not in str(e.value)
 
 
@@ -146,7 +150,7 @@ def test_got10k_missing_video_files(tmp_path: Path, missing: str) -> None:
             p.unlink()
         gone.rmdir()
     with pytest.raises(LayoutError) as e:
-        L.load_got10k_occlusion(tmp_path)
+        load_got10k_occlusion(tmp_path)
     assert str(e.value).startswith(f"{gone}: missing")
 
 
@@ -189,7 +193,7 @@ def test_aloi_sets_labels_factor(tmp_path: Path, kind: str) -> None:
 
 def test_aloi_illum_dir_cameras(tmp_path: Path) -> None:
     write_aloi(tmp_path / "aloi_red4_ill" / "png4", ALOI_FILES["illum-dir"][1])
-    ps = L.load_aloi_illum_dir(tmp_path)
+    ps = load_aloi_illum_dir(tmp_path)
     np.testing.assert_array_equal(ps.meta["camera"], [1, 2, 1, 3] * 2)
     assert [p.name for p in ps.images[:4]] == ["2_l1c1.png", "2_l1c2.png", "2_l3c1.png", "2_l8c3.png"]
 
@@ -197,13 +201,13 @@ def test_aloi_illum_dir_cameras(tmp_path: Path) -> None:
 def test_aloi_merged_and_bare_folders(tmp_path: Path) -> None:
     merged = tmp_path / "all"
     write_aloi(merged / "png4", ALOI_FILES["viewpoint"][1] + ALOI_FILES["illum-color"][1])
-    view, col = L.load_aloi_viewpoint(merged), L.load_aloi_illum_color(merged)
+    view, col = load_aloi_viewpoint(merged), load_aloi_illum_color(merged)
     np.testing.assert_array_equal(view.factor, [0, 5, 100, 355] * 2)
     np.testing.assert_array_equal(col.factor, [110, 190, 250] * 2)
-    bare = L.load_aloi_viewpoint(merged / "png4")                  # the original's data/ALOI_viewpoint
+    bare = load_aloi_viewpoint(merged / "png4")                  # the original's data/ALOI_viewpoint
     np.testing.assert_array_equal(bare.factor, view.factor)
     with pytest.raises(LayoutError) as e:                          # no illumination-direction files
-        L.load_aloi_illum_dir(merged)
+        load_aloi_illum_dir(merged)
     assert str(e.value).startswith(str(merged / "png4" / "2" / "2_l<l>c<c>.png"))
 
 
@@ -281,7 +285,7 @@ def test_pascal3d_viewpoint_sets(tmp_path: Path) -> None:
 
 
 def test_pascal3d_voc_part_and_read(tmp_path: Path) -> None:
-    ps = L.load_pascal3d_viewpoint(write_pascal(tmp_path, voc=True))
+    ps = load_pascal3d_viewpoint(write_pascal(tmp_path, voc=True))
     assert ps.images[4] == tmp_path / "Images" / "car_pascal" / "2008_000001.jpg"
     np.testing.assert_allclose(ps.boxes[4], [2, 4, 10, 12])                # object 1, as listed
     assert ps.factor[4] == 300 and ps.meta["azimuth_bin"][4] == 4 and ps.set_ids[4] == 0
@@ -297,11 +301,11 @@ def test_pascal3d_bad_annotation(tmp_path: Path) -> None:
     ann = tmp_path / "Annotations" / "chair_imagenet" / "n02_f.mat"
     ann.write_bytes(b"not a mat file")
     with pytest.raises(LayoutError) as e:
-        L.load_pascal3d_viewpoint(tmp_path)
+        load_pascal3d_viewpoint(tmp_path)
     assert str(e.value).startswith(str(ann)) and "\n" not in str(e.value)
     ann.unlink()
     with pytest.raises(LayoutError) as e:
-        L.load_pascal3d_viewpoint(tmp_path)
+        load_pascal3d_viewpoint(tmp_path)
     assert str(e.value).startswith(f"{ann}: missing")
 
 
@@ -316,8 +320,34 @@ EXPECTED = {
 }
 
 
-def test_every_loader_has_a_layout_case() -> None:
-    assert set(EXPECTED) == set(LOADERS)
+def test_every_benchmark_has_a_layout_case() -> None:
+    assert set(EXPECTED) == set(BENCHMARKS)
+
+
+# name -> (write a fixture under root, rows it must give)
+FIXTURES = {
+    "got10k-occlusion": (write_got, 6),
+    "aloi-viewpoint": (lambda r: write_aloi(r / "aloi_red4_view" / "png4", ALOI_FILES["viewpoint"][1]), 8),
+    "aloi-illum-color": (lambda r: write_aloi(r / "aloi_red4_col" / "png4", ALOI_FILES["illum-color"][1]), 6),
+    "aloi-illum-dir": (lambda r: write_aloi(r / "aloi_red4_ill" / "png4", ALOI_FILES["illum-dir"][1]), 8),
+    "pascal3d-viewpoint": (write_pascal, 8),
+}
+
+
+def test_every_benchmark_has_a_fixture() -> None:
+    assert set(FIXTURES) == set(BENCHMARKS)
+
+
+@pytest.mark.parametrize("name", list(BENCHMARKS))
+def test_every_benchmark_loads_its_layout_at_the_asked_size(tmp_path: Path, name: str) -> None:
+    write, rows = FIXTURES[name]
+    write(tmp_path)
+    ps = load_benchmark(name, tmp_path)
+    assert isinstance(ps, ProbeSet) and ps.name == name and len(ps) == rows
+    assert ps.meta["kept"] <= ps.meta["considered"] and len(ps.meta["set_names"]) == ps.set_ids.max() + 1
+    assert 0 <= ps.labels.min() and ps.labels.max() < len(ps.meta["classes"])
+    x = ps.read(np.array([0, len(ps) - 1]), 7)
+    assert x.shape == (2, 3, 7, 7) and x.dtype == torch.uint8
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -355,7 +385,7 @@ def test_unknown_benchmark_lists_valid_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as e:
         load_benchmark("aloi-scale", tmp_path)
     assert not isinstance(e.value, LayoutError)
-    for name in LOADERS:
+    for name in BENCHMARKS:
         assert name in str(e.value)
 
 

@@ -1,4 +1,4 @@
-"""Saliency augmentation policies (registered in ``pretrain.policies.AUGMENTATIONS``).
+"""Saliency augmentation policies (registered in :mod:`pretrain.augment.registry`).
 
 * ``sgd`` / ``sgd-only``: salient-object segmentation as an augmentation (global-contrast HC / RC
   saliency, Cheng et al. 2015): with probability ``seg_p`` per view the object is kept and the
@@ -23,10 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..saliency.cache import SaliencyCache, default_cache_dir
+from ..views import RawBatch, Views
 from . import masking as M
-from .augment import augment_view, crop_boxes
-from .policies import DefaultConfig, DefaultPolicy, _sources
-from .views import RawBatch, Views
+from .ops import augment_view, crop_boxes
+from .policy import Produces
+from .standard import DefaultConfig, DefaultPolicy, view_sources
 
 CACHED_ALGOS = ("hc", "rc")
 BRANCHES = ("query", "key", "both")
@@ -48,9 +50,6 @@ class SaliencyMaps:
         self._memo: dict[int, Tensor] = {}
 
     def bind(self, data_path: str | Path) -> None:
-        from .saliency.__main__ import default_cache_dir
-        from .saliency.cache import SaliencyCache
-
         root = Path(self.cache_dir) if self.cache_dir else default_cache_dir(data_path)
         self._cache = SaliencyCache(root, self.algo, self.params)
 
@@ -121,6 +120,10 @@ class SgdPolicy(DefaultPolicy):
 
     Config = SgdConfig
 
+    @property
+    def produces(self) -> Produces:
+        return Produces(views=self.config.n_views, out_size=self.config.out_size, masks=True)
+
     def __init__(self, config: SgdConfig) -> None:
         super().__init__(config)
         if config.fill not in M.SEGMENT_FILLS:
@@ -134,7 +137,7 @@ class SgdPolicy(DefaultPolicy):
     def __call__(self, batch: RawBatch, gen: torch.Generator) -> Views:
         if batch.pair is not None or batch.boxes is not None:
             raise ValueError("saliency policies take single images, not video pairs or tracked regions")
-        x = _sources(batch)[0][0]
+        x = view_sources(batch)[0][0]
         sal = self.maps(batch.images, batch.indices)
         fg = M.adaptive_foreground(sal, self.config.threshold)
         has_fg = fg.flatten(1).any(1)
@@ -148,7 +151,7 @@ class SgdPolicy(DefaultPolicy):
             flipped.append(av.flipped)
             masks.append(view_saliency(fg.float(), av.box, av.flipped, tuple(av.image.shape[-2:])))
         return Views(views=views, masks=masks, targets=batch.targets, indices=batch.indices, boxes=boxes,
-                     extra={"flipped": flipped, "source": [0] * len(views)})
+                     flipped=flipped, sources=[0] * len(views))
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,6 +197,11 @@ class MaskPolicy(DefaultPolicy):
 
     Config = MaskConfig
 
+    @property
+    def produces(self) -> Produces:
+        c = self.config
+        return Produces(views=c.n_views, out_size=c.out_size, masks=True, negatives=c.hard_negatives)
+
     def __init__(self, config: MaskConfig) -> None:
         super().__init__(config)
         c = config
@@ -211,7 +219,7 @@ class MaskPolicy(DefaultPolicy):
         if c.saliency == "scda":
             if not c.scda_checkpoint:
                 raise ValueError("saliency 'scda' needs a frozen checkpoint: --aug_cfg.scda_checkpoint=PATH/ckpt.pt")
-            from .saliency.scda import SCDA
+            from ..saliency.scda import SCDA
 
             self.scda = SCDA(c.scda_checkpoint, largest_component=c.scda_largest_component)
         self.maps = SaliencyMaps(c.saliency, c.params, c.cache, c.saliency_size) if c.saliency in CACHED_ALGOS \
@@ -243,7 +251,7 @@ class MaskPolicy(DefaultPolicy):
         for i, v in enumerate(views):
             h, w = v.shape[-2:]
             grid = c.grid or M.default_grid(min(h, w))
-            fg = None if c.saliency == "none" else self._foreground(v, sal, out.boxes[i], out.extra["flipped"][i],
+            fg = None if c.saliency == "none" else self._foreground(v, sal, out.boxes[i], out.flipped[i],
                                                                      grid)
             if i == 1 and c.hard_negatives:
                 negatives = self._hard_negatives(v, fg, gen)

@@ -1,0 +1,80 @@
+"""What an evaluation task reads: one checkpoint, its metadata, a dataset and cached features.
+
+A :class:`Context` is built once per (checkpoint, dataset) by the suite; every task of the
+registry (:mod:`measure.tasks`) receives it, so frozen features are extracted once and shared by
+the linear probe, kNN, clustering, pose and the dense tasks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fsio import file_sha256
+from imagedata.formats import open_source
+from pretrain.checkpoint import CheckpointMeta
+
+from . import features as F
+from .results import ResultsStore
+from .tasks import SkipTask
+
+
+@dataclass
+class Context:
+    """The checkpoint, its typed metadata, the dataset path, the suite's settings and the store.
+
+    ``cfg`` is the suite's settings object (``evaluate.context.SuiteConfig``): splits
+    (``train_split`` / ``test_split``), image limits (``train_limit`` / ``test_limit``, 0 = all),
+    ``seeds``, ``image_size``, ``cache_dir``, ``device`` and one section or field per task.
+    """
+
+    ckpt: Path
+    meta: CheckpointMeta
+    data: Path
+    cfg: Any
+    store: ResultsStore | None = None
+    _features: dict[tuple[str, str, int], F.FeatureSet] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.meta.run_id or self.ckpt.parent.name
+
+    @property
+    def sha(self) -> str:
+        """The checkpoint file's SHA-256: its identity in the results store."""
+        return file_sha256(self.ckpt)
+
+    def features(self, split: str, layer: str = "pool", limit: int | None = None) -> F.FeatureSet:
+        """Cached features of ``split`` (``limit`` images; default: the suite's limit for the split)."""
+        if limit is None:
+            limit = self.cfg.train_limit if split == self.cfg.train_split else self.cfg.test_limit
+        key = (split, layer, limit)
+        if key not in self._features:
+            self._features[key] = F.extract(self.ckpt, self.data, split, layer=layer, limit=limit or None,
+                                            cache_dir=self.cfg.cache_dir, device=self.cfg.device,
+                                            image_size=self.image_size)
+        return self._features[key]
+
+    @property
+    def image_size(self) -> int | None:
+        """None for a synthetic dataset (its own size); for image files, the size they are decoded
+        at: ``--image-size`` or the checkpoint's training size."""
+        if (self.data / "meta.json").exists():
+            return None
+        return self.cfg.image_size or int(self.meta.data.image_size)
+
+    def source(self, split: str) -> Any:
+        return open_source(self.data, image_size=self.image_size, split=split)
+
+    def dense(self, split: str, limit: int) -> list[torch.Tensor]:
+        """The frozen stage pyramid [(N, C_i, h_i, w_i), ...] of the first ``limit`` images of ``split``."""
+        return F.dense_maps(self.features(split, "dense", limit))
+
+    def synthetic(self, split: str) -> Any:
+        """The split's synthetic source (masks, depth, labels.csv); SkipTask for other datasets."""
+        source = self.source(split)
+        if not hasattr(source, "dataset"):
+            raise SkipTask(f"{self.data}: not a synthetic dataset (no masks, depth or pose labels)")
+        return source

@@ -1,0 +1,100 @@
+"""Purushwalkam & Gupta, Demystifying contrastive self-supervised learning: invariances,
+augmentations and dataset biases (NeurIPS 2020, arXiv 2007.13916): claims and reproduction plans.
+
+Claims: aggressive cropping buys occlusion invariance; MoCo v2 and PIRL are more
+occlusion-invariant and less viewpoint- and instance-invariant than a supervised network;
+temporal contrast on video beats MoCo v2 on the same frames in viewpoint invariance; MoCo v2
+gains from object-centric pretraining data. No published table is stored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..compare import OBJECT_CENTRIC, PER_METHOD, SCENE_CENTRIC, WITHIN, Filter, Pair, PaperSpec, Trend, Where
+from ..reproduce import MOCO_EPOCHS, Layout, Step, data_step, pretrain_step, report_steps, seeds, suite_step
+
+# --------------------------------------------------------------------------------------- claims
+
+def _endswith(suffix: str) -> Where:
+    """The rows whose column ends with ``suffix`` (printed ``*suffix``)."""
+    return Where(f"*{suffix}", lambda s: s.astype("string").str.endswith(suffix))
+
+
+_TOP25 = {"task": "invariance", "metric": "top25"}
+_SAME_AUG = ("aug", *WITHIN)
+
+
+def _top25(dataset: Where | str, **more: Any) -> Filter:
+    """Our invariance top-25 rows on the probe sets ``dataset`` names, with ``more`` filters."""
+    return {**_TOP25, "dataset": dataset, **more}
+
+
+OCCLUSION, INSTANCE = _endswith("occlusion"), _endswith("instance")
+VIEWPOINT = Where("*viewpoint (not *instance-viewpoint)", lambda s: s.astype("string").str.endswith("viewpoint")
+                  & ~s.astype("string").str.endswith("instance-viewpoint"))
+SPEC = PaperSpec(
+    name="invariance",
+    title="Purushwalkam & Gupta, Demystifying contrastive self-supervised learning: invariances, "
+          "augmentations and dataset biases (NeurIPS 2020, arXiv 2007.13916)",
+    trends=(
+        Trend("aggressive cropping > mild cropping on occlusion invariance top-25",
+              (Pair(_top25(OCCLUSION, aug="aggressive"), _top25(OCCLUSION, aug="mild"), PER_METHOD),)),
+        Trend("MoCo v2 and PIRL are more occlusion-invariant (top-25) than a supervised network",
+              tuple(Pair(_top25(OCCLUSION, method=m), _top25(OCCLUSION, method="supervised"), _SAME_AUG)
+                    for m in ("mocov2", "pirl"))),
+        Trend("a supervised network is more viewpoint-invariant (top-25) than MoCo v2 and PIRL",
+              tuple(Pair(_top25(VIEWPOINT, method="supervised"), _top25(VIEWPOINT, method=m), _SAME_AUG)
+                    for m in ("mocov2", "pirl"))),
+        Trend("a supervised network is more instance-invariant (top-25) than MoCo v2 and PIRL",
+              tuple(Pair(_top25(INSTANCE, method="supervised"), _top25(INSTANCE, method=m), _SAME_AUG)
+                    for m in ("mocov2", "pirl"))),
+        Trend("temporal contrast on video beats MoCo v2 on the same data in viewpoint invariance (top-25)",
+              (Pair(_top25(VIEWPOINT, method="temporal"), _top25(VIEWPOINT, method="mocov2")),)),
+        Trend("MoCo v2 gains from object-centric pretraining data over scene-centric (linear top-1, same "
+              "evaluation set)",
+              (Pair({"method": "mocov2", "pretrain_data": OBJECT_CENTRIC, "task": "linear", "metric": "top1"},
+                    {"method": "mocov2", "pretrain_data": SCENE_CENTRIC, "task": "linear", "metric": "top1"},
+                    ("backbone", "dataset")),)),
+    ),
+    ours_rows=_TOP25,
+    ours_by=("method", "aug", "dataset"),
+)
+
+
+# ----------------------------------------------------------------------------------------- plan
+
+# MoCo v2 needs 30 epochs on these ~4000 images to beat random init (``MOCO_EPOCHS``): every run trains that long.
+INVARIANCE_EPOCHS = MOCO_EPOCHS
+
+
+def plan(lay: Layout, scale: str) -> list[Step]:
+    """Invariance and dataset bias of contrastive SSL: MoCo v2 / PIRL / supervised / temporal
+    (video frame pairs and tracked regions, against MoCo v2 on the same frames); occlusion,
+    viewpoint, illumination, instance invariance; object-centric (shapes64) vs scene-centric
+    (scenes) pretraining; aggressive vs mild cropping."""
+    steps = []
+    if scale == "cpu":
+        s1, objects = data_step(lay, "shapes64", 5000)
+        s2, scenes = data_step(lay, "scenes", 2000)
+        s3, video = data_step(lay, "video", 500)
+        steps += [s1, s2, s3]
+    else:
+        objects, scenes, video = Path("data/imagenet"), Path("data/coco/annotations/instances_train2017.json"), \
+            Path("data/trackingnet")
+    for seed in seeds(scale):
+
+        def run(method: str, aug: str | None, data: Path, *extra: str) -> Step:
+            return pretrain_step(lay, scale, method, aug, data, *extra, seed=seed, cpu_epochs=INVARIANCE_EPOCHS)
+        steps += [run(m, None, objects) for m in ("mocov2", "pirl", "supervised", "random")]
+        steps += [run("mocov2", None, scenes)]
+        steps += [run("simclr", aug, objects) for aug in ("aggressive", "mild")]
+        steps += [run("mocov2", None, video),                   # image-level on the same frames
+                  run("temporal", None, video), run("temporal", None, video, "--method_cfg.mode=regions")]
+    # cpu: the probe sets only. The transform measure (Ericsson et al.'s, not this paper's) needs many
+    # more test images than the 512 feature dimensions to whiten; shapes64's 477 are too few.
+    quick = ("--transforms", "none") if scale == "cpu" else ()
+    steps.append(Step("invariance", "invariance", (str(lay.runs), "--store", str(lay.store), "--data", str(objects),
+                                                   "--probe-dir", str(lay.data / "probes"), *quick)))
+    steps.append(suite_step(lay, objects, "linear"))
+    return steps + report_steps(lay, SPEC.name)

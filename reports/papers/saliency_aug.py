@@ -1,0 +1,66 @@
+"""Saliency-based augmentation: salient-object segmentation (global-contrast saliency, Cheng et
+al. 2015) as an augmentation for contrastive learning (the ``sgd`` / ``sgd-only`` policies):
+claims and reproduction plans.
+
+Claims: ``sgd`` improves linear and kNN top-1 over the default augmentations, per method. No
+published table is stored: the comparison shows our rows of the paper's kind.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..compare import LINEAR, PER_METHOD, Pair, PaperSpec, Trend
+from ..reproduce import (
+    Layout,
+    Step,
+    data_step,
+    examples_step,
+    pretrain_step,
+    report_steps,
+    saliency_steps,
+    seeds,
+    suite_step,
+)
+
+# --------------------------------------------------------------------------------------- claims
+
+_KNN = {"task": "knn", "metric": "top1@k20", "in_domain": True}
+SPEC = PaperSpec(
+    name="saliency-aug",
+    title="saliency-based augmentation: salient-object segmentation (global-contrast saliency, Cheng et al. "
+          "2015) as an augmentation for contrastive learning (policies sgd / sgd-only)",
+    trends=(
+        Trend("salient-object segmentation (sgd) improves linear top-1 over the default augmentations",
+              (Pair({"aug": "sgd", **LINEAR}, {"aug": "default", **LINEAR}, PER_METHOD),)),
+        Trend("salient-object segmentation (sgd) improves kNN top-1 (k 20) over the default augmentations",
+              (Pair({"aug": "sgd", **_KNN}, {"aug": "default", **_KNN}, PER_METHOD),)),
+    ),
+    ours_rows={"aug": ("default", "sgd", "sgd-only"), "task": ("linear", "knn"), "metric": ("top1", "top1@k20"),
+               "in_domain": True},
+    ours_by=("method", "aug", "task", "metric", "dataset"),
+)
+
+
+# ----------------------------------------------------------------------------------------- plan
+
+def plan(lay: Layout, scale: str) -> list[Step]:
+    """Saliency (HC / RC) segmentation as an SSL augmentation: SGD with HC and RC maps and
+    SGD-only vs the default pipeline, for SimCLR and BYOL; linear, kNN, clustering,
+    segmentation; and the resolution of the views (32 vs 64 px)."""
+    steps, data = [], Path("data/imagenet")
+    if scale == "cpu":
+        step, data = data_step(lay, "shapes64-clutter", 5000)
+        steps.append(step)
+    steps += saliency_steps(data)
+    for seed in seeds(scale):
+        for method in ("simclr", "byol"):
+            steps.append(pretrain_step(lay, scale, method, "default", data, seed=seed))
+            for algo in ("hc", "rc"):
+                steps.append(pretrain_step(lay, scale, method, "sgd", data, f"--aug_cfg.algo={algo}", seed=seed))
+            steps.append(pretrain_step(lay, scale, method, "sgd-only", data, seed=seed))
+        if scale == "cpu":
+            steps.append(pretrain_step(lay, scale, "simclr", "sgd", data, "--aug_cfg.out_size=64", seed=seed))
+    steps.append(suite_step(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1"))
+    step, examples = examples_step(lay, data)
+    return steps + [step] + report_steps(lay, SPEC.name, examples)
+

@@ -1,0 +1,57 @@
+"""Newell & Deng, How useful is self-supervised pretraining for visual tasks? (CVPR 2020, arXiv
+1912.01703): claims and reproduction plans.
+
+Claims: the label-savings utility of pretraining decreases as labelled examples grow, and is
+positive at the smallest labelled-set size. No published table is stored.
+"""
+from __future__ import annotations
+
+from ..compare import Decreasing, PaperSpec, Positive, Trend, Where
+from ..reproduce import Layout, Step, data_step, pretrain_step, report_steps, suite_step
+
+# --------------------------------------------------------------------------------------- claims
+
+# rows of a labelled-set size (``top1@n100``, ``utility@n100``: the ``label_count`` column is set)
+HAS_LABEL_COUNT = Where("@nN", lambda s: s.notna())
+_UTILITY = {"task": "finetune", "metric_base": "utility", "label_count": HAS_LABEL_COUNT}
+_FINETUNED = {"task": "finetune", "metric_base": "top1", "label_count": HAS_LABEL_COUNT}
+SPEC = PaperSpec(
+    name="utility",
+    title="Newell & Deng, How useful is self-supervised pretraining for visual tasks? (CVPR 2020, arXiv 1912.01703)",
+    trends=(
+        Trend("utility decreases as labelled examples grow", (Decreasing(_UTILITY, "label_count"),)),
+        Trend("pretraining saves labels at the smallest labelled-set size (utility > 0)",
+              (Positive(_UTILITY, "label_count", sizes=_FINETUNED),)),
+    ),
+    ours_rows=_UTILITY,
+    ours_by=("method", "aug", "dataset", "label_count"),
+)
+
+
+# ----------------------------------------------------------------------------------------- plan
+
+def plan(lay: Layout, scale: str) -> list[Step]:
+    """Label-savings utility (Newell & Deng) on the 12 T/C/V/L variants: several methods,
+    classification (finetuning curves vs scratch), pose, segmentation, depth; ResNet-9 vs
+    ResNet-50 (the cpu preset's ResNet-18 at 32-px views at cpu scale); linear vs finetune rank
+    agreement."""
+    from synthetic.presets import TCVL_VARIANTS
+
+    steps = []
+    n = 2000 if scale == "cpu" else 120000
+    methods = ("rotation", "simclr") if scale == "cpu" else ("rotation", "simclr", "vae", "cmc", "supervised")
+    backbones = ("resnet18",) if scale == "cpu" else ("resnet9", "resnet50")   # cpu: bounded time on 2 cores
+    size = ("--size", "32") if scale == "cpu" else ()     # cpu: the 32-px views the cpu preset trains at
+    for variant in TCVL_VARIANTS:
+        step, data = data_step(lay, f"tcvl-{variant}", n, *size)
+        steps.append(step)
+        group = f"tcvl-{variant}"
+        for backbone in backbones:
+            for method in methods:
+                steps.append(pretrain_step(lay, scale, method, None, data, f"--backbone.name={backbone}",
+                                           group=group))
+        sizes = "50,200,1000" if scale == "cpu" else "1000,5000,20000,100000"
+        quick = ("--finetune-max-steps", "200", "--dense-steps", "200") if scale == "cpu" else ()
+        steps.append(suite_step(lay, data, "linear,finetune,pose,segmentation,depth", "--sizes", sizes,
+                                "--seeds", "0,1", *quick, group=group))
+    return steps + report_steps(lay, SPEC.name)

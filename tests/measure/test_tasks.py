@@ -1,0 +1,98 @@
+"""The task registry (measure.tasks): every registered task runs through the one dispatch loop."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from evaluate.context import SuiteConfig
+from evaluate.dense import DenseConfig
+from evaluate.finetune import FinetuneConfig
+from evaluate.suite import evaluate_checkpoint
+from measure.results import ResultsStore
+from measure.tasks import Job, SkipTask, Task, all_tasks, default_tasks, get_tasks, register, store_jobs
+
+TASKS = all_tasks()
+# what the framework transfers need that the test checkpoint (backbone "tiny") does not have
+NOT_FOR_TINY = {"detection": "Detectron2 / mmseg transfer takes", "segmentation_transfer": "Detectron2 / mmseg transfer takes"}
+
+
+@pytest.fixture(scope="module")
+def wide_ckpt(eval_data: Path, tmp_path_factory: pytest.TempPathFactory, make_ckpt) -> Path:
+    """A tiny-backbone checkpoint with 32 pooled features (the invariance score's top-25 needs >= 25)."""
+    return make_ckpt("simclr", eval_data, tmp_path_factory.mktemp("runs"), **{"backbone.kwargs": {"width": 16}})
+
+
+def small_config(tmp_path: Path) -> SuiteConfig:
+    """Settings that make every task run in seconds on the 32-px test data."""
+    return SuiteConfig(cache_dir=str(tmp_path / "cache"), embedding_points=40,
+                       finetune=FinetuneConfig(sizes=(20,), max_steps=4, min_steps=2),
+                       dense=DenseConfig(steps=4), invariance_sets=2, probe_dir=str(tmp_path / "probes"),
+                       transform_images=16)
+
+
+def test_the_registry_holds_both_providers_tasks() -> None:
+    assert {"linear", "knn", "clustering", "finetune", "pose", "depth", "segmentation", "unsup_seg", "detection",
+            "segmentation_transfer", "invariance", "transform_invariance"} <= set(TASKS)
+    assert default_tasks() == [n for n in TASKS if n not in ("detection", "segmentation_transfer", "invariance",
+                                                             "transform_invariance")]
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_record_is_complete(name: str) -> None:
+    """A summary line, settings that exist in the suite's config, and an eval config naming task and protocol."""
+    task = TASKS[name]
+    assert task.name == name and task.summary
+    fields = {f.name for f in dataclasses.fields(SuiteConfig)}
+    assert set(task.settings) <= fields, set(task.settings) - fields
+    if task.function is not None:
+        ecfg = task.eval_config(SuiteConfig())
+        assert ecfg["task"] == name and ecfg["protocol"] == task.protocol and "image_size" in ecfg
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_runs_on_a_checkpoint_into_the_store(name: str, wide_ckpt: Path, eval_data: Path,
+                                                        tmp_path: Path) -> None:
+    """Each task, alone, through the suite: finite values stored under its name, or skipped with the reason."""
+    store = ResultsStore(tmp_path / "r.sqlite")
+    cfg = dataclasses.replace(small_config(tmp_path), data=str(eval_data))
+    summary = evaluate_checkpoint(wide_ckpt, [name], cfg, store)
+    assert summary and all(r["task"] == name for r in summary)
+    if name in NOT_FOR_TINY:
+        assert all(r["status"].startswith("skipped: ") and NOT_FOR_TINY[name] in r["status"] for r in summary)
+        return
+    assert {r["status"] for r in summary} == {"new"}, summary
+    frame = store.to_frame()
+    assert not frame.empty and set(frame["task"]) == {name} and frame["value"].notna().all()
+    again = evaluate_checkpoint(wide_ckpt, [name], cfg, store)              # stored: reused, not recomputed
+    assert {r["status"] for r in again} == {"stored"}
+
+
+def test_unknown_and_duplicate_tasks_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown task\\(s\\) nope; valid: linear"):
+        get_tasks(["linear", "nope"])
+    with pytest.raises(ValueError, match="registered twice"):
+        register(Task("linear", lambda ctx: []))
+    with pytest.raises(ValueError, match="exactly one of function or jobs"):
+        Task("x")
+
+
+def test_store_jobs_skips_reports_and_keeps_the_store(tmp_path: Path) -> None:
+    """A job raising SkipTask is reported, not stored; the stored job is reused unless forced."""
+    store = ResultsStore(tmp_path / "r.sqlite")
+    calls = []
+
+    def rows() -> list:
+        calls.append(1)
+        return [("acc", 0.5, "test", None)]
+
+    def skip() -> list:
+        raise SkipTask("no labels")
+
+    jobs = [Job("t", "d", {"task": "t"}, rows), Job("t", "e", {"task": "t"}, skip)]
+    out = store_jobs(jobs, store, "run", "sha")
+    assert [r["status"] for r in out] == ["new", "skipped: no labels"] and len(store.to_frame()) == 1
+    assert [r["status"] for r in store_jobs(jobs[:1], store, "run", "sha")] == ["stored"] and len(calls) == 1
+    store_jobs(jobs[:1], store, "run", "sha", force=True)
+    assert len(calls) == 2 and len(store.to_frame()) == 1
