@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The learning check behind the README figure: cpu-preset pretraining on shapes64, then a linear probe.
+# The learning check behind the figure in docs/pretrain.md ("It learns"): cpu-preset pretraining on shapes64, then a linear probe.
 #   bash bench/learning.sh [DATA] [METHODS...]      (default: data/shapes64 random simclr mocov2 byol)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""Results store: one SQLite row per metric value, with its provenance (DESIGN.md, "Results store").
+"""Results store: one SQLite row per metric value, with its provenance (docs/architecture.md, "Results store").
 
 Every evaluation writes its numbers here; reports read them back as a pandas frame. A row is::
 

@@ -107,7 +107,7 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     ("full", "slotcon"): {"optim.name": "lars", "optim.lr": 1.0, "optim.weight_decay": 1e-5, "data.batch_size": 512,
                           "train.epochs": 800, "data.path": "data/coco/annotations/instances_train2017.json",
                           "data.split": ""},
-    # cpu: the short-run settings that learn within the preset's budget (README "It learns").
+    # cpu: the short-run settings that learn within the preset's budget (docs/pretrain.md, "It learns").
     # MoCo v2 / BYOL export the EMA teacher there: after so few steps it probes 1-2 points higher.
     # MoCo v2 keeps NCHW: its shuffling BN reshapes every BN input, a copy for NHWC (15% slower steps).
     ("cpu", "mocov2"): {"optim.lr": 0.6, "method_cfg.proj_bn": True, "method_cfg.queue_size": 1024,

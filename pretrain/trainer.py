@@ -29,7 +29,7 @@ from .augment import resolved_config as resolved_aug_config
 from .backbones import build_backbone, check_image_size
 from .checkpoint import DataSpec, TrainSpec, export_checkpoint, save_atomic
 from .data import PretrainData, open_pretrain_data
-from .distributed import Dist, close_distributed, init_distributed
+from .distributed import Dist, init_distributed
 from .methods import METHODS, get_method
 from .methods.base import Method, MethodContext
 from .optim import build_optimizer, lr_factor

@@ -19,11 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from fsio import write_text_atomic
 from measure.results import StoreError
 
 from . import compare as C
 from .build import add_build, add_reproduce
-from .data import DEFAULT_DB, export, load, runs_table, write_text
+from .data import DEFAULT_DB, export, load, runs_table
 from .papers import PAPERS, get_paper
 from .tables import FORMATS, render, table
 
@@ -69,7 +70,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
         for path, content in ((a.out / f"{a.paper}.md", text),
                               (a.out / f"{a.paper}.csv", render(numbers, "csv")),
                               (a.out / f"{a.paper}-trends.csv", render(trends, "csv"))):
-            write_text(path, content)
+            write_text_atomic(path, content)
             print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -95,7 +96,7 @@ def cmd_table(a: argparse.Namespace) -> int:
     result = table(load(a.db), _columns(a.rows), _columns(a.cols), where, a.stat)
     text = render(result, a.format)
     if a.out is not None:
-        print(f"wrote {write_text(a.out, text)}", file=sys.stderr)
+        print(f"wrote {write_text_atomic(a.out, text)}", file=sys.stderr)
     print(text, end="" if text.endswith("\n") else "\n")
     return 0
 

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from fsio import write_text_atomic
 from measure.results import ResultsStore
 
 from . import compare as C
 from . import html, plots
-from .data import DEFAULT_DB, load, write_text
+from .data import DEFAULT_DB, load
 from .papers import PAPERS, PLANS, get_plan
 from .reproduce import SCALES, run
 from .tables import default_tables, render
@@ -40,7 +41,7 @@ def _tables(frame, out: Path, stat: str, written: set[Path]) -> list[dict]:
     sections = []
     for name, table in default_tables(frame, stat).items():
         for suffix, fmt in TABLE_FORMATS.items():
-            written.add(write_text(out / "tables" / f"{name}.{suffix}", render(table, fmt)))
+            written.add(write_text_atomic(out / "tables" / f"{name}.{suffix}", render(table, fmt)))
         sections.append({"heading": f"Table: {name}", "tables": [render(table, "html")]})
     return sections
 
@@ -71,7 +72,7 @@ def _comparisons(frame, out: Path, written: set[Path]) -> list[dict]:
         numbers, trends = C.compare(frame, spec)
         if (trends["ours shows"] == "not measured").all() if len(trends) else True:
             continue
-        written.add(write_text(out / "compare" / f"{paper}.md", C.report(frame, spec)))
+        written.add(write_text_atomic(out / "compare" / f"{paper}.md", C.report(frame, spec)))
         sections.append({"heading": f"Published vs ours: {paper}",
                          "tables": [numbers.to_html(index=False, classes="sslbench-table", na_rep=""),
                                     trends.to_html(index=False, classes="sslbench-table")]})

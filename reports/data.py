@@ -36,14 +36,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fsio import atomic_path
 from measure.results import ResultsStore
 from pretrain.runid import RunId
 
@@ -246,27 +245,6 @@ def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def write_atomic(path: Path | str, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place, so
-    that ``path`` is either the old file or the complete new one. Returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text(path: Path | str, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
 def _parquet_engine() -> str | None:
     for engine in ("pyarrow", "fastparquet"):
         if importlib.util.find_spec(engine) is not None:
@@ -275,22 +253,25 @@ def _parquet_engine() -> str | None:
 
 
 def export(frame: pd.DataFrame, path: Path | str) -> Path:
-    """Write ``frame`` to ``path`` atomically, in the format its suffix names: ``.csv`` (always)
-    or ``.parquet`` (with pyarrow or fastparquet installed; otherwise a one-line ValueError).
-    Any other suffix raises ValueError listing the valid ones. Returns the path."""
+    """Write ``frame`` to ``path`` atomically (``fsio.atomic_path``), in the format its suffix
+    names: ``.csv`` (always) or ``.parquet`` (with pyarrow or fastparquet installed; otherwise a
+    one-line ValueError). Any other suffix raises ValueError listing the valid ones. Returns the path."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+        return path
     if suffix == ".parquet":
         engine = _parquet_engine()
         if engine is None:
             raise ValueError("parquet export needs pyarrow: pip install pyarrow")
-        return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False, engine=engine))
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False, engine=engine)
+        return path
     raise ValueError(f"{path}: unknown export format {suffix or '(no suffix)'!r}; "
                      f"valid: {', '.join(EXPORT_FORMATS)}")
 
 
 __all__ = ["DEFAULT_DB", "DEFAULT_MARK", "EXPORT_FORMATS", "IGNORED_SETTINGS", "RUN_COLUMNS", "aug_label", "export",
-           "load", "parse_variant", "runs_table", "variant_labels", "with_run_info", "with_variants", "write_atomic",
-           "write_text"]
+           "load", "parse_variant", "runs_table", "variant_labels", "with_run_info", "with_variants"]

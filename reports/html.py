@@ -24,13 +24,14 @@ import binascii
 import html
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+
+from fsio import write_text_atomic
 
 REPORT_NAME = "report.html"
 MIME = {".png": "image/png", ".svg": "image/svg+xml"}
@@ -64,17 +65,6 @@ _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-
                        r"(?P<data>.*)$", re.IGNORECASE | re.DOTALL)
 _URL_ATTRS = {"src", "href", "srcset", "action", "data", "poster", "background", "formaction", "xlink:href",
               "cite", "longdesc", "manifest", "ping"}
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _paragraphs(text: str) -> str:
@@ -163,7 +153,7 @@ def write_report(out_dir: str | os.PathLike, title: str, sections: Sequence[Mapp
     text = render_report(title, list(sections), prefer)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / REPORT_NAME
-    _write_text_atomic(path, text)
+    write_text_atomic(path, text)
     return path
 
 

@@ -4,9 +4,10 @@ Every plot function takes a tidy frame: the store's columns (``ResultsStore.to_f
 ckpt_sha256, task, dataset, split, metric, value, seed, eval_config, ...) plus ``method``, ``aug``
 and ``pretrain_seed``. Those three are parsed from the run id
 (``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8}``, ``pretrain.runid.RunId``) when the frame
-lacks them. Each function writes ``<out_stem>.png`` and ``<out_stem>.svg`` atomically (temporary
-file, then ``os.replace``), closes its figure and returns the two paths, or returns ``[]`` and
-writes nothing when the frame has no data for that plot, so a report can call all of them.
+lacks them. Each function writes ``<out_stem>.png`` and ``<out_stem>.svg`` atomically
+(``fsio.atomic_path``: a temporary file, then a rename), closes its figure and returns the two
+paths, or returns ``[]`` and writes nothing when the frame has no data for that plot, so a report
+can call all of them.
 
 "Seeds" in bands and error bars are every run behind a point: pretraining seeds (checkpoints of
 one method) times evaluation seeds. A frame holding several datasets for a task gets one panel
@@ -21,7 +22,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fsio import atomic_path
 from pretrain.runid import RunId
 
 from .data import aug_label
@@ -154,15 +155,8 @@ def save_figure(fig: Figure | None, out_stem: str | os.PathLike, formats: Sequen
     try:
         for fmt in formats:
             path = Path(f"{stem}.{fmt}")
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp.{fmt}")
-            os.close(fd)
-            try:
-                with plt.rc_context(_RC):
-                    fig.savefig(tmp, format=fmt, dpi=DPI, metadata={"Date": None} if fmt == "svg" else None)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_path(path, suffix=f".tmp.{fmt}") as tmp, plt.rc_context(_RC):
+                fig.savefig(tmp, format=fmt, dpi=DPI, metadata={"Date": None} if fmt == "svg" else None)
             written.append(path)
     finally:
         plt.close(fig)

@@ -19,9 +19,10 @@ def test_readme_is_short_and_starts_with_the_two_commands() -> None:
 
 
 def test_extending_walks_through_each_kind_of_addition() -> None:
-    text = (ROOT / "docs" / "extending.md").read_text().lower()
+    headings = [line.lower() for line in (ROOT / "docs" / "extending.md").read_text().splitlines()
+                if line.startswith("## ")]
     for kind in ("method", "augmentation", "task", "dataset reader", "paper"):
-        assert f"## add {'an' if kind[0] in 'aeiou' else 'a'} {kind}" in text, kind
+        assert any(kind in h for h in headings), f"docs/extending.md has no section on adding a {kind}"
 
 
 @pytest.mark.parametrize("page", [ROOT / "README.md", *DOCS], ids=lambda p: p.name)

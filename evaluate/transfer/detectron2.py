@@ -261,7 +261,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     scenes = PROTOCOLS[protocol].dataset == "scenes"
     if not scenes and not device.startswith("cuda"):
         raise TransferError(f"protocol {protocol!r} is a full-scale GPU protocol: run it with --device cuda "
-                            "--num-gpus N (README, 'Transfer')")
+                            "--num-gpus N (docs/evaluate.md, 'Full-scale transfer on GPUs')")
     check_devices(num_gpus, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

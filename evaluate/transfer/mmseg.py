@@ -225,7 +225,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     depth = backbone_depth(meta)
     if protocol in SHIPPED and not device.startswith("cuda"):
         raise TransferError(f"protocol {protocol!r} ({SHIPPED[protocol]}) is a full-scale GPU protocol: run it with "
-                            "--device cuda --num-gpus N (README, 'Transfer')")
+                            "--device cuda --num-gpus N (docs/evaluate.md, 'Full-scale transfer on GPUs')")
     check_devices(num_gpus, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Transfer from an SSL checkpoint of the pretraining engine beats random initialisation through
 both real frameworks on synthetic scenes (`make test-slow`; about an hour on 2 cores): SimCLR with
-the cpu preset on shapes64 (the README's learning-check run) vs the `random` baseline, then
+the cpu preset on shapes64 (the learning-check run of docs/pretrain.md) vs the `random` baseline, then
 Detectron2 `scenes-r18-fpn` (Mask R-CNN R18-FPN, 150 iterations at batch 8: AP50) and mmseg
 `scenes-r18-fcn` (FCN, 600 iterations at batch 8: mIoU), as `bench/transfer_check.py` measures
 them (numbers and their reading in bench/RESULTS.md, "Transfer on synthetic scenes")."""

@@ -11,7 +11,8 @@ from test_plots import fake_saliency, fake_store
 from evaluate import suite as S
 from reports import html
 from reports.__main__ import main
-from reports.reproduce import PLANS, SCALES, plan
+from reports.papers import PLANS
+from reports.reproduce import SCALES, plan
 
 
 def check_pretrain_args(args: list[str]) -> None:
@@ -95,7 +96,7 @@ def test_an_empty_store_is_refused(tmp_path: Path, capsys) -> None:
 def test_every_paper_has_a_plan_ending_in_its_report(paper: str, scale: str, tmp_path: Path, capsys) -> None:
     """Each reproduction pretrains, evaluates and ends with the report and the comparison; its
     commands parse with the project's own CLIs (dry run)."""
-    lay, steps = plan(paper, scale, tmp_path)
+    lay, steps = plan(paper, PLANS[paper], scale, tmp_path)
     modules = [s.module for s in steps]
     assert "pretrain" in modules and "evaluate.suite" in modules or "invariance" in modules
     assert [s.args[0] for s in steps[-2:]] == ["build", "compare"]
@@ -115,7 +116,7 @@ def test_cpu_plans_transfer_a_bounded_number_of_runs(paper: str, tmp_path: Path)
     runs to the framework transfer (its ``runs/transfer`` group); the full plans send every run
     of the study there."""
     for scale, bound in (("cpu", 3), ("full", None)):
-        lay, steps = plan(paper, scale, tmp_path)
+        lay, steps = plan(paper, PLANS[paper], scale, tmp_path)
         pretrained = [s for s in steps if s.module == "pretrain"]
         transferred = [s for s in pretrained if f"--train.out={lay.runs / 'transfer'}" in s.args]
         framework = [s for s in steps if s.module == "evaluate.suite"
@@ -150,7 +151,7 @@ def test_utility_cells_count_every_finetuning_seed(tmp_path: Path) -> None:
 def test_saliency_reports_show_saliency_examples(paper: str, scale: str, tmp_path: Path) -> None:
     """The saliency studies write their examples (maps, masks, the policies' views) before the
     report, and the report renders them."""
-    lay, steps = plan(paper, scale, tmp_path)
+    lay, steps = plan(paper, PLANS[paper], scale, tmp_path)
     (i, examples), = [(i, s) for i, s in enumerate(steps)
                       if s.module == "pretrain.saliency" and s.args[0] == "examples"]
     build = steps[-2].args
@@ -166,7 +167,7 @@ def test_full_plans_run_on_the_gpus(paper: str, tmp_path: Path) -> None:
     from reports.reproduce import GPUS
 
     for scale in SCALES:
-        _, steps = plan(paper, scale, tmp_path)
+        _, steps = plan(paper, PLANS[paper], scale, tmp_path)
         for s in steps:
             cmd = s.command("python")
             if s.module == "pretrain":
@@ -205,7 +206,7 @@ def test_masking_cpu_plan_runs_every_variant_and_trains_moco_long_enough(tmp_pat
     from reports.reproduce import CPU_EPOCHS, MOCO_EPOCHS
 
     def runs(scale: str) -> dict[str, list[str]]:
-        _, steps = plan("saliency-masking", scale, tmp_path)
+        _, steps = plan("saliency-masking", PLANS["saliency-masking"], scale, tmp_path)
         out: dict[str, list[str]] = {}
         for s in steps:
             if s.module == "pretrain" and "--train.seed=0" in s.args:

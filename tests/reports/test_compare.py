@@ -1,5 +1,6 @@
 """reports.compare and the CLI: published tables, trend checks (yes / no / not measured) for every
-registered paper on rows built to show, or to contradict, each claim; bad input exits 2 in one line."""
+registered paper (``reports.papers``) on rows built to show, or to contradict, each claim; bad input
+exits 2 in one line."""
 from __future__ import annotations
 
 import hashlib
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from stored_configs import resolved
 
 from measure.results import Result, ResultsStore
 from reports import compare as C
 from reports import data as D
 from reports.__main__ import main
+from reports.papers import PAPERS, get_paper
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,11 +80,12 @@ CONFIGS: dict[str, dict] = {}      # run id -> its pretraining config, for cases
 
 
 def pretrain_config(method: str, aug: str, seed: int, aug_cfg: dict[str, object]) -> dict:
-    """A checkpoint's meta["config"] (the parts the variants look at)."""
+    """A checkpoint's meta["config"] (the parts the variants look at), the method's and the
+    policy's settings resolved: ``aug_cfg`` given (on views of 32 px), the rest at their defaults."""
+    method_cfg, aug_cfg = resolved(method, aug, aug_cfg={"out_size": 32, **aug_cfg})
     return {"method": method, "aug": aug, "preset": "cpu", "data": {"path": f"/data/s{seed}", "batch_size": 128},
             "backbone": {"name": "resnet18", "kwargs": {}}, "optim": {"lr": 0.6},
-            "train": {"seed": seed, "out": "runs", "epochs": 20.0}, "method_cfg": {},
-            "aug_cfg": {"out_size": 32, **aug_cfg}}
+            "train": {"seed": seed, "out": "runs", "epochs": 20.0}, "method_cfg": method_cfg, "aug_cfg": aug_cfg}
 
 
 def results(cases: list[tuple], holds: bool) -> list[Result]:
@@ -111,13 +115,13 @@ def frame_of(tmp_path: Path, rows: list[Result]) -> pd.DataFrame:
 
 
 def measurable(paper: str) -> list[bool]:
-    return [bool(t.ours) for t in C.PAPERS[paper].trends]
+    return [bool(t.ours) for t in PAPERS[paper].trends]
 
 
 def test_registry_names_and_tables() -> None:
-    assert list(C.PAPERS) == ["saliency-aug", "saliency-masking", "invariance", "slotcon", "utility"]
-    assert set(CASES) == set(C.PAPERS)
-    for spec in C.PAPERS.values():
+    assert list(PAPERS) == ["saliency-aug", "saliency-masking", "invariance", "slotcon", "utility"]
+    assert set(CASES) == set(PAPERS)
+    for spec in PAPERS.values():
         assert spec.trends
         for name in spec.tables:
             table = C.published(spec)
@@ -125,35 +129,35 @@ def test_registry_names_and_tables() -> None:
     assert (C.TABLES_DIR / "README.md").read_text().count("arXiv") >= 2
 
 
-@pytest.mark.parametrize("paper", list(C.PAPERS))
+@pytest.mark.parametrize("paper", list(PAPERS))
 def test_no_matching_rows_is_not_measured(paper: str, tmp_path: Path) -> None:
     unrelated = [Result("byol-none-resnet18-shapes64-s0-0a1b2c3d", "x" * 64, "pose", "shapes64", "test",
                         "pose_top1", 50.0, None, {})]
     for frame in (frame_of(tmp_path, unrelated), D.load(ResultsStore(tmp_path / "empty.sqlite").path)):
-        numbers, trends = C.compare(frame, paper)
+        numbers, trends = C.compare(frame, PAPERS[paper])
         assert list(trends.columns) == list(C.TREND_COLUMNS)
         assert (trends["ours shows"] == C.NOT_MEASURED).all()
-        assert len(trends) == len(C.PAPERS[paper].trends)
+        assert len(trends) == len(PAPERS[paper].trends)
         ours = numbers["ours"].tolist() if len(numbers) else []
         assert all(v == C.NOT_MEASURED or v.startswith("no counterpart") for v in ours)
 
 
-@pytest.mark.parametrize("paper", list(C.PAPERS))
+@pytest.mark.parametrize("paper", list(PAPERS))
 @pytest.mark.parametrize("holds", [True, False])
 def test_trends_follow_the_rows(paper: str, holds: bool, tmp_path: Path) -> None:
-    _, trends = C.compare(frame_of(tmp_path, results(CASES[paper], holds)), paper)
+    _, trends = C.compare(frame_of(tmp_path, results(CASES[paper], holds)), PAPERS[paper])
     want = [(C.YES if holds else C.NO) if m else C.NOT_MEASURED for m in measurable(paper)]
     assert trends["ours shows"].tolist() == want, trends.to_string()
     for detail, m in zip(trends["ours: detail"], measurable(paper)):
         assert ("(n=3)" in detail) == m
 
 
-@pytest.mark.parametrize("paper", list(C.PAPERS))
+@pytest.mark.parametrize("paper", list(PAPERS))
 def test_one_side_missing_is_not_measured(paper: str, tmp_path: Path) -> None:
     """Only the first row kind of each case: no comparison has both sides (a one-sided check,
     utility > 0 at the smallest size, is still made)."""
-    _, trends = C.compare(frame_of(tmp_path, results(CASES[paper][:1], True)), paper)
-    one_sided = [bool(t.ours) and all(isinstance(c, C.Positive) for c in t.ours) for t in C.PAPERS[paper].trends]
+    _, trends = C.compare(frame_of(tmp_path, results(CASES[paper][:1], True)), PAPERS[paper])
+    one_sided = [bool(t.ours) and all(isinstance(c, C.Positive) for c in t.ours) for t in PAPERS[paper].trends]
     assert trends["ours shows"].tolist() == [C.YES if o else C.NOT_MEASURED for o in one_sided]
 
 
@@ -166,7 +170,7 @@ def test_groups_are_compared_apart(tmp_path: Path) -> None:
                     ("mocov2", "default", "linear", "tcvl-1111", "top1", "tcvl-1111", 55, 0),
                     ("simclr", "sal-mask", "linear", "shapes64", "top1", "shapes64", 70, 0),
                     ("simclr", "default", "linear", "tcvl-1111", "top1", "tcvl-1111", 60, 0)], True)
-    _, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    _, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
     first, second = trends.iloc[0], trends.iloc[1]
     assert first["ours shows"] == C.NO and first["ours: detail"].startswith("1/2 hold")
     assert second["ours shows"] == C.NOT_MEASURED
@@ -175,12 +179,13 @@ def test_groups_are_compared_apart(tmp_path: Path) -> None:
 def test_linear_off_the_pretraining_data_is_not_in_domain(tmp_path: Path) -> None:
     rows = results([("mocov2", "sal-mask", "linear", "other", "top1", "shapes64", 70, 0),
                     ("mocov2", "default", "linear", "other", "top1", "shapes64", 60, 0)], True)
-    _, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    _, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
     assert trends.iloc[0]["ours shows"] == C.NOT_MEASURED
 
 
 def test_published_side(tmp_path: Path) -> None:
-    numbers, trends = C.compare(frame_of(tmp_path, results(CASES["saliency-masking"], True)), "saliency-masking")
+    frame = frame_of(tmp_path, results(CASES["saliency-masking"], True))
+    numbers, trends = C.compare(frame, PAPERS["saliency-masking"])
     row = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-highpass")
                   & (numbers["eval"] == "ImageNet-100")].iloc[0]
     assert row["paper"] == "73.80" and row["ours"] == "70.0 ± 0.5 (n=3)"
@@ -195,16 +200,16 @@ def test_published_side(tmp_path: Path) -> None:
                    & (numbers["eval"] == "ImageNet-100")]
     assert blur[[C.OURS_DATA, "ours"]].values.tolist() == [["sal-mask fill=blur / shapes64 / resnet18 / shapes64",
                                                            "68.0 ± 0.5 (n=3)"]]
-    _, slot = C.compare(frame_of(tmp_path / "s", []), "slotcon")
+    _, slot = C.compare(frame_of(tmp_path / "s", []), PAPERS["slotcon"])
     assert slot["paper shows"].eq("claimed (not in the stored table)").all()
-    numbers, util = C.compare(frame_of(tmp_path / "u", results(CASES["utility"], True)), "utility")
+    numbers, util = C.compare(frame_of(tmp_path / "u", results(CASES["utility"], True)), PAPERS["utility"])
     assert util["paper shows"].eq("claimed (no published table stored)").all()
     assert numbers["paper"].eq("no published table stored").all() and numbers["ours"].str.contains(r"\(n=3\)").all()
 
 
 def test_unknown_paper() -> None:
     with pytest.raises(ValueError, match="unknown paper 'nope'; valid: saliency-aug, saliency-masking, invariance"):
-        C.compare(pd.DataFrame(), "nope")
+        get_paper("nope")
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -267,7 +272,7 @@ def test_python_dash_m(db: Path) -> None:
 
 
 def test_ours_table_keeps_pretraining_data_apart(tmp_path: Path) -> None:
-    numbers, _ = C.compare(frame_of(tmp_path, results(CASES["invariance"], True)), "invariance")
+    numbers, _ = C.compare(frame_of(tmp_path, results(CASES["invariance"], True)), PAPERS["invariance"])
     mocov2 = numbers[(numbers["method"] == "mocov2") & (numbers["dataset"] == "probe-viewpoint")]
     assert sorted(zip(mocov2["pretrain_data"], mocov2["ours"])) == [("shapes64", "20.0 ± 0.5 (n=3)"),
                                                                     ("video", "30.0 ± 0.5 (n=3)")]
@@ -280,7 +285,7 @@ def test_runs_the_run_id_cannot_tell_apart_are_flagged(tmp_path: Path) -> None:
     rows += [Result(r.run_id[:-8] + "ffffffff", "f" + r.ckpt_sha256[1:], r.task, r.dataset, r.split, r.metric,
                     r.value - 4, None, {}) for r in rows
              if "-sal-mask-" in r.run_id and r.task == "linear" and r.run_id.endswith("0a1b2c3d")]
-    numbers, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    numbers, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
     mocov2 = trends.iloc[0]["ours: detail"]
     assert "sal-mask 68.0 ± 0.5 (n=3) [mixes 2 runs per seed] > default 60.0 ± 0.5 (n=3)" in mocov2
     # the runs with stored configs are told apart by their variant: compared on their own, unflagged
@@ -329,7 +334,7 @@ _G = "[backbone=resnet18, pretrain_data=shapes64, dataset=shapes64] "
     ([({}, 70), ({"branch": "both"}, 65)], C.NOT_MEASURED, "--aug_cfg.fill", [C.NOT_MEASURED]),  # one fill
 ])
 def test_fill_order_claim(runs: list, answer: str, shown: str, blur: list[str], tmp_path: Path) -> None:
-    numbers, trends = C.compare(masking_frame(tmp_path, runs), "saliency-masking")
+    numbers, trends = C.compare(masking_frame(tmp_path, runs), PAPERS["saliency-masking"])
     claim = trends.iloc[FILL_CLAIM]
     assert "high-pass fill is best" in claim["claim"]
     assert claim["ours shows"] == answer and shown in claim["ours: detail"], claim["ours: detail"]
@@ -344,7 +349,7 @@ def test_masking_claims_use_the_high_pass_variant(tmp_path: Path) -> None:
     """sal-mask > default is checked on the high-pass variant (the paper's), not on the other fills
     nor on the both-branch run, and never flagged: every run has a stored config."""
     frame = masking_frame(tmp_path, [({}, 60), ({"fill": "blur"}, 40), ({"branch": "both"}, 30)])
-    numbers, trends = C.compare(frame, "saliency-masking")
+    numbers, trends = C.compare(frame, PAPERS["saliency-masking"])
     first = trends.iloc[0]
     assert first["ours shows"] == C.YES, first["ours: detail"]
     assert first["ours: detail"].endswith("sal-mask branch=query, fill=highpass 60.0 ± 0.5 (n=3) > "
@@ -364,7 +369,7 @@ def test_smallest_size_without_utility_is_not_measured(tmp_path: Path) -> None:
         cases += [("simclr", aug, "finetune", "tcvl-0100", f"utility@n{n}", "tcvl-0100", 1.0, 1.0)
                   for n in counts if n >= utility_from]
         return results(cases, True)
-    check = next(t for t in C.PAPERS["utility"].trends if "smallest" in t.claim)
+    check = next(t for t in PAPERS["utility"].trends if "smallest" in t.claim)
     unmeasured = C.prepare(frame_of(tmp_path, rows("mild", (50, 200, 1000), 200)))
     answer, detail = C.verdict(check.ours, unmeasured, ours=True)
     assert answer == C.NOT_MEASURED and "label_count 50: not measurable" in detail
@@ -379,7 +384,7 @@ def test_a_gap_inside_the_seed_spread_is_flagged(gap: float, note: str, tmp_path
     """Three seeds a side, spread 0.5: a 10-point gap stands, a 0.2-point one is flagged."""
     rows = results([("mocov2", "sal-mask", "linear", "shapes64", "top1", "shapes64", 60 + gap, 0),
                     ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 0)], True)
-    _, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    _, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
     detail = trends.iloc[0]["ours: detail"]
     assert trends.iloc[0]["ours shows"] == C.YES
     assert ("within the seed spread" in detail) == bool(note) and "one seed" not in detail
@@ -389,5 +394,5 @@ def test_one_seed_comparisons_say_the_spread_is_unknown(tmp_path: Path) -> None:
     rows = [r for r in results([("mocov2", "sal-mask", "linear", "shapes64", "top1", "shapes64", 70, 0),
                                 ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 0)], True)
             if "-s0-" in r.run_id]
-    _, trends = C.compare(frame_of(tmp_path, rows), "saliency-masking")
+    _, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
     assert "(one seed: spread unknown)" in trends.iloc[0]["ours: detail"]

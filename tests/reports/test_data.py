@@ -1,4 +1,4 @@
-"""reports.data: run-id parsing, loading the store, the runs table, CSV / parquet export."""
+"""reports.data: run-id columns, loading the store, the runs table, CSV / parquet export, variants."""
 from __future__ import annotations
 
 import importlib.util
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from stored_configs import resolved
 
 from measure.results import Result, ResultsStore
 from reports import data as D
@@ -48,15 +49,15 @@ def db(tmp_path: Path) -> Path:
     ("simclr-mild-resnet50-tcvl-1011-s0-ed1faf4b", ("simclr", "mild", "resnet50", "tcvl-1011", 0, "ed1faf4b")),
     ("byol-default-tiny-shapes64-s13-ffffffff", ("byol", "default", "tiny", "shapes64", 13, "ffffffff")),
 ])
-def test_parse_run_id(rid: str, want: tuple) -> None:
-    got = D.parse_run_id(rid)
+def test_run_columns(rid: str, want: tuple) -> None:
+    got = D.with_run_info(pd.DataFrame({"run_id": [rid]})).iloc[0]
     assert tuple(got[c] for c in D.RUN_COLUMNS) == want
 
 
 @pytest.mark.parametrize("rid, method", [("scratch-resnet18", "scratch"), ("set-0123456789abcdef", "set"),
                                           ("notarun", "notarun"), ("simclr-default-s0-0a1b2c3d", "simclr")])
-def test_parse_unparseable_ids_keep_method_only(rid: str, method: str) -> None:
-    got = D.parse_run_id(rid)
+def test_ids_that_do_not_parse_keep_method_only(rid: str, method: str) -> None:
+    got = D.with_run_info(pd.DataFrame({"run_id": [rid]})).iloc[0]
     assert got["method"] == method
     assert all(pd.isna(got[c]) for c in D.RUN_COLUMNS if c != "method")
 
@@ -125,29 +126,35 @@ def test_export_unknown_format(db: Path, tmp_path: Path) -> None:
         D.export(D.load(db), tmp_path / "rows.xlsx")
 
 
-def test_write_atomic_keeps_old_file_on_failure(tmp_path: Path) -> None:
-    path = D.write_text(tmp_path / "a.txt", "old")
+def test_a_failed_export_keeps_the_old_file(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "out" / "rows.csv"
+    path.parent.mkdir()
+    path.write_text("old")
 
-    def broken(tmp: Path) -> None:
-        tmp.write_text("half")
+    def broken(self: pd.DataFrame, tmp: Path, **kwargs: object) -> None:
+        Path(tmp).write_text("half")
         raise RuntimeError("disk full")
-    with pytest.raises(RuntimeError):
-        D.write_atomic(path, broken)
+    frame = D.load(db)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        D.export(frame, path)
     assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+    assert [p.name for p in path.parent.iterdir()] == ["rows.csv"]          # no temporary file left
 
 
 # ----------------------------------------------------------------------------------- variants
 
 def pretrain_config(method: str, aug: str, seed: int, data: str = "shapes64", **settings: object) -> dict:
-    """A resolved pretraining config as a checkpoint records it (``meta["config"]``); ``settings``:
-    dotted overrides (``aug_cfg.fill="blur"``, ``optim.lr=0.1``) given as ``aug_cfg__fill``."""
+    """A resolved pretraining config as a checkpoint records it (``meta["config"]``: ``method_cfg``
+    and ``aug_cfg`` hold every field, defaults included); ``settings``: dotted overrides
+    (``aug_cfg.fill="blur"``, ``optim.lr=0.1``) given as ``aug_cfg__fill``."""
+    method_cfg, aug_cfg = resolved(method, aug, {"queue_size": 1024} if method == "mocov2" else {}, {"out_size": 32})
     cfg = {"method": method, "aug": aug, "preset": "cpu",
            "data": {"path": f"/data/{data}-{seed}", "split": "train", "batch_size": 128, "prefetch": 2},
            "backbone": {"name": "resnet18", "kwargs": {}},
            "optim": {"name": "sgd", "lr": 0.6, "momentum": 0.9},
            "train": {"epochs": 15.0, "seed": seed, "out": f"runs/{seed}", "device": "auto", "log_every": 10},
-           "method_cfg": {"queue_size": 1024} if method == "mocov2" else {}, "aug_cfg": {"out_size": 32}}
+           "method_cfg": method_cfg, "aug_cfg": aug_cfg}
     for key, value in settings.items():
         section, leaf = key.split("__")
         cfg[section][leaf] = value
@@ -180,7 +187,7 @@ def test_variant_labels_show_what_differs_within_a_group() -> None:
     configs[rid("simclr", "default", 0, "00000009")] = pretrain_config("simclr", "default", 0, optim__momentum=0.8,
                                                                         method_cfg__momentum=0.5)
     configs[rid("simclr", "default", 1, "0000000a")] = pretrain_config("simclr", "default", 1)
-    configs["scratch-resnet18"] = pretrain_config("scratch", "default", 0, aug_cfg__fill="x")
+    configs["scratch-resnet18"] = pretrain_config("simclr", "default", 0, aug_cfg__fill="x")
     configs[rid("simclr", "mild", 0, "0000000b")] = {}                      # no stored config
     labels = D.variant_labels(configs)
     for seed in (0, 1):
@@ -196,7 +203,7 @@ def test_variant_labels_show_what_differs_within_a_group() -> None:
         assert labels[rid("byol", "default", seed, "00000007")] == ""
     assert labels[rid("temporal", "default", 0, "00000008", "video")] == "mode=frames"
     assert labels[rid("temporal", "default", 1, "00000008", "video")] == "mode=regions"
-    # two shown keys with one leaf name: prefixed by their section; an unknown default is marked
+    # two shown keys with one leaf name: prefixed by their section; a setting a config lacks is marked
     assert labels[rid("simclr", "default", 0, "00000009")] == "method_cfg.momentum=0.5, optim.momentum=0.8"
     assert labels[rid("simclr", "default", 1, "0000000a")] == \
         f"method_cfg.momentum={D.DEFAULT_MARK}, optim.momentum=0.9"
@@ -225,22 +232,15 @@ def test_load_joins_the_stored_configs(tmp_path: Path) -> None:
     assert table.loc[run_id("simclr", "default", 0), "variant"] == ""
 
 
-def test_setting_defaults_match_pretrain() -> None:
-    """Every default the reports assume for a setting a config leaves out is pretrain's own."""
-    import dataclasses
-    import inspect
-
-    from pretrain.methods import METHODS
-    from pretrain.augment import AUGMENTATIONS
-
-    def plain(v: object) -> object:
-        return list(v) if isinstance(v, tuple) else v
-    for (section, owner), defaults in D.SETTING_DEFAULTS.items():
-        if section == "aug_cfg":
-            factory = AUGMENTATIONS[owner]
-            fields = {f.name: f.default for f in dataclasses.fields(factory.config_type)}
-            fields |= inspect.getclosurevars(factory).nonlocals["preset"]
-        else:
-            fields = {f.name: f.default for f in dataclasses.fields(METHODS[owner].Config)}
-        for key, value in defaults.items():
-            assert key in fields and plain(fields[key]) == value, (section, owner, key)
+def test_settings_an_older_config_lacks_read_default() -> None:
+    """Configs of older stores hold only the settings given: a setting one run gives and another
+    leaves out reads ``(default)`` for the latter (the reports know no default of their own)."""
+    def old(seed: int, tag: str, **aug_cfg: object) -> tuple[str, dict]:
+        config = {"method": "mocov2", "aug": "sal-mask", "train": {"seed": seed}, "method_cfg": {},
+                  "aug_cfg": {"out_size": 32, **aug_cfg}}
+        return rid("mocov2", "sal-mask", seed, tag), config
+    labels = D.variant_labels(dict([old(0, "00000001"), old(0, "00000002", fill="blur"),
+                                    old(1, "00000003", fill="mean")]))
+    assert labels[rid("mocov2", "sal-mask", 0, "00000001")] == f"fill={D.DEFAULT_MARK}"
+    assert labels[rid("mocov2", "sal-mask", 0, "00000002")] == "fill=blur"
+    assert labels[rid("mocov2", "sal-mask", 1, "00000003")] == "fill=mean"

@@ -188,8 +188,11 @@ def test_save_is_atomic_and_replaces(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_reports_do_not_import_torch() -> None:
-    code = ("import sys, reports.plots, reports.html; "
-            "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'pretrain'))]; "
+    """The reports (every paper's module included) load neither torch nor any pretraining module
+    but the torch-free run id."""
+    code = ("import sys, reports.__main__, reports.plots, reports.html; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')"
+            " or (m.startswith('pretrain.') and m != 'pretrain.runid')]; "
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                           check=False)
@@ -198,12 +201,17 @@ def test_reports_do_not_import_torch() -> None:
 
 # ------------------------------------------------------------------------------------ content
 
-def test_parse_run_id() -> None:
-    assert P.parse_run_id("mocov2-mild-resnet18-shapes64-s3-e5130f24") == {
-        "method": "mocov2", "aug": "mild", "backbone": "resnet18", "pretrain_seed": 3}
-    assert P.parse_run_id("byol-default-tiny-my-data-s0-4a04cac9")["pretrain_seed"] == 0
-    assert P.parse_run_id("scratch-resnet18")["method"] == "scratch"
-    assert P.parse_run_id("set-0123")["method"] == "set-0123"
+def test_run_parts_of_a_frame_without_them() -> None:
+    """A bare store frame gets method / aug / pretrain_seed from its run ids (``RunId``): hyphenated
+    augmentations and datasets included; the suite's ``scratch-<arch>`` is method ``scratch``."""
+    ids = ["mocov2-mild-resnet18-shapes64-s3-e5130f24", "simclr-sal-mask-hn-resnet18-shapes64-clutter-s1-0a1b2c3d",
+           "byol-default-tiny-my-data-s0-4a04cac9", "scratch-resnet18", "set-0123"]
+    bare = pd.DataFrame({"run_id": ids, "task": "linear", "metric": "top1", "value": 1.0})
+    tidy = P._tidy(bare).set_index("run_id")
+    assert tidy.loc[ids[0], ["method", "aug", "pretrain_seed"]].tolist() == ["mocov2", "mild", 3]
+    assert tidy.loc[ids[1], ["method", "aug", "pretrain_seed"]].tolist() == ["simclr", "sal-mask-hn", 1]
+    assert tidy.loc[ids[2], "pretrain_seed"] == 0
+    assert tidy.loc["scratch-resnet18", "method"] == "scratch" and tidy.loc["set-0123", "method"] == "set-0123"
 
 
 def test_label_efficiency_lines_and_seed_band(frame: pd.DataFrame) -> None:

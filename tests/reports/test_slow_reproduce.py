@@ -8,13 +8,14 @@ import pytest
 
 from measure.results import ResultsStore
 from reports import html
+from reports.papers import get_plan
 from reports.reproduce import run
 
 pytestmark = pytest.mark.slow
 
 
 def test_utility_reproduction_at_cpu_scale(tmp_path: Path) -> None:
-    report = run("utility", "cpu", tmp_path)
+    report = run("utility", get_plan("utility"), "cpu", tmp_path)
     assert html.check_report(report / "report.html") == []
     assert (report / "plots" / "utility.png").stat().st_size > 0
     assert (report / "plots" / "label_efficiency.png").stat().st_size > 0

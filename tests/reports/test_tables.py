@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from stored_configs import resolved
 
 from measure.results import Result, ResultsStore
 from reports import data as D
@@ -240,10 +241,12 @@ def test_default_tables_keep_variants_apart(tmp_path: Path) -> None:
             for seed, value in enumerate(values):
                 rid = f"mocov2-sal-mask-resnet18-shapes64-s{seed}-0000000{n}"
                 store.add([Result(rid, rid.ljust(64, "0"), "linear", "shapes64", "test", "top1", value, None, {})])
-                if configs:
-                    aug_cfg = {"out_size": 32} if fill == "highpass" else {"out_size": 32, "fill": fill}
-                    store.put_run(rid, rid.ljust(64, "0"), {"method": "mocov2", "aug": "sal-mask",
-                                                            "train": {"seed": seed}, "aug_cfg": aug_cfg})
+                if configs:                         # resolved: the high-pass runs record the default fill
+                    given = {"out_size": 32} if fill == "highpass" else {"out_size": 32, "fill": fill}
+                    method_cfg, aug_cfg = resolved("mocov2", "sal-mask", aug_cfg=given)
+                    config = {"method": "mocov2", "aug": "sal-mask", "train": {"seed": seed},
+                              "method_cfg": method_cfg, "aug_cfg": aug_cfg}
+                    store.put_run(rid, rid.ljust(64, "0"), config)
         table = T.default_tables(D.load(store.path))["linear-top1-shapes64"]
         if configs:
             assert list(table.columns) == ["sal-mask fill=blur", "sal-mask fill=highpass", "sal-mask fill=mean"]

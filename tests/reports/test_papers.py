@@ -1,0 +1,69 @@
+"""reports.papers: the registry of reproduced papers. Every paper has claims, a plan that builds at
+each scale, its published tables on disk, and a module that imports first in a fresh interpreter."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reports import compare as C
+from reports import reproduce as R
+from reports.papers import MODULES, PAPERS, PLANS, get_paper, get_plan
+from reports.reproduce import SCALES, Step, plan
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = ["saliency-aug", "saliency-masking", "invariance", "slotcon", "utility"]
+
+
+def test_the_registry_names_every_paper_once() -> None:
+    assert list(PAPERS) == list(PLANS) == NAMES            # the --paper names of compare and reproduce
+    for module in MODULES:
+        assert PAPERS[module.SPEC.name] is module.SPEC and PLANS[module.SPEC.name] is module.plan
+        assert module.__name__ == f"reports.papers.{module.SPEC.name.replace('-', '_')}"
+
+
+@pytest.mark.parametrize("lookup", [get_paper, get_plan])
+def test_an_unknown_name_lists_the_valid_ones(lookup) -> None:
+    with pytest.raises(ValueError, match=f"unknown paper 'nope'; valid: {', '.join(NAMES)}"):
+        lookup("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_paper_has_claims_and_its_published_tables(name: str) -> None:
+    spec = get_paper(name)
+    assert isinstance(spec, C.PaperSpec) and spec.name == name and spec.title
+    assert spec.trends and all(t.claim for t in spec.trends)
+    for table in spec.tables:
+        assert (C.TABLES_DIR / table).is_file(), table
+    if spec.tables:
+        assert len(C.published(spec)) and spec.match is not None
+    else:
+        assert spec.ours_rows and spec.ours_by                # what the comparison shows without a table
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_paper_has_a_plan_at_each_scale(name: str, scale: str, tmp_path: Path) -> None:
+    lay, steps = plan(name, get_plan(name), scale, tmp_path)
+    assert lay.root == tmp_path / f"{name}-{scale}"
+    assert steps and all(isinstance(s, Step) for s in steps)
+    assert steps[-1].args[:3] == ("compare", "--paper", name)   # ends with the comparison with that paper
+
+
+@pytest.mark.parametrize("module", ["reports.papers", *(m.__name__ for m in MODULES)])
+def test_each_paper_module_imports_first(module: str) -> None:
+    """No import cycle between the machinery (compare, reproduce) and the paper modules."""
+    done = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_machinery_does_not_import_the_papers() -> None:
+    """The papers import compare and reproduce, never the other way round (only the registry and
+    the CLI know the papers)."""
+    for module in (C, R):
+        imported = {line.split()[1].lstrip(".").split(".")[0] for line in Path(module.__file__).read_text().splitlines()
+                    if line.lstrip().startswith(("from ", "import "))}
+        assert "papers" not in imported and "reports" not in imported, module.__name__
