@@ -7,13 +7,15 @@ It only drives the command lines (``python -m synthetic.generate``, ``python -m 
 ``python -m pretrain.saliency``, ``python -m evaluate.suite``), so the same script measures the code
 before and after a change of its internals:
 
-1. a small shapes64 dataset (and a video one for the temporal method), generated with a fixed seed;
+1. a small shapes64 dataset (400 images at 32 px; and a video one for the temporal method),
+   generated with a fixed seed;
 2. a fixed-seed pretraining of every registered method (``--preset test``, ``STEPS`` steps, tiny
    backbone) and of every registered augmentation policy under SimCLR (the saliency policies
    with a precomputed RC saliency cache); each checkpoint's backbone weights are hashed (SHA-256
    over the state dict's names, dtypes, shapes and bytes, in key order);
-3. ``python -m evaluate.suite`` on the SimCLR checkpoint with the frozen-feature and finetuning
-   tasks; every stored metric value (task, dataset, split, metric, seed) is recorded.
+3. ``python -m evaluate.suite`` on the SimCLR checkpoint with every default task (frozen-feature,
+   finetuning, pose and dense, shortened); every stored metric value (task, dataset, split, metric,
+   seed) is recorded.
 
 ``--compare REF`` exits 1 and lists every weight hash or metric that differs from REF.
 """
@@ -34,7 +36,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 24
-SUITE_TASKS = "linear,knn,clustering,finetune"
+SUITE_TASKS = "linear,knn,clustering,finetune,pose,depth,segmentation,unsup_seg"
 VIDEO_METHODS = ("temporal",)
 METHOD_ARGS = {"vae": ("--optim.lr=0.005",)}     # the test preset's lr 0.05 makes the VAE diverge within STEPS
 ENV = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONHASHSEED": "0"}
@@ -77,7 +79,7 @@ def pretrain(method: str, aug: str, data: Path, runs: Path, *extra: str) -> Path
 def suite_rows(ckpt: Path, data: Path, work: Path) -> dict[str, float]:
     store = work / "results.sqlite"
     sh("-m", "evaluate.suite", str(ckpt), "--data", str(data), "--tasks", SUITE_TASKS, "--store", str(store),
-       "--cache", str(work / "features"), "--sizes", "20,40", "--finetune-max-steps", "20")
+       "--cache", str(work / "features"), "--sizes", "20,40", "--finetune-max-steps", "20", "--dense-steps", "5")
     con = sqlite3.connect(store)
     rows = con.execute("SELECT task, dataset, split, metric, seed, value FROM results").fetchall()
     con.close()
@@ -87,7 +89,7 @@ def suite_rows(ckpt: Path, data: Path, work: Path) -> dict[str, float]:
 def record(work: Path) -> dict:
     t0 = time.time()
     shapes, video = work / "shapes", work / "video"
-    sh("-m", "synthetic.generate", "--preset", "shapes64", "--n", "96", "--seed", "0", "--size", "32",
+    sh("-m", "synthetic.generate", "--preset", "shapes64", "--n", "400", "--seed", "0", "--size", "32",
        "--workers", "1", "--out", str(shapes))
     sh("-m", "synthetic.generate", "--preset", "video", "--n", "8", "--seed", "0", "--size", "32",
        "--workers", "1", "--out", str(video))

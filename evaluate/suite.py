@@ -37,6 +37,7 @@ from measure.context import Context
 from measure.results import Result, ResultsStore
 from measure.tasks import all_tasks, default_tasks, describe, get_tasks, run_task
 from pretrain.checkpoint import CheckpointError, read_meta
+from pretrain.resolve import resolve_config
 from synthetic.dataset import DatasetError
 
 from .agreement import linear_finetune_agreement
@@ -57,7 +58,7 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
         raise DatasetError(f"{data}: dataset not found (checkpoint {ckpt} was trained on it; pass --data)")
     ctx = Context(ckpt, meta, data, cfg, store)
     if meta.config:                      # how it was pretrained, for the reports' variants
-        store.put_run(ctx.run_id, ctx.sha, meta.config)
+        store.put_run(ctx.run_id, ctx.sha, resolve_config(meta.config))
     summary: list[dict[str, Any]] = []
     for task in chosen:
         summary += run_task(task, ctx, force)
@@ -195,7 +196,8 @@ def print_summary(store: ResultsStore, run_ids: list[str]) -> None:
     if frame.empty:
         print("(no results)")
         return
-    own = frame["task"].map(lambda t: t in all_tasks() and all_tasks()[t].jobs is not None)   # own datasets
+    own_data = {name for name, task in all_tasks().items() if task.jobs is not None}   # e.g. the probe sets
+    own = frame["task"].isin(own_data)
     frame = frame.assign(metric=frame["metric"].where(~own, frame["dataset"] + "/" + frame["metric"]))
     table = frame.groupby(["run_id", "task", "metric"])["value"].mean().unstack(["task", "metric"])
     print(table.round(3).to_string())

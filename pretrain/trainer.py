@@ -25,7 +25,6 @@ from fsio import write_text_atomic
 
 from . import config as C
 from .augment import Policy, build_policy
-from .augment import resolved_config as resolved_aug_config
 from .backbones import build_backbone, check_image_size
 from .checkpoint import DataSpec, TrainSpec, export_checkpoint, save_atomic
 from .data import PretrainData, open_pretrain_data
@@ -33,6 +32,7 @@ from .distributed import Dist, init_distributed
 from .methods import METHODS, get_method
 from .methods.base import Method, MethodContext
 from .optim import build_optimizer, lr_factor
+from .resolve import resolve_config
 
 log = logging.getLogger("pretrain")
 
@@ -152,8 +152,7 @@ def _export(run: Run, step: int, complete: bool) -> None:
 def resolved_config(run: Run) -> dict[str, Any]:
     """The run's config with the method's and the policy's settings fully resolved (every field of
     their config dataclasses, defaults included): what ``ckpt.pt`` and the results store record."""
-    return {**run.cfg.to_dict(), "method_cfg": C.plain(dataclasses.asdict(run.method.cfg)),
-            "aug_cfg": resolved_aug_config(run.policy)}
+    return resolve_config(run.cfg.to_dict())
 
 
 def _save(run: Run, step: int, opt: torch.optim.Optimizer, scaler: Any, complete: bool) -> None:

@@ -24,8 +24,11 @@ anything equal across the group. A key is its leaf name, prefixed by its section
 run of such a group shows every differing key, including runs that leave it at its default: a
 run's stored config holds ``method_cfg`` and ``aug_cfg`` fully resolved (every field of the
 method's and the policy's config dataclass, defaults included), so the value it used is read
-from the config itself and this module knows no default. A setting a stored config lacks (older
-stores recorded only the settings given) reads ``DEFAULT_MARK``, ``(default)``. The variant is
+from the config itself and this module knows no default (``pretrain.resolve`` resolves it when a
+checkpoint is written and again when the suite records it, so a checkpoint from before resolved
+configs is recorded with today's defaults). A setting a stored config lacks (stores recorded
+before that; rerunning the suite on the checkpoints re-records their configs, reusing the stored
+results) reads ``DEFAULT_MARK``, ``(default)``. The variant is
 ``""`` for a run that is its group's only variant (seed-only differences included), for a run
 with no stored config (older stores, checkpoints without one), and for ids that do not parse.
 ``aug_label`` joins the augmentation and the variant (``sal-mask fill=blur``) for tables and

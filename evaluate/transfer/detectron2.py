@@ -25,6 +25,7 @@ from typing import Any
 from fsio import file_sha256
 from measure.results import Result, ResultsStore
 from pretrain.checkpoint import read_meta
+from pretrain.resolve import resolve_config
 
 from .convert import ConvertError, backbone_depth, convert, pixel_stats
 from .errors import TrainingDiverged, TransferError
@@ -295,7 +296,7 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     sha, run_id = file_sha256(ckpt), meta.run_id or Path(ckpt).parent.name
     rows = [Result(run_id, sha, "detection", data.name, "test", m, v, None, ecfg) for m, v in metrics.items()]
     store = ResultsStore(path)
-    store.put_run(run_id, sha, meta.config)
+    store.put_run(run_id, sha, resolve_config(meta.config))
     store.replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 

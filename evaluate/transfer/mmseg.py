@@ -22,6 +22,7 @@ from typing import Any
 from fsio import file_sha256
 from measure.results import Result, ResultsStore
 from pretrain.checkpoint import read_meta
+from pretrain.resolve import resolve_config
 
 from .convert import backbone_depth, convert, pixel_stats
 from .errors import TrainingDiverged, TransferError
@@ -255,7 +256,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
         rows = [Result(run_id, sha, "segmentation_transfer", name, "test", m, v, None, ecfg)
                 for m, v in metrics.items()]
         results = ResultsStore(store)
-        results.put_run(run_id, sha, meta.config)
+        results.put_run(run_id, sha, resolve_config(meta.config))
         results.replace(rows, ckpt_sha256=sha, task="segmentation_transfer", dataset=name, eval_config=ecfg)
     return metrics
 

@@ -8,6 +8,6 @@
 - :mod:`.registry`: ``AUGMENTATIONS`` (name -> factory) and ``build_policy``.
 """
 from .policy import Policy, Produces
-from .registry import AUGMENTATIONS, SALIENCY_POLICIES, build_policy, resolved_config
+from .registry import AUGMENTATIONS, SALIENCY_POLICIES, build_policy
 
-__all__ = ["AUGMENTATIONS", "SALIENCY_POLICIES", "Policy", "Produces", "build_policy", "resolved_config"]
+__all__ = ["AUGMENTATIONS", "SALIENCY_POLICIES", "Policy", "Produces", "build_policy"]

@@ -9,7 +9,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from ..config import plain
 from .policy import Policy
 from .saliency import MaskPolicy, SgdPolicy, sgd_only_pipeline
 from .standard import ByolPolicy, DefaultPolicy, MulticropPolicy, NonePolicy, PipelinePolicy
@@ -30,6 +29,7 @@ def _factory(cls: type[PipelinePolicy], doc: str, **preset: Any) -> PolicyFactor
 
     make.__doc__ = doc
     make.config_type = cls.Config  # type: ignore[attr-defined]
+    make.preset = dict(preset)  # type: ignore[attr-defined]
     return make
 
 
@@ -62,8 +62,3 @@ def build_policy(name: str, **overrides: Any) -> Policy:
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation policy {name!r}; valid names: {', '.join(sorted(AUGMENTATIONS))}")
     return AUGMENTATIONS[name](**overrides)
-
-
-def resolved_config(policy: Policy) -> dict[str, Any]:
-    """Every setting of a built policy, defaults included (lists for tuples): what the run used."""
-    return plain(dataclasses.asdict(policy.config))

@@ -1,7 +1,8 @@
 """Pretraining configs as a checkpoint records them, for the reports' fixture stores.
 
 A run's stored config holds ``method_cfg`` and ``aug_cfg`` fully resolved: every field of the
-method's and the policy's config dataclass, defaults included (``pretrain.trainer.resolved_config``).
+method's and the policy's config dataclass, defaults included (``pretrain.resolve.resolve_config``; tests/pretrain/test_resolve.py checks these
+against it).
 The reports read the value a run used from there and know no default; these are the resolved
 settings of the methods and policies the report tests store (tuples as lists, as JSON holds them).
 """

@@ -19,8 +19,8 @@ def check_pretrain_args(args: list[str]) -> None:
     """The settings of a ``python -m pretrain`` command line exist: config paths, the method's and
     the policy's own fields (as the trainer checks them before training)."""
     from pretrain import config as C
-    from pretrain.methods import METHODS
     from pretrain.augment import build_policy
+    from pretrain.methods import METHODS
     from pretrain.trainer import method_config
 
     named = {k: args[args.index(k) + 1] for k in ("--method", "--aug", "--preset", "--data") if k in args}

@@ -1,0 +1,62 @@
+"""pretrain.resolve: the fully resolved run config that checkpoints and the results store record."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from pretrain import config as C
+from pretrain.augment import AUGMENTATIONS
+from pretrain.checkpoint import read_meta
+from pretrain.methods import METHODS
+from pretrain.resolve import aug_settings, method_settings, resolve_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
+import stored_configs  # noqa: E402
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_resolves_to_every_field(method: str) -> None:
+    fields = {f.name for f in dataclasses.fields(METHODS[method].Config)}
+    assert set(method_settings(method, {})) == fields
+
+
+@pytest.mark.parametrize("aug", sorted(AUGMENTATIONS))
+def test_every_policy_resolves_to_every_field_with_its_preset(aug: str) -> None:
+    make = AUGMENTATIONS[aug]
+    got = aug_settings(aug, {"out_size": 24})
+    assert set(got) == {f.name for f in dataclasses.fields(make.config_type)}
+    assert got["out_size"] == 24 and all(got[k] == C.plain(v) for k, v in make.preset.items())
+
+
+@pytest.mark.parametrize("aug", ["default", "mild", "byol", "multicrop", "none", "random-mask", "sgd"])
+def test_resolution_matches_the_built_policy(aug: str) -> None:
+    """What the run records is the config of the policy it trained with."""
+    policy = AUGMENTATIONS[aug](out_size=24)
+    assert aug_settings(aug, {"out_size": 24}) == C.plain(dataclasses.asdict(policy.config))
+
+
+def test_resolution_is_idempotent_and_keeps_what_it_cannot_resolve() -> None:
+    cfg = C.build_config("mocov2", "sal-mask-hn", "cpu", {"aug_cfg.saliency": "rc"}).to_dict()
+    once = resolve_config(cfg)
+    assert once["aug_cfg"]["hard_negatives"] == 1 and once["aug_cfg"]["saliency"] == "rc"
+    assert once["method_cfg"]["queue_size"] == 1024 and resolve_config(once) == once
+    odd = {**cfg, "method": "gone", "aug_cfg": {"no_such_key": 1}}
+    assert resolve_config(odd)["method_cfg"] == cfg["method_cfg"] and resolve_config(odd)["aug_cfg"] == {"no_such_key": 1}
+
+
+def test_checkpoints_record_the_resolved_config(tiny_ckpt: Path) -> None:
+    config = read_meta(tiny_ckpt).config
+    assert config == resolve_config(config) and set(config["aug_cfg"]) > {"crop_scale", "flip_p"}
+
+
+@pytest.mark.parametrize("aug", sorted(stored_configs.AUG_CFG))
+def test_the_report_fixtures_hold_the_real_resolved_policy_settings(aug: str) -> None:
+    assert stored_configs.AUG_CFG[aug] == aug_settings(aug, {})
+
+
+@pytest.mark.parametrize("method", sorted(stored_configs.METHOD_CFG))
+def test_the_report_fixtures_hold_the_real_resolved_method_settings(method: str) -> None:
+    assert stored_configs.METHOD_CFG[method] == method_settings(method, {})
