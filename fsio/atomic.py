@@ -8,11 +8,15 @@ its temporary file.
     with atomic_path(out / "ckpt.pt") as tmp:     # any writer that takes a path
         torch.save(obj, tmp)
     write_text_atomic(out / "config.json", text)
+
+Folders (a generated dataset, an export) are built in a staging folder beside their destination and
+moved into place whole by :func:`replace_folder`.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,3 +62,24 @@ def write_text_atomic(path: Path | str, text: str) -> Path:
 def write_json_atomic(path: Path | str, obj: Any, indent: int | None = 1) -> Path:
     """Write ``obj`` as JSON (sorted keys) to ``path`` atomically; returns ``path``."""
     return write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=True))
+
+
+def replace_folder(staged: Path | str, final: Path | str) -> Path:
+    """Move the complete folder ``staged`` to ``final`` (same file system), replacing an older
+    ``final``: the old one is renamed aside first and removed only once the new one is in place,
+    so ``final`` is always a complete folder or absent. Returns ``final``; OSError if the rename
+    fails (the old folder is then put back)."""
+    staged, final = Path(staged), Path(final)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+    try:
+        os.rename(staged, final)
+    except OSError:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final

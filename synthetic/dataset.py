@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fsio import write_json_atomic
+from fsio import replace_folder, write_json_atomic
 
 FORMAT = "sslbench-synthetic"
 FORMAT_VERSION = 1
@@ -80,16 +79,9 @@ class StagedDataset:
         labels.to_csv(self.tmp / "labels.csv", index=False)
         objects.to_csv(self.tmp / "objects.csv", index=False)
         write_json_atomic(self.tmp / "meta.json", meta)
-        old = None
-        if self.final.exists():
-            if not overwrite:
-                raise DatasetError(f"{self.final}: exists; pass --overwrite to replace it")
-            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
-            os.rename(self.final, old)
-        os.rename(self.tmp, self.final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return self.final
+        if self.final.exists() and not overwrite:
+            raise DatasetError(f"{self.final}: exists; pass --overwrite to replace it")
+        return replace_folder(self.tmp, self.final)
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -39,7 +39,7 @@ from PIL import Image
 from pycocotools import mask as mask_util
 from tqdm import tqdm
 
-from fsio import write_json_atomic
+from fsio import replace_folder, write_json_atomic
 from synthetic.dataset import DatasetError, SyntheticDataset, open_dataset
 
 EXPORT_VERSION = 1
@@ -88,20 +88,14 @@ def _commit(ds: SyntheticDataset, kind: str, tmp: Path) -> Path:
     final = export_dir(ds, kind)
     manifest = _manifest(ds, kind) | {"created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_json_atomic(tmp / MANIFEST, manifest)
-    old = None
-    if final.exists():
-        old = final.with_name(f".{kind}.old-{os.getpid()}")
-        os.rename(final, old)
+    replacing = final.exists()
     try:
-        os.rename(tmp, final)
+        return replace_folder(tmp, final)
     except OSError:
-        if old is None and is_complete(ds, kind):  # another process finished the same export first
+        if not replacing and is_complete(ds, kind):  # another process finished the same export first
             shutil.rmtree(tmp, ignore_errors=True)
             return final
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def _build(ds: SyntheticDataset, kind: str, overwrite: bool, fill: Callable[[Path], None]) -> Path:
