@@ -6,7 +6,7 @@ Every evaluation writes its numbers here; reports read them back as a pandas fra
     eval_config (canonical JSON: sorted keys, no spaces), created (ISO 8601, UTC)
 
 Beside the results, a ``runs`` table keeps how each checkpoint was pretrained: one row per
-(run_id, ckpt_sha256) with the checkpoint's full resolved pretraining config (``meta["config"]``,
+(run_id, ckpt_sha256) with the checkpoint's full resolved pretraining config (``meta.config``,
 canonical JSON), written by every evaluation (``put_run``) and read back by ``runs()``; the reports
 use it to tell apart runs that differ only in settings the run id does not name
 (``--aug_cfg.fill=blur``). Stores made before the table existed open as they are (the table is
@@ -74,7 +74,7 @@ _ARRAYS_SCHEMA = """CREATE TABLE IF NOT EXISTS arrays (
     run_id TEXT NOT NULL, ckpt_sha256 TEXT NOT NULL, task TEXT NOT NULL, dataset TEXT NOT NULL,
     name TEXT NOT NULL, data BLOB NOT NULL, created TEXT NOT NULL,
     PRIMARY KEY (ckpt_sha256, task, dataset, name))"""
-# How each checkpoint was pretrained (its meta["config"], canonical JSON); added to older stores on open.
+# How each checkpoint was pretrained (its meta.config, canonical JSON); added to older stores on open.
 _RUNS_SCHEMA = """CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT NOT NULL, ckpt_sha256 TEXT NOT NULL, config TEXT NOT NULL, created TEXT NOT NULL,
     PRIMARY KEY (run_id, ckpt_sha256))"""
@@ -303,7 +303,7 @@ class ResultsStore:
     # ------------------------------------------------------------------------------------- runs
 
     def put_run(self, run_id: str, ckpt_sha256: str, config: Mapping[str, Any]) -> None:
-        """Record the pretraining ``config`` (a checkpoint's ``meta["config"]``) of the checkpoint
+        """Record the pretraining ``config`` (a checkpoint's ``meta.config``) of the checkpoint
         ``ckpt_sha256`` of run ``run_id``, replacing any earlier record of that pair (one transaction)."""
         for name, text in (("run_id", run_id), ("ckpt_sha256", ckpt_sha256)):
             if not isinstance(text, str) or not text:

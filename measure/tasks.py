@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +75,9 @@ class Task:
 
     @property
     def summary(self) -> str:
-        """The first line of its function's docstring."""
+        """The first paragraph of its function's docstring, on one line."""
         doc = (self.function or self.jobs).__doc__ or ""
-        return doc.strip().split("\n")[0]
+        return " ".join(doc.strip().split("\n\n")[0].split())
 
     def eval_config(self, cfg: Any) -> dict[str, Any]:
         """The settings that change this task's numbers, stored with every row."""
@@ -168,4 +169,5 @@ def run_task(task: Task, ctx: Any, force: bool = False) -> list[dict[str, Any]]:
 def describe(tasks: Mapping[str, Task] | None = None) -> str:
     """One line per task: name, default or opt-in, summary."""
     tasks = all_tasks() if tasks is None else tasks
-    return "\n".join(f"{n:<22} {'default' if t.default else 'opt-in ':<8} {t.summary}" for n, t in tasks.items())
+    return "\n".join(f"{n:<22} {'default' if t.default else 'opt-in ':<8} {textwrap.shorten(t.summary, 100)}"
+                     for n, t in tasks.items())

@@ -29,7 +29,7 @@ def test_fast(request):
 
 HOOK = '''
 import importlib.util, sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {root!r}]      # as pytest run from the project root: the packages, not tests/<name>
 spec = importlib.util.spec_from_file_location("project_conftest", {tests!r} + "/conftest.py")
 project = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(project)
@@ -39,7 +39,7 @@ pytest_collection_modifyitems = project.pytest_collection_modifyitems
 
 def test_slow_tests_get_the_long_timeout(tmp_path: Path) -> None:
     """A probe suite in ``tmp_path`` whose conftest is this project's hook, under pyproject's settings."""
-    (tmp_path / "conftest.py").write_text(HOOK.format(tests=str(ROOT / "tests")))
+    (tmp_path / "conftest.py").write_text(HOOK.format(tests=str(ROOT / "tests"), root=str(ROOT)))
     (tmp_path / "test_probe.py").write_text(PROBE)
     (tmp_path / "test_fast.py").write_text(FAST)
     out = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir",

@@ -82,7 +82,7 @@ class SCDA:
         largest_component: keep only the largest connected region of each mask.
 
     Images are scaled to [0, 1] and normalised with the checkpoint's data mean / std
-    (``meta["data"]``), exactly as in pretraining. Raises FileNotFoundError for a missing path and
+    (``meta.data``), exactly as in pretraining. Raises FileNotFoundError for a missing path and
     ValueError (:class:`pretrain.checkpoint.CheckpointError`) for an unreadable or foreign file;
     no weights are downloaded.
     """

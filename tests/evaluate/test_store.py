@@ -239,7 +239,7 @@ def test_store_without_runs_table_reads_and_gains_it(store: ResultsStore) -> Non
 
 
 def test_suite_records_the_pretraining_config(tiny_ckpt: Path, eval_data: Path, tmp_path: Path) -> None:
-    """A suite run stores the checkpoint's meta["config"] once, keyed like its results."""
+    """A suite run stores the checkpoint's meta.config once, keyed like its results."""
     import json
 
     from measure import features as F

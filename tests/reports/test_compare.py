@@ -80,7 +80,7 @@ CONFIGS: dict[str, dict] = {}      # run id -> its pretraining config, for cases
 
 
 def pretrain_config(method: str, aug: str, seed: int, aug_cfg: dict[str, object]) -> dict:
-    """A checkpoint's meta["config"] (the parts the variants look at), the method's and the
+    """A checkpoint's meta.config (the parts the variants look at), the method's and the
     policy's settings resolved: ``aug_cfg`` given (on views of 32 px), the rest at their defaults."""
     method_cfg, aug_cfg = resolved(method, aug, aug_cfg={"out_size": 32, **aug_cfg})
     return {"method": method, "aug": aug, "preset": "cpu", "data": {"path": f"/data/s{seed}", "batch_size": 128},

@@ -145,7 +145,7 @@ def test_a_failed_export_keeps_the_old_file(db: Path, tmp_path: Path, monkeypatc
 # ----------------------------------------------------------------------------------- variants
 
 def pretrain_config(method: str, aug: str, seed: int, data: str = "shapes64", **settings: object) -> dict:
-    """A resolved pretraining config as a checkpoint records it (``meta["config"]``: ``method_cfg``
+    """A resolved pretraining config as a checkpoint records it (``meta.config``: ``method_cfg``
     and ``aug_cfg`` hold every field, defaults included); ``settings``: dotted overrides
     (``aug_cfg.fill="blur"``, ``optim.lr=0.1``) given as ``aug_cfg__fill``."""
     method_cfg, aug_cfg = resolved(method, aug, {"queue_size": 1024} if method == "mocov2" else {}, {"out_size": 32})
