@@ -13,6 +13,7 @@ from measure import features as F
 
 from .dense import DenseConfig
 from .finetune import FinetuneConfig
+from .lowshot import LowShotConfig
 
 DEFAULT_STORE = Path("results/results.sqlite")
 
@@ -40,6 +41,7 @@ class SuiteConfig:
     train_limit: int = 0
     test_limit: int = 0
     seeds: tuple[int, ...] = (0,)
+    lowshot: LowShotConfig = field(default_factory=LowShotConfig)
     knn_k: tuple[int, ...] = (20, 200)
     knn_t: float = 0.07
     embedding: str = "tsne"

@@ -44,6 +44,8 @@ from .agreement import linear_finetune_agreement
 from .context import DEFAULT_STORE, SuiteConfig, TransferConfig
 from .dense import DenseConfig
 from .finetune import FinetuneConfig
+from .lowshot import LowShotConfig
+from .lowshot import check_config as check_lowshot
 
 log = logging.getLogger("evaluate.suite")
 
@@ -129,6 +131,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--image-size", type=int, help="decode image-file datasets at this size (default: the "
                     "checkpoint's training size; synthetic datasets keep their own)")
+    ap.add_argument("--lowshot-shots", default=None, help="low-shot labels per class, e.g. 1,10,100 (the default)")
+    ap.add_argument("--lowshot-draws", type=int, default=None, help="class-balanced draws per low-shot size (default 5)")
     ap.add_argument("--sizes", default=None, help="finetuning labelled-set sizes, e.g. 100,500,2000 (0 = all)")
     ap.add_argument("--finetune-max-steps", type=int, default=None, help="cap on SGD steps per finetuning run")
     ap.add_argument("--dense-steps", type=int, default=None, help="training steps of the light dense heads")
@@ -163,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
         if a.finetune_max_steps is not None:
             ft = replace(ft, max_steps=a.finetune_max_steps, min_steps=min(ft.min_steps, a.finetune_max_steps))
         dense = DenseConfig() if a.dense_steps is None else DenseConfig(steps=a.dense_steps)
+        lowshot = LowShotConfig()
+        if a.lowshot_shots:
+            lowshot = replace(lowshot, shots=int_list("--lowshot-shots", a.lowshot_shots))
+        if a.lowshot_draws is not None:
+            lowshot = replace(lowshot, draws=a.lowshot_draws)
+        check_lowshot(lowshot)
         transfer = TransferConfig(num_gpus=a.num_gpus)
         for field_name, value in (("detectron2_protocol", a.detectron2_protocol), ("mmseg_protocol", a.mmseg_protocol)):
             if value:   # a paper protocol runs at its own iterations and batch unless told otherwise
@@ -174,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = SuiteConfig(data=a.data, seeds=seeds, train_limit=a.train_limit, test_limit=a.test_limit,
                           cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size,
                           transfer=transfer, invariance_sets=a.invariance_sets, probe_dir=a.probe_dir,
-                          transform_images=a.transform_images)
+                          transform_images=a.transform_images, lowshot=lowshot)
         store = ResultsStore(a.store)
         rows = []
         ckpts = find_checkpoints(a.checkpoints)

@@ -1,6 +1,7 @@
 """The evaluation tasks of ``evaluate/``, registered in :mod:`measure.tasks`.
 
-Frozen features (``measure.features``, extracted once and shared): ``linear``, ``knn``,
+Frozen features (``measure.features``, extracted once and shared): ``linear``, ``lowshot``
+(1 / 10 / 100 labels per class), ``knn``,
 ``clustering`` (+ a 2-D embedding in the store's arrays), ``pose``; the dense tasks on the frozen
 stage pyramid: ``depth``, ``segmentation``, ``unsup_seg``; ``finetune`` (label-efficiency curves
 vs scratch and Newell & Deng's utility); on request only (``default=False``): ``detection``
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,11 @@ from .dense import (confusion, depth_metrics, pose_metrics, predict_dense, segme
 from .finetune import label_efficiency
 from .knn import knn_sweep
 from .linear import LinearConfig, linear_probe
+from .lowshot import check_config as check_lowshot
+from .lowshot import low_shot_probe, smallest_class
 from .utility import utility_rows
 
+log = logging.getLogger("evaluate.tasks")
 
 def _labelled(ctx: Context) -> tuple[F.FeatureSet, F.FeatureSet]:
     tr, te = ctx.features(ctx.cfg.train_split), ctx.features(ctx.cfg.test_split)
@@ -49,6 +54,26 @@ def task_linear(ctx: Context) -> list[Row]:
     tr, te = _labelled(ctx)
     out = linear_probe(tr.features, tr.targets, te.features, te.targets, LinearConfig())
     return [(m, float(out[m]), ctx.cfg.test_split, None) for m in ("top1", "top5", "best_c") if m in out]
+
+
+def task_lowshot(ctx: Context) -> list[Row]:
+    """Low-shot linear probes: 1 / 10 / 100 labels per class, class-balanced draws: top-1 per size
+    (``top1@<k>shot``) and draw (the row's seed). Sizes above the smallest class are left out with
+    a warning naming them."""
+    tr, te = _labelled(ctx)
+    cfg = ctx.cfg.lowshot
+    check_lowshot(cfg)
+    label, count = smallest_class(tr.targets)
+    fit = tuple(k for k in cfg.shots if k <= count)
+    for k in cfg.shots:
+        if k not in fit:
+            log.warning("low-shot size %d labels per class exceeds the smallest class (class %d has %d labelled "
+                        "training images): left out", k, label, count)
+    if not fit:
+        raise SkipTask(f"{ctx.data}: every low-shot size {list(cfg.shots)} exceeds the smallest class "
+                       f"({count} labelled training images)")
+    out = low_shot_probe(tr.features, tr.targets, te.features, te.targets, replace(cfg, shots=fit))
+    return [(f"top1@{k}shot", v, ctx.cfg.test_split, draw) for k, accs in out.items() for draw, v in enumerate(accs)]
 
 
 def task_knn(ctx: Context) -> list[Row]:
@@ -244,6 +269,7 @@ _SPLITS = ("train_split", "test_split", "train_limit", "test_limit")
 FINETUNE = Task("finetune", task_finetune, ("finetune",), adjust=_finetune_config)
 register(
     Task("linear", task_linear, _SPLITS),
+    Task("lowshot", task_lowshot, (*_SPLITS, "lowshot")),
     Task("knn", task_knn, (*_SPLITS, "knn_k", "knn_t")),
     Task("clustering", task_clustering, ("test_split", "test_limit", "seeds", "embedding", "embedding_points")),
     FINETUNE,
