@@ -131,7 +131,8 @@ def add_table(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cols", default="", help="column columns, comma-separated (e.g. task or labels)")
     p.add_argument("--where", action="append", default=[], metavar="COLUMN=V1[,V2]",
                    help="keep rows whose COLUMN is one of the values (repeatable)")
-    p.add_argument("--stat", choices=("std", "ci95"), default="std", help="spread shown beside each mean")
+    p.add_argument("--stat", choices=("std", "ci95"), default="ci95",
+                   help="spread shown beside each mean: the 95%% CI half-width (default) or the std")
     p.add_argument("--format", choices=FORMATS, default="md")
     p.add_argument("--out", type=Path, help="also write the table to this file")
     p.set_defaults(func=cmd_table)

@@ -79,7 +79,7 @@ def _comparisons(frame, out: Path, written: set[Path]) -> list[dict]:
     return sections
 
 
-def build(db: Path | str, out: Path | str, *, stat: str = "std", title: str = "sslbench report",
+def build(db: Path | str, out: Path | str, *, stat: str = "ci95", title: str = "sslbench report",
           saliency: Path | None = None) -> Path:
     """Render the store at ``db`` into ``out``; returns the HTML report's path."""
     frame = load(db)
@@ -128,7 +128,8 @@ def add_build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help=cmd_build.__doc__, description=cmd_build.__doc__)
     p.add_argument("--db", type=Path, default=DEFAULT_DB, help=f"results store (default {DEFAULT_DB})")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--stat", choices=("std", "ci95"), default="std", help="spread shown beside each mean")
+    p.add_argument("--stat", choices=("std", "ci95"), default="ci95",
+                   help="spread shown beside each mean: the 95%% CI half-width (default) or the std")
     p.add_argument("--title", default="sslbench report")
     p.add_argument("--saliency", type=Path, help="npz of saliency example arrays (image, hc, rc, mask, ...)")
     p.set_defaults(func=cmd_build)

@@ -14,7 +14,11 @@ results store (``match``: a published row -> a filter on our frame, or the reaso
 counterpart here), and its claims as ``Trend``s: small predicates (``Pair``: mean of rows a >
 mean of rows b; ``Decreasing``: means fall at every step of a column; ``Positive``: mean > 0 at a
 column's smallest value) evaluated on our rows and, where the stored table holds them, on the
-published rows. A trend our data cannot check says "not measured": no comparison is made unless
+published rows. On our rows every predicate answers *yes* / *no* / *inconclusive* from a 95 %
+confidence interval over pretraining seeds (``reports.stats``: Welch's interval of a difference,
+Student's of a mean; evaluation seeds are averaged inside one pretraining first), and prints the
+interval; a side with one seed gives "one seed: no CI" and *inconclusive*. Published rows have no
+seeds: their answer is the sign. A trend our data cannot check says "not measured": no comparison is made unless
 both sides have rows in the same (backbone, pretraining data, evaluation dataset, ...) group.
 
 Variants: a run id names the method, augmentation policy, backbone, data and seed, not the
@@ -39,17 +43,19 @@ from typing import Any
 import pandas as pd
 
 from .data import aug_label, parse_variant, with_run_info
+from .stats import INCONCLUSIVE, NO, YES, decide, mean_ci, welch_ci
 from .tables import (
     aggregate,
     cells,
     format_cell,
     preferred_split,
     render,
+    replicates,
     with_label_counts,
 )
 
 TABLES_DIR = Path(__file__).parent / "paper_tables"
-YES, NO, NOT_MEASURED = "yes", "no", "not measured"
+NOT_MEASURED = "not measured"
 NO_TABLE = "no published table stored"
 # a comparison of two of our selections is made only inside one group of these columns
 WITHIN = ("backbone", "pretrain_data", "dataset")
@@ -151,10 +157,11 @@ def describe(filt: Filter) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One comparison made: whether the claim held there (None: the group has rows but not where
-    the claim is judged, e.g. no utility at the smallest labelled-set size), and the numbers."""
+    """One comparison made: its answer (``yes`` / ``no`` / ``inconclusive``; None: the group has
+    rows but not where the claim is judged, e.g. no utility at the smallest labelled-set size), and
+    the numbers."""
 
-    holds: bool | None
+    answer: str | None
     text: str
 
 
@@ -241,10 +248,16 @@ def _comparable(va: str, vb: str, free: Sequence[str]) -> bool:
     return all(a[k] == b[k] for k in named)
 
 
+def _published_answer(holds: bool) -> str:
+    return YES if holds else NO
+
+
 @dataclass(frozen=True)
 class Pair:
     """The mean of the rows ``a`` is above the mean of the rows ``b``, in every group of the
-    ``within`` columns where both have rows."""
+    ``within`` columns where both have rows. Ours: *yes* / *no* / *inconclusive* from the Welch 95 %
+    CI of the difference of the per-pretraining-seed values (``reports.stats``); published rows: the
+    sign of the difference."""
 
     a: Filter
     b: Filter
@@ -262,20 +275,16 @@ class Pair:
                     if not _comparable(va, vb, free):
                         continue
                     (ma, ta), (mb, tb) = _summary(rows_a, ours), _summary(rows_b, ours)
-                    holds = bool(ma > mb)
-                    note = _spread_note(rows_a, rows_b) if ours else ""
-                    out.append(Outcome(holds, f"{_key_text(within, key)}{_named(name_a, va)} {ta} "
-                                              f"{'>' if holds else '<='} {_named(name_b, vb)} {tb}{note}"))
+                    head = f"{_key_text(within, key)}{_named(name_a, va)} {ta}"
+                    if ours:
+                        diff = welch_ci(replicates(rows_a), replicates(rows_b))
+                        out.append(Outcome(decide(diff), f"{head} vs {_named(name_b, vb)} {tb}: "
+                                                         f"difference {diff.text()}"))
+                    else:
+                        holds = bool(ma > mb)
+                        out.append(Outcome(_published_answer(holds),
+                                           f"{head} {'>' if holds else '<='} {_named(name_b, vb)} {tb}"))
         return out
-
-
-def _spread_note(rows_a: pd.DataFrame, rows_b: pd.DataFrame) -> str:
-    """How far a comparison of our rows can be trusted: "" when the gap exceeds both sides' seed
-    std, else " (within the seed spread)", or " (one seed: spread unknown)" when a side has one."""
-    a, b = (cells(aggregate(r, [])).iloc[0] for r in (rows_a, rows_b))
-    if min(a.n, b.n) < 2:
-        return " (one seed: spread unknown)"
-    return " (within the seed spread)" if abs(a.mean - b.mean) <= max(a.spread, b.spread) else ""
 
 
 def _series(rows: pd.DataFrame, over: str, ours: bool) -> list[tuple[Any, float, str]]:
@@ -299,12 +308,21 @@ class Decreasing:
     def outcomes(self, frame: pd.DataFrame, ours: bool) -> list[Outcome]:
         out, within = [], self.within if ours else ()
         for key, part in _groups(select(frame, self.rows), within).items():
-            points = _series(part[part[self.over].notna()], self.over, ours)
+            part = part[part[self.over].notna()]
+            points = _series(part, self.over, ours)
             if len(points) < 2:
                 continue
-            holds = all(b[1] < a[1] for a, b in pairwise(points))
             text = " -> ".join(f"{self.over} {v}: {t}" for v, _, t in points)
-            out.append(Outcome(holds, f"{_key_text(within, key)}{text}"))
+            if not ours:
+                out.append(Outcome(_published_answer(all(b[1] < a[1] for a, b in pairwise(points))),
+                                   f"{_key_text(within, key)}{text}"))
+                continue
+            steps = [welch_ci(replicates(part[part[self.over] == a[0]]), replicates(part[part[self.over] == b[0]]))
+                     for a, b in pairwise(points)]                  # previous minus next: > 0 where it falls
+            answers = [decide(d) for d in steps]
+            answer = YES if all(a == YES for a in answers) else NO if NO in answers else INCONCLUSIVE
+            drops = ", ".join(d.text() for d in steps)
+            out.append(Outcome(answer, f"{_key_text(within, key)}{text}; drops {drops}"))
         return out
 
 
@@ -333,8 +351,12 @@ class Positive:
             if smallest < value:
                 out.append(Outcome(None, f"{_key_text(within, key)}{self.at} {smallest}: not measurable "
                                          f"(smallest measured: {self.at} {value}: {text})"))
+            elif not ours:
+                out.append(Outcome(_published_answer(bool(mean > 0)), f"{_key_text(within, key)}{self.at} {value}: {text}"))
             else:
-                out.append(Outcome(bool(mean > 0), f"{_key_text(within, key)}{self.at} {value}: {text}"))
+                ci = mean_ci(replicates(part[part[self.at] == value]))
+                out.append(Outcome(decide(ci), f"{_key_text(within, key)}{self.at} {value}: {text}, "
+                                               f"95% CI {ci.text(signed=False)}"))
         return out
 
 
@@ -354,17 +376,19 @@ class Trend:
 
 
 def verdict(checks: Sequence[Check], frame: pd.DataFrame, ours: bool) -> tuple[str, str]:
-    """("yes" | "no" | "not measured", the comparisons made): yes when every comparison made
-    holds, no when any fails, not measured when none could be made; groups where the claim could
-    not be judged are listed after them."""
+    """("yes" | "no" | "inconclusive" | "not measured", the comparisons made): yes when every
+    comparison made says yes, no when any says no, inconclusive otherwise (a CI containing 0, or
+    one seed: no CI), not measured when none could be made; groups where the claim could not be
+    judged are listed after them."""
     outcomes = [o for check in checks for o in check.outcomes(frame, ours)]
-    judged = [o for o in outcomes if o.holds is not None]
-    unjudged = "; ".join(o.text for o in outcomes if o.holds is None)
+    judged = [o for o in outcomes if o.answer is not None]
+    unjudged = "; ".join(o.text for o in outcomes if o.answer is None)
     if not judged:
         return NOT_MEASURED, unjudged
-    holds = sum(o.holds for o in judged)
-    answer = YES if holds == len(judged) else NO
-    prefix = f"{holds}/{len(judged)} hold: " if len(judged) > 1 else ""
+    answers = [o.answer for o in judged]
+    answer = YES if all(a == YES for a in answers) else NO if NO in answers else INCONCLUSIVE
+    yes = answers.count(YES)
+    prefix = f"{yes}/{len(judged)} hold: " if len(judged) > 1 else ""
     text = prefix + "; ".join(o.text for o in judged)
     return answer, text + (f"; not measured: {unjudged}" if unjudged else "")
 

@@ -4,15 +4,16 @@
     table = pivot(agg, rows=["method"], cols=["aug"])
     print(render(table, "md"))                 # every cell: "mean ± std (n=K)"
 
-**Seeds.** A value is one distinct (pretrain seed, evaluation seed) of a group: the pretraining
-seed of the run id and the ``seed`` column of the store (NULL for deterministic protocols, e.g. the
-linear probe). Rows of a group that share both (the same seed evaluated under two eval configs,
-or two config hashes of one seed) are first averaged into one value, so ``n`` never counts one
-seed twice. Runs whose id gives no pretraining seed (``scratch-<arch>``) count each run id as its
-own pretraining seed. ``n`` is then the number of values; ``std`` their sample standard deviation
-(ddof 1) and ``ci95`` the half-width of the t-interval of the mean, t(0.975, n-1) std / sqrt(n);
-both NaN when n = 1. Group by every column that tells apart what is measured (task, dataset,
-split, metric, ...): ``aggregate`` averages whatever else differs.
+**Seeds.** The replicate is a pretraining seed: the pretraining seed of the run id (runs whose id
+gives none, ``scratch-<arch>``, count each run id as its own). A run's evaluation seeds (the
+store's ``seed`` column: probe draws, finetuning seeds, k-means seeds; NULL for deterministic
+protocols) are averaged into one value per pretraining seed first, and rows sharing a pretraining
+seed and an evaluation seed (one seed under two eval configs, or two config hashes of one seed)
+before that, so ``n`` counts pretrainings and never an evaluation seed. ``ci95`` is the half-width
+of the Student t interval of the mean over those values, t(0.975, n-1) std / sqrt(n), ``std``
+their sample standard deviation (ddof 1); both NaN when n = 1. Group by every column that tells
+apart what is measured (task, dataset, split, metric, ...): ``aggregate`` averages whatever else
+differs.
 
 **Variants.** Runs that share a method and augmentation policy but differ in its settings
 (``--aug_cfg.fill=blur``) carry different ``variant`` labels (``reports.data``, from the configs
@@ -20,8 +21,8 @@ stored beside the results). ``default_tables`` shows them as separate augmentati
 (``sal-mask fill=blur``), so that no cell averages two variants; a caller of ``aggregate`` that
 groups by ``aug`` should group by ``variant`` too.
 
-**Rendering.** A number is never shown without its seed count: a cell reads ``61.2 ± 0.4 (n=3)``,
-and a single value ``61.2 (n=1)``. ``render`` refuses a frame with bare float columns.
+**Rendering.** A number is never shown without its seed count: a cell reads ``61.2 ± 0.4 (n=3)``
+(by default ± the 95 % CI half-width), and a single value ``61.2 (n=1)``. ``render`` refuses a frame with bare float columns.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class Cell:
     mean: float
     spread: float
     n: int
-    stat: str = "std"
+    stat: str = "ci95"
 
 
 # ------------------------------------------------------------------------------------- aggregation
@@ -76,7 +77,14 @@ def _spread(std: float, n: int, stat: str) -> float:
     return float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
 
 
-def aggregate(frame: pd.DataFrame, by: Sequence[str], stat: str = "std") -> pd.DataFrame:
+def replicates(frame: pd.DataFrame) -> np.ndarray:
+    """One value per pretraining seed of ``frame`` (its evaluation seeds averaged first), in seed order."""
+    keyed = _seed_key(frame)
+    per_eval = keyed.groupby(["_pseed", "_eseed"], sort=True)["value"].mean().reset_index()
+    return per_eval.groupby("_pseed", sort=True)["value"].mean().to_numpy(dtype=float)
+
+
+def aggregate(frame: pd.DataFrame, by: Sequence[str], stat: str = "ci95") -> pd.DataFrame:
     """Mean, spread and number of seeds of ``value`` per group of ``by`` columns (see the module
     docstring for what one seed is). Columns: ``by`` + ``mean``, ``std`` or ``ci95``, ``n``;
     groups with a NaN key (e.g. no augmentation for ``scratch``) are kept; no ``by``: one line."""
@@ -92,7 +100,8 @@ def aggregate(frame: pd.DataFrame, by: Sequence[str], stat: str = "std") -> pd.D
         return pd.DataFrame(columns=columns)
     keys = by or ["_all"]                                    # no grouping: one group of every row
     keyed = keyed.assign(_all="")
-    per_seed = keyed.groupby([*keys, "_pseed", "_eseed"], dropna=False, sort=True)["value"].mean().reset_index()
+    per_eval = keyed.groupby([*keys, "_pseed", "_eseed"], dropna=False, sort=True)["value"].mean().reset_index()
+    per_seed = per_eval.groupby([*keys, "_pseed"], dropna=False, sort=True)["value"].mean().reset_index()
     grouped = per_seed.groupby(keys, dropna=False, sort=True)["value"]
     out = grouped.agg(mean="mean", std=lambda v: v.std(ddof=1), n="size").reset_index()
     out["n"] = out["n"].astype("int64")
@@ -322,7 +331,7 @@ def _row_labels(sub: pd.DataFrame, rows: tuple[str, ...], folded: str) -> tuple[
     return (*rows, *((folded,) if folded else ()), *extra)
 
 
-def default_tables(frame: pd.DataFrame, stat: str = "std") -> dict[str, pd.DataFrame]:
+def default_tables(frame: pd.DataFrame, stat: str = "ci95") -> dict[str, pd.DataFrame]:
     """The standard set of pivots, only those with data: linear top-1, kNN top-1 (k 20) and
     clustering NMI by method x augmentation per dataset; finetuned top-1 and utility by (method,
     augmentation) x labelled-set size per dataset; invariance top-25 by (method, augmentation) x
@@ -365,7 +374,7 @@ _SAME = {"metric_base": ("metric",), "label_count": ("labels", "metric")}     # 
 
 
 def table(frame: pd.DataFrame, rows: Sequence[str], cols: Sequence[str],
-          where: Mapping[str, Sequence[str]] | None = None, stat: str = "std") -> pd.DataFrame:
+          where: Mapping[str, Sequence[str]] | None = None, stat: str = "ci95") -> pd.DataFrame:
     """Any grouping of the store as one pivot: ``rows`` x ``cols`` (e.g. method, aug x task), the
     rows restricted to ``where`` (column -> accepted values, compared as text), every cell mean ±
     ``stat`` over seeds with its count. A ``GUARDED`` column not named in ``rows`` / ``cols``

@@ -188,18 +188,19 @@ def test_published_side(tmp_path: Path) -> None:
     numbers, trends = C.compare(frame, PAPERS["saliency-masking"])
     row = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-highpass")
                   & (numbers["eval"] == "ImageNet-100")].iloc[0]
-    assert row["paper"] == "73.80" and row["ours"] == "70.0 ± 0.5 (n=3)"
+    assert row["paper"] == "73.80" and row["ours"] == "70.0 ± 1.2 (n=3)"
     assert row[C.OURS_DATA] == "sal-mask / shapes64 / resnet18 / shapes64"
     adios = numbers[numbers["variant"] == "adios"]["ours"]
     assert len(adios) and adios.str.startswith("no counterpart").all()
     assert trends.iloc[0]["paper shows"] == "yes (saliency-mask-highpass 73.80 > none 68.22)"
     assert trends.iloc[3]["paper shows"].startswith("yes (2/2 hold")            # fill order, both sides
     assert trends.iloc[3]["ours shows"] == C.YES
-    assert "fill=highpass 70.0 ± 0.5 (n=3) > fill=blur 68.0 ± 0.5 (n=3)" in trends.iloc[3]["ours: detail"]
+    assert "fill=highpass 70.0 ± 1.2 (n=3) vs fill=blur 68.0 ± 1.2 (n=3): difference +2.00 [+0.87, +3.13]" in \
+        trends.iloc[3]["ours: detail"]
     blur = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-blur")
                    & (numbers["eval"] == "ImageNet-100")]
     assert blur[[C.OURS_DATA, "ours"]].values.tolist() == [["sal-mask fill=blur / shapes64 / resnet18 / shapes64",
-                                                           "68.0 ± 0.5 (n=3)"]]
+                                                           "68.0 ± 1.2 (n=3)"]]
     _, slot = C.compare(frame_of(tmp_path / "s", []), PAPERS["slotcon"])
     assert slot["paper shows"].eq("claimed (not in the stored table)").all()
     numbers, util = C.compare(frame_of(tmp_path / "u", results(CASES["utility"], True)), PAPERS["utility"])
@@ -274,8 +275,8 @@ def test_python_dash_m(db: Path) -> None:
 def test_ours_table_keeps_pretraining_data_apart(tmp_path: Path) -> None:
     numbers, _ = C.compare(frame_of(tmp_path, results(CASES["invariance"], True)), PAPERS["invariance"])
     mocov2 = numbers[(numbers["method"] == "mocov2") & (numbers["dataset"] == "probe-viewpoint")]
-    assert sorted(zip(mocov2["pretrain_data"], mocov2["ours"])) == [("shapes64", "20.0 ± 0.5 (n=3)"),
-                                                                    ("video", "30.0 ± 0.5 (n=3)")]
+    assert sorted(zip(mocov2["pretrain_data"], mocov2["ours"])) == [("shapes64", "20.0 ± 1.2 (n=3)"),
+                                                                    ("video", "30.0 ± 1.2 (n=3)")]
 
 
 def test_runs_the_run_id_cannot_tell_apart_are_flagged(tmp_path: Path) -> None:
@@ -287,9 +288,9 @@ def test_runs_the_run_id_cannot_tell_apart_are_flagged(tmp_path: Path) -> None:
              if "-sal-mask-" in r.run_id and r.task == "linear" and r.run_id.endswith("0a1b2c3d")]
     numbers, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
     mocov2 = trends.iloc[0]["ours: detail"]
-    assert "sal-mask 68.0 ± 0.5 (n=3) [mixes 2 runs per seed] > default 60.0 ± 0.5 (n=3)" in mocov2
+    assert "sal-mask 68.0 ± 1.2 (n=3) [mixes 2 runs per seed] vs default 60.0 ± 1.2 (n=3)" in mocov2
     # the runs with stored configs are told apart by their variant: compared on their own, unflagged
-    assert "sal-mask fill=highpass 70.0 ± 0.5 (n=3) > default 60.0 ± 0.5 (n=3)" in mocov2
+    assert "sal-mask fill=highpass 70.0 ± 1.2 (n=3) vs default 60.0 ± 1.2 (n=3): difference +10.00" in mocov2
     flagged = numbers[numbers["ours"].str.contains("mixes 2 runs per seed", regex=False)]
     assert set(flagged["variant"]) == {"saliency-mask-highpass"} and set(flagged["eval"]) == {"ImageNet-100"}
 
@@ -319,17 +320,19 @@ _G = "[backbone=resnet18, pretrain_data=shapes64, dataset=shapes64] "
 @pytest.mark.parametrize("runs, answer, shown, blur", [
     # high-pass (the default, not given) > blur > mean; a both-branch run in the group is never compared
     ([({}, 70), ({"fill": "blur"}, 65), ({"fill": "mean"}, 60), ({"branch": "both"}, 99)], C.YES,
-     f"2/2 hold: {_G}branch=query, fill=highpass 70.0 ± 0.5 (n=3) > branch=query, fill=blur 65.0 ± 0.5 (n=3); "
-     f"{_G}branch=query, fill=blur 65.0 ± 0.5 (n=3) > branch=query, fill=mean", ["65.0 ± 0.5 (n=3)"]),
+     f"2/2 hold: {_G}branch=query, fill=highpass 70.0 ± 1.2 (n=3) vs branch=query, fill=blur 65.0 ± 1.2 (n=3): "
+     f"difference +5.00 [+3.87, +6.13]; {_G}branch=query, fill=blur 65.0 ± 1.2 (n=3) vs branch=query, fill=mean",
+     ["65.0 ± 1.2 (n=3)"]),
     # a run at another resolution is compared with none of the others
     ([({"fill": "highpass"}, 70), ({"fill": "blur"}, 65), ({"fill": "mean"}, 60),
       ({"fill": "blur", "out_size": 64}, 99)], C.YES,
-     f"{_G}fill=blur, out_size=32 65.0 ± 0.5 (n=3) > fill=mean, out_size=32 60.0 ± 0.5 (n=3)",
-     ["65.0 ± 0.5 (n=3)", "99.0 ± 0.5 (n=3)"]),
+     f"{_G}fill=blur, out_size=32 65.0 ± 1.2 (n=3) vs fill=mean, out_size=32 60.0 ± 1.2 (n=3): difference +5.00",
+     ["65.0 ± 1.2 (n=3)", "99.0 ± 1.2 (n=3)"]),
     ([({}, 65), ({"fill": "blur"}, 70), ({"fill": "mean"}, 60)], C.NO,
-     f"1/2 hold: {_G}fill=highpass 65.0 ± 0.5 (n=3) <= fill=blur 70.0 ± 0.5 (n=3)", ["70.0 ± 0.5 (n=3)"]),
-    ([({}, 70), ({"fill": "blur"}, 65)], C.YES, f"{_G}fill=highpass 70.0 ± 0.5 (n=3) > fill=blur 65.0 ± 0.5 (n=3)",
-     ["65.0 ± 0.5 (n=3)"]),
+     f"1/2 hold: {_G}fill=highpass 65.0 ± 1.2 (n=3) vs fill=blur 70.0 ± 1.2 (n=3): difference -5.00 [-6.13, -3.87]",
+     ["70.0 ± 1.2 (n=3)"]),
+    ([({}, 70), ({"fill": "blur"}, 65)], C.YES, f"{_G}fill=highpass 70.0 ± 1.2 (n=3) vs fill=blur 65.0 ± 1.2 (n=3)",
+     ["65.0 ± 1.2 (n=3)"]),
     ([(None, 70), (None, 65), (None, 60)], C.NOT_MEASURED, "--aug_cfg.fill", [C.NOT_MEASURED]),  # no configs
     ([({}, 70), ({"branch": "both"}, 65)], C.NOT_MEASURED, "--aug_cfg.fill", [C.NOT_MEASURED]),  # one fill
 ])
@@ -338,8 +341,7 @@ def test_fill_order_claim(runs: list, answer: str, shown: str, blur: list[str], 
     claim = trends.iloc[FILL_CLAIM]
     assert "high-pass fill is best" in claim["claim"]
     assert claim["ours shows"] == answer and shown in claim["ours: detail"], claim["ours: detail"]
-    assert claim["ours: detail"].count(" > ") + claim["ours: detail"].count(" <= ") == \
-        (0 if answer == C.NOT_MEASURED else 2 if len(runs) > 2 else 1)
+    assert claim["ours: detail"].count(": difference ") == (0 if answer == C.NOT_MEASURED else 2 if len(runs) > 2 else 1)
     rows = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-blur")
                    & (numbers["eval"] == "ImageNet-100")]
     assert rows["ours"].tolist() == blur
@@ -352,8 +354,8 @@ def test_masking_claims_use_the_high_pass_variant(tmp_path: Path) -> None:
     numbers, trends = C.compare(frame, PAPERS["saliency-masking"])
     first = trends.iloc[0]
     assert first["ours shows"] == C.YES, first["ours: detail"]
-    assert first["ours: detail"].endswith("sal-mask branch=query, fill=highpass 60.0 ± 0.5 (n=3) > "
-                                          "default 50.0 ± 0.5 (n=3)")
+    assert first["ours: detail"].endswith("sal-mask branch=query, fill=highpass 60.0 ± 1.2 (n=3) vs "
+                                          "default 50.0 ± 1.2 (n=3): difference +10.00 [+8.87, +11.13]")
     assert not numbers["ours"].str.contains("mixes").any()
     high = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-highpass")
                    & (numbers["eval"] == "ImageNet-100")]
@@ -366,7 +368,7 @@ def test_smallest_size_without_utility_is_not_measured(tmp_path: Path) -> None:
     50 is judged, and the unmeasured one is listed beside it."""
     def rows(aug: str, counts: tuple[int, ...], utility_from: int) -> list[Result]:
         cases = [("simclr", aug, "finetune", "tcvl-0100", f"top1@n{n}", "tcvl-0100", 80, 80) for n in counts]
-        cases += [("simclr", aug, "finetune", "tcvl-0100", f"utility@n{n}", "tcvl-0100", 1.0, 1.0)
+        cases += [("simclr", aug, "finetune", "tcvl-0100", f"utility@n{n}", "tcvl-0100", 5.0, 5.0)
                   for n in counts if n >= utility_from]
         return results(cases, True)
     check = next(t for t in PAPERS["utility"].trends if "smallest" in t.claim)
@@ -376,23 +378,42 @@ def test_smallest_size_without_utility_is_not_measured(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     both = C.prepare(frame_of(tmp_path / "b", rows("mild", (50, 200, 1000), 200) + rows("aggressive", (50, 200), 50)))
     answer, detail = C.verdict(check.ours, both, ours=True)
-    assert answer == C.YES and "not measured: " in detail and "label_count 50: 1.00" in detail
+    assert answer == C.YES and "not measured: " in detail and "label_count 50: 5.00" in detail
+    assert "95% CI 5.00 [3.76, 6.24]" in detail
 
 
-@pytest.mark.parametrize("gap, note", [(10, ""), (0.2, "(within the seed spread)")])
-def test_a_gap_inside_the_seed_spread_is_flagged(gap: float, note: str, tmp_path: Path) -> None:
-    """Three seeds a side, spread 0.5: a 10-point gap stands, a 0.2-point one is flagged."""
+@pytest.mark.parametrize("gap, answer, ci", [(10, C.YES, "+10.00 [+8.87, +11.13]"), (-10, C.NO, "-10.00 [-11.13, -8.87]"),
+                                             (0.2, C.INCONCLUSIVE, "+0.20 [-0.93, +1.33]")])
+def test_a_claim_is_decided_by_the_ci_of_the_difference(gap: float, answer: str, ci: str, tmp_path: Path) -> None:
+    """Three pretraining seeds a side, spread 0.5: a clear win is yes, a clear loss no, and a gap
+    whose Welch 95 % CI contains 0 inconclusive; the CI is printed."""
     rows = results([("mocov2", "sal-mask", "linear", "shapes64", "top1", "shapes64", 60 + gap, 0),
                     ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 0)], True)
     _, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
     detail = trends.iloc[0]["ours: detail"]
+    assert trends.iloc[0]["ours shows"] == answer, detail
+    assert f"difference {ci}" in detail and "one seed" not in detail
+
+
+def test_evaluation_seeds_are_not_replicates(tmp_path: Path) -> None:
+    """Two pretraining seeds a side, each evaluated with three seeds: n is 2, not 6."""
+    rows = []
+    for aug, base in (("sal-mask", 62.0), ("default", 60.0)):
+        for seed, d in enumerate((-0.3, 0.3)):
+            rid = f"mocov2-{aug}-resnet18-shapes64-s{seed}-0a1b2c3d"
+            sha = hashlib.sha256(rid.encode()).hexdigest()
+            rows += [Result(rid, sha, "linear", "shapes64", "test", "top1", base + d + e, ev, {})
+                     for ev, e in enumerate((-1.0, 0.0, 1.0))]
+    numbers, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
+    detail = trends.iloc[0]["ours: detail"]
+    assert "62.0 ± 3.8 (n=2) vs default 60.0 ± 3.8 (n=2): difference +2.00 [+0.17, +3.83]" in detail, detail
     assert trends.iloc[0]["ours shows"] == C.YES
-    assert ("within the seed spread" in detail) == bool(note) and "one seed" not in detail
 
 
-def test_one_seed_comparisons_say_the_spread_is_unknown(tmp_path: Path) -> None:
+def test_one_seed_comparisons_print_the_figure_without_a_ci(tmp_path: Path) -> None:
     rows = [r for r in results([("mocov2", "sal-mask", "linear", "shapes64", "top1", "shapes64", 70, 0),
                                 ("mocov2", "default", "linear", "shapes64", "top1", "shapes64", 60, 0)], True)
             if "-s0-" in r.run_id]
     _, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
-    assert "(one seed: spread unknown)" in trends.iloc[0]["ours: detail"]
+    assert "difference +10.00 (one seed: no CI)" in trends.iloc[0]["ours: detail"]
+    assert trends.iloc[0]["ours shows"] == C.INCONCLUSIVE

@@ -72,14 +72,18 @@ def test_aggregate_ci95_against_scipy(frame: pd.DataFrame) -> None:
         assert agg.loc[key, "ci95"] == pytest.approx((hi - lo) / 2)
 
 
-def test_pretrain_and_eval_seeds_are_values(frame: pd.DataFrame) -> None:
+def test_pretraining_seeds_are_the_replicates(frame: pd.DataFrame) -> None:
+    """Evaluation seeds are averaged inside one pretraining first: n counts pretraining seeds, and
+    the spread is that of the per-pretraining means."""
     sub = frame[(frame["task"] == "finetune") & (frame["method"] == "simclr")]
-    agg = T.aggregate(sub, ["metric"]).set_index("metric")
+    agg = T.aggregate(sub, ["metric"], stat="std").set_index("metric")
     for n, per_seed in FINETUNE.items():
-        flat = np.ravel(per_seed)
-        assert agg.loc[f"top1@n{n}", "n"] == 6
-        assert agg.loc[f"top1@n{n}", "mean"] == pytest.approx(flat.mean())
-        assert agg.loc[f"top1@n{n}", "std"] == pytest.approx(flat.std(ddof=1))
+        per_pretraining = np.asarray(per_seed).mean(axis=1)
+        assert agg.loc[f"top1@n{n}", "n"] == len(per_pretraining) == 3
+        assert agg.loc[f"top1@n{n}", "mean"] == pytest.approx(per_pretraining.mean())
+        assert agg.loc[f"top1@n{n}", "std"] == pytest.approx(per_pretraining.std(ddof=1))
+        rows = sub[sub["metric"] == f"top1@n{n}"]
+        np.testing.assert_allclose(T.replicates(rows), per_pretraining)
 
 
 def test_rows_sharing_a_seed_count_once(frame: pd.DataFrame) -> None:
@@ -99,7 +103,7 @@ def test_single_value_has_no_spread(frame: pd.DataFrame) -> None:
 
 
 def test_aggregate_without_grouping_is_one_line(frame: pd.DataFrame) -> None:
-    agg = T.aggregate(frame[(frame["task"] == "linear") & (frame["method"] == "mocov2")], [])
+    agg = T.aggregate(frame[(frame["task"] == "linear") & (frame["method"] == "mocov2")], [], stat="std")
     values = LINEAR["mocov2", "default"] + LINEAR["mocov2", "sal-mask"]
     # both augs share pretraining seeds 0-2: each seed is one value, the mean of its two rows
     per_seed = np.mean([LINEAR["mocov2", "default"], LINEAR["mocov2", "sal-mask"]], axis=0)
@@ -222,7 +226,7 @@ def test_default_tables(frame: pd.DataFrame) -> None:
     assert set(tables) == {"linear-top1-shapes64", "finetune-top1-shapes64", "invariance-top25"}
     fin = tables["finetune-top1-shapes64"]
     assert list(fin.columns) == ["100 labels", "500 labels"]
-    assert fin.loc[("simclr", "default"), "100 labels"].n == 6
+    assert fin.loc[("simclr", "default"), "100 labels"].n == 3           # pretraining seeds
     assert fin.loc[("scratch", ""), "100 labels"].n == 1 and fin.loc[("scratch", ""), "500 labels"] is None
     inv = tables["invariance-top25"]
     assert list(inv.columns) == ["probe-occlusion"] and inv.loc[("mocov2", "default"), "probe-occlusion"].n == 3
@@ -253,7 +257,7 @@ def test_default_tables_keep_variants_apart(tmp_path: Path) -> None:
             for fill, values in fills.items():
                 cell = table.loc["mocov2", f"sal-mask fill={fill}"]
                 assert cell.n == 3 and cell.mean == pytest.approx(np.mean(values))
-                assert cell.spread == pytest.approx(np.std(values, ddof=1))
+                assert cell.spread == pytest.approx(stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3))
         else:
             assert list(table.columns) == ["sal-mask"]
             assert table.loc["mocov2", "sal-mask"].mean == pytest.approx(61.0)   # all three fills, per seed
@@ -286,7 +290,7 @@ def test_table_of_any_grouping(frame: pd.DataFrame) -> None:
     assert list(by_task.columns) == ["linear"]
     curves = T.table(frame, ["method", "aug"], ["labels"], {"task": ["finetune"]})
     assert list(curves.columns) == ["100 labels", "500 labels"]
-    assert curves.loc[("simclr", "default"), "100 labels"].n == 6
+    assert curves.loc[("simclr", "default"), "100 labels"].n == 3        # pretraining seeds
     assert "(n=" in T.render(by_task, "latex")
 
 
