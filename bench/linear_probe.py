@@ -45,8 +45,8 @@ def features(model: torch.nn.Module, meta: CheckpointMeta, data: Path, split: st
 
 
 def view_size(meta: CheckpointMeta) -> int:
-    """The side of the views a checkpoint was pretrained on: the policy's ``out_size``, else the data's."""
-    return int(meta.config.get("aug_cfg", {}).get("out_size") or meta.data.image_size)
+    """The side of the views a checkpoint was pretrained on (``CheckpointMeta.view_size``)."""
+    return meta.view_size
 
 
 def probe(ckpt: Path, data: Path, n_train: int = 5000, n_test: int = 2000, size: int | None = None) -> float:

@@ -129,8 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--train-limit", type=int, default=0)
     ap.add_argument("--test-limit", type=int, default=0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--image-size", type=int, help="decode image-file datasets at this size (default: the "
-                    "checkpoint's training size; synthetic datasets keep their own)")
+    ap.add_argument("--image-size", type=int, help="read every dataset's images at this size (default: the size "
+                    "of the views the checkpoint trained on)")
     ap.add_argument("--lowshot-shots", default=None, help="low-shot labels per class, e.g. 1,10,100 (the default)")
     ap.add_argument("--lowshot-draws", type=int, default=None, help="class-balanced draws per low-shot size (default 5)")
     ap.add_argument("--sizes", default=None, help="finetuning labelled-set sizes, e.g. 100,500,2000 (0 = all)")
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("no checkpoint given: python -m evaluate.suite ckpt.pt [ckpt2.pt | runs/]")
         tasks = default_tasks() if a.tasks is None else [t for t in a.tasks.split(",") if t]
         get_tasks(tasks)                                   # unknown names fail before any work
+        if a.image_size is not None and a.image_size < 1:
+            raise ValueError(f"--image-size {a.image_size}: expected a positive number of pixels")
         seeds = int_list("--seeds", a.seeds)
         ft = FinetuneConfig(seeds=seeds)
         if a.sizes:

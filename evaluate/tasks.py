@@ -131,7 +131,7 @@ def task_finetune(ctx: Context) -> list[Row]:
                    device=ctx.cfg.device)
     if fcfg.target == "class" and (ctx.source(fcfg.train_split).targets < 0).all():
         raise SkipTask(f"{ctx.data}: no class labels")
-    ecfg = FINETUNE.eval_config(ctx.cfg)
+    ecfg = FINETUNE.eval_config(ctx.cfg, ctx.image_size)
     scratch_sha, scratch_id = _scratch_key(ctx, ecfg)
     scratch = _curve_from_store(ctx, scratch_sha, ecfg) if ctx.store is not None else {}
     kinds = ("pretrained",) if scratch else ("pretrained", "scratch")

@@ -58,12 +58,10 @@ class Context:
         return self._features[key]
 
     @property
-    def image_size(self) -> int | None:
-        """None for a synthetic dataset (its own size); for image files, the size they are decoded
-        at: ``--image-size`` or the checkpoint's training size."""
-        if (self.data / "meta.json").exists():
-            return None
-        return self.cfg.image_size or int(self.meta.data.image_size)
+    def image_size(self) -> int:
+        """The side every image is read at, synthetic or files: ``--image-size``, else the size of
+        the views the checkpoint trained on (``CheckpointMeta.view_size``)."""
+        return int(self.cfg.image_size or self.meta.view_size)
 
     def source(self, split: str) -> Any:
         return open_source(self.data, image_size=self.image_size, split=split)

@@ -78,9 +78,10 @@ class FeatureSet:
 
 def dataset_fingerprint(source: Any) -> str:
     """A content fingerprint of an image source: synthetic -> its generation-argument hash;
-    file formats -> hash of the (path, size, mtime) of every file, in the source's order."""
+    file formats -> hash of the (path, size, mtime) of every file, in the source's order, and the
+    side the images are decoded at."""
     if isinstance(source, SyntheticSource):
-        return f"syn-{source.dataset.meta['args_hash']}"
+        return f"syn-{source.dataset.meta['args_hash']}-{source.image_size}px"
     paths = getattr(source, "paths", None) or getattr(source, "files", None)
     if not paths:
         raise FeatureError(f"{source!r}: cannot fingerprint this source (no file list)")
@@ -88,7 +89,7 @@ def dataset_fingerprint(source: Any) -> str:
     for p in paths:
         st = Path(p).stat()
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return f"files-{h.hexdigest()[:16]}"
+    return f"files-{h.hexdigest()[:16]}-{getattr(source, 'image_size', None)}px"
 
 
 def feature_key(ckpt_sha: str, data_fp: str, split: str, layer: str, n: int) -> str:

@@ -33,7 +33,7 @@ log = logging.getLogger("measure.tasks")
 # A task's value: (metric, value, split, seed or None).
 Row = tuple[str, float, str, "int | None"]
 PROVIDERS = ("evaluate.tasks", "invariance.tasks")
-COMMON_SETTINGS = ("image_size",)     # every task's numbers depend on the decoding size
+COMMON_SETTINGS = ("image_size",)     # every task's numbers depend on the size the images are read at
 
 
 class SkipTask(Exception):
@@ -79,10 +79,13 @@ class Task:
         doc = (self.function or self.jobs).__doc__ or ""
         return " ".join(doc.strip().split("\n\n")[0].split())
 
-    def eval_config(self, cfg: Any) -> dict[str, Any]:
-        """The settings that change this task's numbers, stored with every row."""
+    def eval_config(self, cfg: Any, image_size: int | None = None) -> dict[str, Any]:
+        """The settings that change this task's numbers, stored with every row; ``image_size``:
+        the side the images are read at, when the context decides it (else the setting's value)."""
         d = dataclasses.asdict(cfg)
         out = {"task": self.name, "protocol": self.protocol, **{k: d[k] for k in COMMON_SETTINGS + self.settings}}
+        if image_size is not None:
+            out["image_size"] = int(image_size)
         return self.adjust(out, cfg) if self.adjust else out
 
     def jobs_for(self, ctx: Any) -> list[Job]:
@@ -90,7 +93,7 @@ class Task:
         if self.jobs is not None:
             return self.jobs(ctx)
         fn = self.function
-        return [Job(self.name, ctx.data.name, self.eval_config(ctx.cfg), lambda: fn(ctx))]
+        return [Job(self.name, ctx.data.name, self.eval_config(ctx.cfg, ctx.image_size), lambda: fn(ctx))]
 
 
 TASKS: dict[str, Task] = {}

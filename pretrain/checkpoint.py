@@ -100,6 +100,16 @@ class CheckpointMeta:
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{where}: malformed checkpoint metadata ({e})") from e
 
+    @property
+    def view_size(self) -> int:
+        """The side of the views the backbone was trained on: the policy's ``out_size`` (the cpu
+        preset's 32-px views of 64-px images), else the data's own size. Every protocol reads
+        images at this size unless told otherwise (Touvron et al., "Fixing the train-test
+        resolution discrepancy", NeurIPS 2019: a network is best evaluated near its training
+        resolution)."""
+        aug_cfg = self.config.get("aug_cfg") or {}
+        return int(aug_cfg.get("out_size") or self.data.image_size)
+
     def to_dict(self) -> dict[str, Any]:
         """The plain dict stored in ``ckpt.pt`` (lists for tuples)."""
         out = dataclasses.asdict(self)

@@ -1,6 +1,7 @@
 """The suite end to end: checkpoint -> cached features -> tasks -> results store (evaluate.suite)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,30 @@ def test_pose_is_skipped_where_the_viewpoint_does_not_vary(tiny_ckpt: Path, tmp_
     assert run(args) == 0
     assert set(ResultsStore(store).to_frame()["task"]) == {"linear"}
     assert f"skipping pose: {data}: one pose bin only" in caplog.text
+
+
+def test_the_probe_reads_images_at_the_checkpoints_training_view_size(eval_data: Path, make_ckpt, tmp_path: Path,
+                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A checkpoint trained on 16-px views of 32-px synthetic images is probed at 16 px, and its
+    stored eval config says so; ``--image-size`` overrides it."""
+    ckpt = make_ckpt("simclr", eval_data, tmp_path_factory.mktemp("runs16"), **{"aug_cfg.out_size": 16})
+    store = tmp_path / "r.sqlite"
+    base = [str(ckpt), "--data", str(eval_data), "--store", str(store), "--cache", str(tmp_path / "c"),
+            "--tasks", "linear"]
+    assert run(base) == 0
+    (config,) = set(ResultsStore(store).to_frame()["eval_config"])
+    assert json.loads(config)["image_size"] == 16
+    assert run([*base, "--image-size", "32"]) == 0
+    sizes = {json.loads(c)["image_size"] for c in ResultsStore(store).to_frame()["eval_config"]}
+    assert sizes == {16, 32}
+
+
+@pytest.mark.parametrize("size, match", [("0", "--image-size 0: expected a positive number of pixels"),
+                                         ("2", "image size 2: backbone 'tiny' needs at least 4 px")])
+def test_an_image_size_the_backbone_cannot_take_is_one_line(size: str, match: str, tiny_ckpt: Path, eval_data: Path,
+                                                            tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = [str(tiny_ckpt), "--data", str(eval_data), "--store", str(tmp_path / "r.sqlite"), "--cache",
+            str(tmp_path / "c"), "--tasks", "linear", "--image-size", size]
+    assert run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1, err

@@ -166,3 +166,23 @@ def test_frames_order_ids_and_pairs(tmp_path: Path) -> None:
 
 def test_shared_decode_pool_is_one_pool() -> None:
     assert decode.decode_executor() is decode.decode_executor()
+
+
+def test_a_synthetic_source_reads_at_another_size_by_resizing_whole_batches(tmp_path: Path) -> None:
+    """At half its stored size a synthetic batch is the antialiased bilinear resize of the stored
+    one, rounded to uint8; the feature cache tells the two sizes apart."""
+    import torch.nn.functional as F
+
+    from imagedata.synthetic import SyntheticSource
+    from measure.features import dataset_fingerprint
+    from synthetic.generate import generate
+
+    root = generate("shapes64", 12, 0, tmp_path / "s", size=32, workers=1, progress=False)
+    full, half = SyntheticSource(root, "all"), SyntheticSource(root, "all", image_size=16)
+    idx = np.array([5, 0, 3])
+    expected = F.interpolate(full.read(idx).float(), size=(16, 16), mode="bilinear", antialias=True,
+                             align_corners=False).round().clamp(0, 255).to(torch.uint8)
+    assert torch.equal(half.read(idx), expected) and half.image_size == 16 and half.stored_size == 32
+    assert dataset_fingerprint(full) != dataset_fingerprint(half)
+    with pytest.raises(ValueError, match="image_size must be a positive int"):
+        SyntheticSource(root, "all", image_size=0)
