@@ -23,6 +23,8 @@ import argparse
 import hashlib
 import logging
 import sys
+import textwrap
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from measure.checkpoints import find_checkpoints
 from measure.context import Context
 from measure.results import Result, ResultsStore
 from measure.tasks import all_tasks, default_tasks, describe, get_tasks, run_task
-from pretrain.checkpoint import CheckpointError, read_meta
+from pretrain.checkpoint import CheckpointError, CheckpointMeta, read_meta
 from pretrain.resolve import resolve_config
 from synthetic.dataset import DatasetError
 
@@ -50,11 +52,48 @@ from .lowshot import check_config as check_lowshot
 log = logging.getLogger("evaluate.suite")
 
 
+def check_complete(ckpt: Path, meta: CheckpointMeta, allow_incomplete: bool) -> None:
+    """A checkpoint whose training did not finish is refused (CheckpointError) unless allowed."""
+    if not meta.train.complete and not allow_incomplete:
+        total = f" of {meta.train.total_steps}" if meta.train.total_steps else ""
+        raise CheckpointError(f"{ckpt}: training did not complete (step {meta.train.steps}{total}); "
+                              "pass --allow-incomplete to evaluate it anyway")
+
+
+class Progress:
+    """Task k of n over the whole run, with the elapsed time and an ETA from the tasks done so far;
+    each stored value is logged as it lands."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.monotonic()
+
+    def begin(self, run_id: str, task: str) -> None:
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        log.info("[%d/%d] %s: %s (elapsed %s, ETA %s)", self.done + 1, self.total, run_id, task, _clock(elapsed),
+                 _clock(eta) if eta is not None else "after the first task")
+
+    def end(self, rows: list[dict[str, Any]]) -> None:
+        self.done += 1
+        for r in rows:
+            if r["status"] == "new":
+                seed = "" if r["seed"] is None else f" (seed {r['seed']})"
+                log.info("    %s %s %s = %.4g%s", r["task"], r["dataset"], r["metric"], r["value"], seed)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
 def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: ResultsStore,
-                        force: bool = False) -> list[dict[str, Any]]:
+                        force: bool = False, allow_incomplete: bool = False,
+                        progress: Progress | None = None) -> list[dict[str, Any]]:
     """Run ``tasks`` on one checkpoint; returns the rows written (and those reused from the store)."""
     chosen = get_tasks(tasks)
     meta = read_meta(ckpt)
+    check_complete(ckpt, meta, allow_incomplete)
+    progress = progress or Progress(len(chosen))
     data = Path(cfg.data or meta.data.path or "")
     if not data.exists():
         raise DatasetError(f"{data}: dataset not found (checkpoint {ckpt} was trained on it; pass --data)")
@@ -63,7 +102,10 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
         store.put_run(ctx.run_id, ctx.sha, resolve_config(meta.config))
     summary: list[dict[str, Any]] = []
     for task in chosen:
-        summary += run_task(task, ctx, force)
+        progress.begin(ctx.run_id, task.name)
+        rows = run_task(task, ctx, force)
+        progress.end(rows)
+        summary += rows
     return summary
 
 
@@ -146,6 +188,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--probe-dir", default="data/probes", help="where the invariance probe sets are generated")
     ap.add_argument("--transform-images", type=int, default=2000, help="test images of transform_invariance")
     ap.add_argument("--force", action="store_true", help="rerun tasks already in the store")
+    ap.add_argument("--allow-incomplete", action="store_true",
+                    help="evaluate checkpoints whose training did not complete (refused by default)")
     return ap.parse_args(argv)
 
 
@@ -190,8 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         store = ResultsStore(a.store)
         rows = []
         ckpts = find_checkpoints(a.checkpoints)
+        for ckpt in ckpts:                                  # every checkpoint is checked before any work
+            check_complete(ckpt, read_meta(ckpt), a.allow_incomplete)
+        progress = Progress(len(ckpts) * len(tasks))
         for ckpt in ckpts:
-            rows += evaluate_checkpoint(ckpt, tasks, cfg, store, force=a.force)
+            rows += evaluate_checkpoint(ckpt, tasks, cfg, store, force=a.force, allow_incomplete=a.allow_incomplete,
+                                        progress=progress)
         if "linear" in tasks and "finetune" in tasks and len(ckpts) >= 3:
             store_agreement(store, ckpts, Path(cfg.data or read_meta(ckpts[0]).data.path or "").name)
     except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError, FloatingPointError) as e:
@@ -201,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def print_summary(store: ResultsStore, run_ids: list[str]) -> None:
-    """One line per (run, task, metric): mean over seeds."""
+def print_summary(store: ResultsStore, run_ids: list[str], width: int = 100) -> None:
+    """A block per run, a line (wrapped at ``width``) per task: each metric's mean over seeds, with
+    the number of seeds where there are several."""
     frame = store.to_frame()
     frame = frame[frame["run_id"].isin(set(run_ids))]
     if frame.empty:
@@ -211,9 +260,17 @@ def print_summary(store: ResultsStore, run_ids: list[str]) -> None:
     own_data = {name for name, task in all_tasks().items() if task.jobs is not None}   # e.g. the probe sets
     own = frame["task"].isin(own_data)
     frame = frame.assign(metric=frame["metric"].where(~own, frame["dataset"] + "/" + frame["metric"]))
-    table = frame.groupby(["run_id", "task", "metric"])["value"].mean().unstack(["task", "metric"])
-    print(table.round(3).to_string())
-
+    order = {name: i for i, name in enumerate(all_tasks())}
+    for run_id, run in frame.groupby("run_id", sort=True):
+        print(run_id)
+        for task, rows in sorted(run.groupby("task"), key=lambda kv: order.get(kv[0], len(order))):
+            stats = rows.groupby("metric", sort=False)["value"].agg(["mean", "size"])
+            items = [f"{m} {row['mean']:.4g}" + (f" (x{int(row['size'])})" if row["size"] > 1 else "")
+                     for m, row in stats.iterrows()]
+            lines = textwrap.wrap("  ".join(items), width=width - 24, break_on_hyphens=False) or [""]
+            print(f"  {task:<21} {lines[0]}")
+            for line in lines[1:]:
+                print(f"  {'':<21} {line}")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -173,3 +173,38 @@ def test_an_image_size_the_backbone_cannot_take_is_one_line(size: str, match: st
     assert run(args) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1, err
+
+
+def test_an_incomplete_checkpoint_is_refused_unless_allowed(tiny_ckpt: Path, eval_data: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    ckpt = torch.load(tiny_ckpt, map_location="cpu", weights_only=True)
+    ckpt["train"]["complete"] = False
+    partial = tmp_path / "partial" / "ckpt.pt"
+    partial.parent.mkdir()
+    torch.save(ckpt, partial)
+    base = ["--data", str(eval_data), "--store", str(tmp_path / "r.sqlite"), "--cache", str(tmp_path / "c"),
+            "--tasks", "knn"]
+    assert run([str(tiny_ckpt), str(partial), *base]) == 2             # checked before any work
+    err = capsys.readouterr().err.strip()
+    assert "training did not complete (step 4 of 4); pass --allow-incomplete" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r.sqlite").exists() or ResultsStore(tmp_path / "r.sqlite").to_frame().empty
+    assert run([str(partial), *base, "--allow-incomplete"]) == 0
+
+
+def test_the_suite_reports_progress_and_a_summary_that_fits_100_columns(tiny_ckpt: Path, eval_data: Path,
+                                                                         tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO)
+    args = [str(tiny_ckpt), "--data", str(eval_data), "--store", str(tmp_path / "r.sqlite"), "--cache",
+            str(tmp_path / "c"), "--tasks", "linear,knn,lowshot", "--lowshot-shots", "1,2", "--lowshot-draws", "2"]
+    assert run(args) == 0
+    assert "[1/3]" in caplog.text and "[3/3]" in caplog.text and "ETA" in caplog.text
+    assert "linear shapes top1 = " in caplog.text                      # each value as it lands
+    out = capsys.readouterr().out.splitlines()
+    assert max(map(len, out)) <= 100 and out[0].startswith("simclr-")
+    assert [line.split()[0] for line in out[1:] if not line.startswith("   ")] == ["linear", "lowshot", "knn"]
+    assert "top1@1shot" in "\n".join(out) and "(x2)" in "\n".join(out)
