@@ -130,6 +130,33 @@ def _assign_splits(p: Preset, seed: int, index: np.ndarray) -> np.ndarray:
     return np.asarray(SPLITS)[np.minimum(np.searchsorted(edges, u, side="right"), 2)]
 
 
+def instance_splits(p: Preset, seed: int) -> np.ndarray:
+    """(classes, instances) split index (0 train, 1 val, 2 test) of every mesh: per class, a seeded
+    permutation of its instances, the last round(test fraction x instances) to test (at least one),
+    the round(val fraction x instances) before them to val, the rest (at least one) to train."""
+    out = np.zeros((len(p.classes), p.instances), dtype=np.int64)
+    n_test = max(1, round(p.splits[2] * p.instances))
+    n_val = round(p.splits[1] * p.instances)
+    if n_test + n_val >= p.instances:
+        raise ValueError(f"preset {p.name}: {p.instances} instances per class cannot hold {n_val} val and "
+                         f"{n_test} test instances and still train on one")
+    for c in range(len(p.classes)):
+        order = np.random.default_rng([seed, c]).permutation(p.instances)
+        out[c, order[p.instances - n_test - n_val:p.instances - n_test]] = 1
+        out[c, order[p.instances - n_test:]] = 2
+    return out
+
+
+def _split_column(p: Preset, seed: int, labels: pd.DataFrame) -> np.ndarray:
+    """Each image's split: drawn per unit, or (``split_by="instance"``) that of its primary object's mesh."""
+    if p.split_by == "image":
+        return _assign_splits(p, seed, labels["index"].to_numpy())
+    if p.split_by != "instance":
+        raise ValueError(f"preset {p.name}: split_by {p.split_by!r}; valid: image, instance")
+    table = instance_splits(p, seed)
+    return np.asarray(SPLITS)[table[labels["class"].to_numpy(), labels["instance"].to_numpy()]]
+
+
 def render_all(p: Preset, seed: int, n: int, folder: Path, workers: int,
                photos: torch.Tensor | None, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Render every chunk (in parallel when workers > 1) and return the label tables."""
@@ -153,7 +180,7 @@ def render_all(p: Preset, seed: int, n: int, folder: Path, workers: int,
     bar.close()
     labels = pd.concat([pd.DataFrame(r[0]) for r in results], ignore_index=True)
     objects = pd.concat([pd.DataFrame(r[1]) for r in results], ignore_index=True)
-    labels.insert(1, "split", _assign_splits(p, seed, labels["index"].to_numpy()))
+    labels.insert(1, "split", _split_column(p, seed, labels))
     return labels, objects
 
 

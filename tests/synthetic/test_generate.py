@@ -298,3 +298,32 @@ def test_photo_backgrounds(tmp_path: Path) -> None:
     r = run_cli("--preset", "shapes64", "--n", "4", "--backgrounds", str(tmp_path / "none"),
                 "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "expected a folder with .png/.jpg photos" in r.stderr
+
+
+def test_held_out_instances_never_meet_across_splits(tmp_path: Path) -> None:
+    """shapes64-heldout: every mesh (class, instance) is in one split only; each class has test
+    meshes; the test split is about its fraction of the images."""
+    from synthetic.generate import instance_splits
+    from synthetic.presets import get_preset
+
+    root = gen.generate("shapes64-heldout", 300, 0, tmp_path / "h", size=16, workers=1, progress=False)
+    labels = dataset.open_dataset(root).labels
+    splits_of = labels.groupby(["class", "instance"])["split"].nunique()
+    assert (splits_of == 1).all()
+    test = labels[labels["split"] == "test"]
+    assert set(test["class"]) == set(labels["class"]) and 0.1 < len(test) / len(labels) < 0.3
+    table = instance_splits(get_preset("shapes64-heldout"), 0)
+    assert table.shape == (10, 20) and [(row == k).sum() for row in table for k in (0, 1, 2)] == [14, 2, 4] * 10
+    assert np.array_equal(table, instance_splits(get_preset("shapes64-heldout"), 0))
+
+
+def test_the_older_presets_keep_their_argument_hashes() -> None:
+    """A preset that splits by image does not record ``split_by``: datasets made before it stay up to date."""
+    from synthetic.presets import PRESETS
+
+    assert all(("split_by" in p.to_dict()) == (p.split_by != "image") for p in PRESETS.values())
+
+
+def test_too_few_instances_to_hold_out_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="1 instances per class cannot hold 0 val and 1 test instances"):
+        gen.generate("shapes64-heldout", 20, 0, tmp_path / "x", size=16, instances=1, workers=1, progress=False)
