@@ -20,17 +20,43 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 class TorchvisionResNet(torchvision.models.ResNet):
     """torchvision's ResNet without its classifier; ``small_stem`` swaps the 7x7/2 conv + max-pool
-    for a 3x3/1 conv (the CIFAR-style stem used for 32-64 px images)."""
+    for a 3x3/1 conv (the CIFAR-style stem used for 32-64 px images); ``width`` scales every stage
+    (64, 128, 256, 512 at the default 64; e.g. 16, 32, 64, 128 at 16), built by torchvision's own
+    ``_make_layer`` so the keys stay torchvision's (only the default width loads into
+    ``torchvision.models.resnet18``)."""
 
-    def __init__(self, block: type, layers: list[int], small_stem: bool = False) -> None:
+    def __init__(self, block: type, layers: list[int], small_stem: bool = False, width: int = 64) -> None:
         super().__init__(block, layers)
-        self.num_features = 512 * block.expansion
+        if width < 1:
+            raise ValueError(f"ResNet width {width}: expected a positive number of channels")
+        self.width = width
+        if width != 64:
+            self.inplanes = width
+            self.bn1 = nn.BatchNorm2d(width)
+            self.layer1 = self._make_layer(block, width, layers[0])
+            self.layer2 = self._make_layer(block, 2 * width, layers[1], stride=2)
+            self.layer3 = self._make_layer(block, 4 * width, layers[2], stride=2)
+            self.layer4 = self._make_layer(block, 8 * width, layers[3], stride=2)
+        self.num_features = 8 * width * block.expansion
         self.small_stem = small_stem
         if small_stem:
-            self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
             self.maxpool = nn.Identity()
+        elif width != 64:
+            self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.fc = nn.Identity()
         self.min_image_size = 8 if small_stem else 32
+        if width != 64:
+            self._init_weights()
+
+    def _init_weights(self) -> None:
+        """torchvision's initialisation of the rebuilt layers (kaiming normal convs, unit BN)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """layer1..layer4 outputs: strides 4, 8, 16, 32 (1, 2, 4, 8 with the small stem)."""
@@ -48,12 +74,12 @@ class TorchvisionResNet(torchvision.models.ResNet):
         return torch.flatten(self.avgpool(self.forward_features(x)), 1)
 
 
-def resnet18(small_stem: bool = False) -> TorchvisionResNet:
-    return TorchvisionResNet(BasicBlock, [2, 2, 2, 2], small_stem)
+def resnet18(small_stem: bool = False, width: int = 64) -> TorchvisionResNet:
+    return TorchvisionResNet(BasicBlock, [2, 2, 2, 2], small_stem, width)
 
 
-def resnet50(small_stem: bool = False) -> TorchvisionResNet:
-    return TorchvisionResNet(Bottleneck, [3, 4, 6, 3], small_stem)
+def resnet50(small_stem: bool = False, width: int = 64) -> TorchvisionResNet:
+    return TorchvisionResNet(Bottleneck, [3, 4, 6, 3], small_stem, width)
 
 
 def _conv_bn(cin: int, cout: int, pool: bool = False) -> nn.Sequential:

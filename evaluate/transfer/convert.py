@@ -39,6 +39,9 @@ def backbone_depth(meta: CheckpointMeta) -> int:
     name = meta.backbone.name
     if name not in DEPTHS:
         raise ConvertError(f"backbone {name!r}: Detectron2 / mmseg transfer takes {', '.join(DEPTHS)} only")
+    if meta.backbone.kwargs.get("width", 64) != 64:
+        raise ConvertError(f"backbone {name!r} at width {meta.backbone.kwargs['width']}: the frameworks' ResNets "
+                           "have the standard widths (64 ... 512)")
     if meta.backbone.kwargs.get("small_stem"):
         raise ConvertError(f"backbone {name!r} with small_stem=true: the frameworks' ResNets have the standard "
                            "7x7 stem and max-pool")

@@ -85,6 +85,7 @@ def test_name_mapping_examples() -> None:
 @pytest.mark.parametrize("backbone,overrides,match", [
     ("tiny", {}, "takes resnet18, resnet50 only"),
     ("resnet18", {"backbone.kwargs": {"small_stem": True}}, "small_stem=true"),
+    ("resnet18", {"backbone.kwargs": {"width": 16}}, "at width 16: the frameworks' ResNets have the standard widths"),
 ])
 def test_backbones_the_frameworks_cannot_build_fail_in_one_line(backbone, overrides, match, eval_data: Path,
                                                                 tmp_path: Path, make_ckpt, capsys) -> None:

@@ -46,3 +46,16 @@ def test_torchvision_state_dict_loads_as_is(name):
 def test_too_small_image_names_the_backbone_and_the_fix():
     with pytest.raises(ValueError, match="resnet18.*at least 32 px.*small_stem"):
         check_image_size(build_backbone("resnet18"), "resnet18", 16)
+
+
+@pytest.mark.parametrize("width", [16, 32])
+def test_a_narrower_resnet18_keeps_torchvisions_keys_and_scales_every_stage(width: int) -> None:
+    from pretrain.backbones import build_backbone
+
+    narrow, full = build_backbone("resnet18", small_stem=True, width=width), build_backbone("resnet18", small_stem=True)
+    assert list(narrow.state_dict()) == list(full.state_dict()) and narrow.num_features == 8 * width
+    x = torch.randn(2, 3, 32, 32)
+    assert [t.shape[1] for t in narrow.forward_stages(x)] == [width, 2 * width, 4 * width, 8 * width]
+    assert narrow(x).shape == (2, 8 * width)
+    with pytest.raises(ValueError, match="ResNet width 0"):
+        build_backbone("resnet18", width=0)
