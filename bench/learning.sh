@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 data=${1:-data/shapes64}; shift || true
 methods=${*:-random simclr mocov2 byol}
 [ -d "$data" ] || .venv/bin/python -m synthetic.generate --preset shapes64 --n 20000 --seed 0 --out "$data"
+mkdir -p bench/out
+.venv/bin/python -m evaluate.floor "$data" | tee bench/out/learning-floor.txt   # the hand-made floor
 for m in $methods; do
   start=$(date +%s)
   ckpt=$(.venv/bin/python -m pretrain --method "$m" --preset cpu --data "$data" --quiet)
