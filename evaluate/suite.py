@@ -245,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if rows and all(r["status"].startswith("skipped") for r in rows):   # nothing computed, nothing stored
+        reasons = "; ".join(sorted({f"{r['task']}: {r['status'][len('skipped: '):]}" for r in rows}))
+        print(f"error: no task could be computed ({reasons})", file=sys.stderr)
+        return 2
     print_summary(store, [r["run_id"] for r in rows])
     return 0
 

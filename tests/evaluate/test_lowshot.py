@@ -56,3 +56,7 @@ def test_the_suite_stores_one_row_per_size_and_draw(tiny_ckpt: Path, eval_data: 
     assert "low-shot size 500 labels per class exceeds the smallest class" in caplog.text
     assert S.main([*base, "--tasks", "lowshot", "--lowshot-shots", "0"]) == 2
     assert "low-shot sizes must be positive labels per class, got [0]" in capsys.readouterr().err
+    assert S.main([*base, "--tasks", "lowshot", "--lowshot-shots", "400,500"]) == 2      # nothing can be computed
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no task could be computed (lowshot: ") and "exceeds the smallest class" in err
+    assert len(err.splitlines()) == 1
