@@ -27,7 +27,7 @@ from . import html, plots
 from .data import DEFAULT_DB, load
 from .papers import PAPERS, PLANS, get_plan
 from .reproduce import SCALES, run
-from .tables import default_tables, render
+from .tables import aggregate, cells, default_tables, format_cell, render
 
 log = logging.getLogger("reports.build")
 TABLE_FORMATS = {"md": "md", "csv": "csv", "tex": "latex", "html": "html"}
@@ -44,6 +44,21 @@ def _tables(frame, out: Path, stat: str, written: set[Path]) -> list[dict]:
             written.add(write_text_atomic(out / "tables" / f"{name}.{suffix}", render(table, fmt)))
         sections.append({"heading": f"Table: {name}", "tables": [render(table, "html")]})
     return sections
+
+
+def _profile(frame, out: Path, stat: str, written: set[Path]) -> list[dict]:
+    """For a store of one pretrained run: every value it has, one line per (task, dataset, metric),
+    mean with its spread over seeds -- a readable profile instead of 1 x 1 heatmaps."""
+    mine = frame[frame["pretrain_seed"].notna()]
+    runs = mine["run_id"].unique()
+    if len(runs) != 1:
+        return []
+    agg = aggregate(mine, ["task", "dataset", "split", "metric"], stat)
+    table = agg.assign(value=cells(agg))[["task", "dataset", "split", "metric", "value"]]
+    text = table.assign(value=[format_cell(c) for c in table["value"]])
+    written.add(write_text_atomic(out / "tables" / "profile.csv", text.to_csv(index=False)))
+    return [{"heading": f"Profile of {runs[0]}",
+             "tables": [text.to_html(index=False, classes="sslbench-table", na_rep="")]}]
 
 
 def _plots(frame, store: ResultsStore, out: Path, saliency: Path | None) -> list[dict]:
@@ -94,7 +109,8 @@ def build(db: Path | str, out: Path | str, *, stat: str = "ci95", title: str = "
     written: set[Path] = set()
     figures = _plots(frame, store, out, saliency)
     written.update(p for section in figures for p in section["images"])
-    sections = [intro, *_tables(frame, out, stat, written), *figures, *_comparisons(frame, out, written)]
+    sections = [intro, *_profile(frame, out, stat, written), *_tables(frame, out, stat, written), *figures,
+                *_comparisons(frame, out, written)]
     path = html.write_report(out, title, sections)
     problems = html.check_report(path)
     if problems:

@@ -418,7 +418,8 @@ def _tick_lines(label: str) -> str:
 
 def heatmap_figure(frame: pd.DataFrame, task: str, metric: str) -> Figure | None:
     """Method (rows) x augmentation (columns) mean of ``metric`` of ``task`` over every matching
-    row (checkpoints and seeds), annotated; missing cells grey with a dash."""
+    row (checkpoints and seeds), annotated; missing cells grey with a dash. None for a single
+    (method, augmentation): the report's profile table shows that run instead."""
     frame = _tidy(frame)
     rows = frame[(frame["task"] == task) & (frame["metric"] == metric) & (frame["method"] != "scratch")]
     if rows.empty:
@@ -426,6 +427,8 @@ def heatmap_figure(frame: pd.DataFrame, task: str, metric: str) -> Figure | None
     rows = rows.assign(aug=rows["aug"].astype(object).where(rows["aug"].notna(), "-"))
     methods = sorted(rows["method"].astype(str).unique())
     augs = sorted(rows["aug"].astype(str).unique())
+    if len(methods) == 1 and len(augs) == 1:          # one cell says nothing a table does not: no heatmap
+        return None
     ticks = [_tick_lines(a) for a in augs]
     lines = max(t.count("\n") + 1 for t in ticks)
     w = 1.0 + (0.9 if lines == 1 else 1.1) * len(augs)

@@ -70,6 +70,10 @@ def test_build_from_a_store_filled_by_the_suite(tiny_ckpt: Path, eval_data: Path
     assert main(["build", "--db", str(db), "--out", str(out), "--stat", "ci95"]) == 0
     text = check_output(out)
     assert re.search(r"\(n=\d+\)", text) and (out / "plots" / "label_efficiency.png").exists()
+    # one pretrained run: a profile of its values, and no 1 x 1 heatmaps
+    assert "Profile of simclr-" in text and not list((out / "plots").glob("heatmap_*"))
+    profile = (out / "tables" / "profile.csv").read_text()
+    assert "linear,shapes,test,top1," in profile and "clustering,shapes,test,nmi," in profile
 
 
 @pytest.mark.parametrize("args,match", [
