@@ -27,7 +27,7 @@ from . import html, plots
 from .data import DEFAULT_DB, load
 from .papers import PAPERS, PLANS, get_plan
 from .reproduce import SCALES, run
-from .tables import aggregate, cells, default_tables, format_cell, render
+from .tables import aggregate, cells, default_tables, format_cell, gap_table, render
 
 log = logging.getLogger("reports.build")
 TABLE_FORMATS = {"md": "md", "csv": "csv", "tex": "latex", "html": "html"}
@@ -58,6 +58,18 @@ def _profile(frame, out: Path, stat: str, written: set[Path]) -> list[dict]:
     text = table.assign(value=[format_cell(c) for c in table["value"]])
     written.add(write_text_atomic(out / "tables" / "profile.csv", text.to_csv(index=False)))
     return [{"heading": f"Profile of {runs[0]}",
+             "tables": [text.to_html(index=False, classes="sslbench-table", na_rep="")]}]
+
+
+def _gaps(frame, out: Path, stat: str, written: set[Path]) -> list[dict]:
+    """Linear top-1 of every run beside its random-init floor and supervised ceiling, where the
+    store has both."""
+    table = gap_table(frame, stat=stat)
+    if table.empty:
+        return []
+    text = table.assign(**{c: [format_cell(v) for v in table[c]] for c in ("value", "random", "supervised")})
+    written.add(write_text_atomic(out / "tables" / "linear-top1-gap.csv", text.to_csv(index=False)))
+    return [{"heading": "Linear top-1 between random init and supervised (fraction of the gap closed)",
              "tables": [text.to_html(index=False, classes="sslbench-table", na_rep="")]}]
 
 
@@ -109,7 +121,8 @@ def build(db: Path | str, out: Path | str, *, stat: str = "ci95", title: str = "
     written: set[Path] = set()
     figures = _plots(frame, store, out, saliency)
     written.update(p for section in figures for p in section["images"])
-    sections = [intro, *_profile(frame, out, stat, written), *_tables(frame, out, stat, written), *figures,
+    sections = [intro, *_profile(frame, out, stat, written), *_gaps(frame, out, stat, written),
+                *_tables(frame, out, stat, written), *figures,
                 *_comparisons(frame, out, written)]
     path = html.write_report(out, title, sections)
     problems = html.check_report(path)

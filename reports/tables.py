@@ -368,6 +368,40 @@ def default_tables(frame: pd.DataFrame, stat: str = "ci95") -> dict[str, pd.Data
     return out
 
 
+FLOOR_METHOD, CEILING_METHOD = "random", "supervised"
+
+
+def gap_table(frame: pd.DataFrame, task: str = "linear", metric: str = "top1",
+              stat: str = "ci95") -> pd.DataFrame:
+    """Each (method, augmentation) beside the random-init floor and the supervised ceiling of its
+    (dataset, backbone, pretraining data), as the fraction of the random -> supervised gap it
+    closes: (mean - random) / (supervised - random), on the means over pretraining seeds. Empty
+    where a group lacks either end. Columns: dataset, backbone, pretrain_data, method, aug,
+    ``value`` (a Cell), ``random``, ``supervised`` (Cells) and ``gap closed`` (text)."""
+    if frame.empty:
+        return pd.DataFrame()
+    if "method" not in frame.columns:
+        frame = with_run_info(frame)
+    frame = _display_columns(with_label_counts(preferred_split(frame)))
+    sub = frame[(frame["task"] == task) & (frame["metric"] == metric)]
+    where = ["dataset", "backbone", "pretrain_data"]
+    rows = []
+    for key, group in sub.groupby(where, sort=True, dropna=False):
+        agg = aggregate(group, ["method", "aug"], stat)
+        ends = {m: agg[agg["method"] == m] for m in (FLOOR_METHOD, CEILING_METHOD)}
+        if any(e.empty for e in ends.values()):
+            continue
+        (floor,), (ceiling,) = (cells(e).tolist() for e in ends.values())
+        for (method, aug), cell in zip(zip(agg["method"], agg["aug"]), cells(agg)):
+            if method in ends:
+                continue
+            span = ceiling.mean - floor.mean
+            closed = f"{(cell.mean - floor.mean) / span:.2f}" if span > 0 else "n/a (supervised <= random)"
+            rows.append({**dict(zip(where, key)), "method": method, "aug": aug, "value": cell, "random": floor,
+                         "supervised": ceiling, "gap closed": closed})
+    return pd.DataFrame(rows)
+
+
 # columns a cell never mixes: each must be a row, a column, or one value per cell
 GUARDED = ("task", "metric_base", "label_count", "dataset", "backbone", "pretrain_data")
 _SAME = {"metric_base": ("metric",), "label_count": ("labels", "metric")}     # named by these too
@@ -415,6 +449,7 @@ __all__ = [
     "cells",
     "default_tables",
     "format_cell",
+    "gap_table",
     "latex_escape",
     "pivot",
     "preferred_split",

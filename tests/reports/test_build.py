@@ -59,6 +59,23 @@ def test_build_from_a_store_renders_everything(tmp_path: Path, capsys) -> None:
     assert {p.suffix for p in (out / "tables").iterdir()} == {".md", ".csv", ".tex", ".html"}
     assert text.count("<img") >= len(plots) and "Label-savings utility" in text
     assert "report.html" in capsys.readouterr().out
+    assert "between random init and supervised" not in text             # no random / supervised runs here
+
+
+def test_the_report_places_runs_between_random_and_supervised(tmp_path: Path) -> None:
+    from measure.results import Result, ResultsStore
+
+    store = ResultsStore(tmp_path / "r.sqlite")
+    for method, value in (("random", 40.0), ("supervised", 80.0), ("simclr", 70.0)):
+        for seed, d in enumerate((-1.0, 0.0, 1.0)):
+            rid = f"{method}-mild-resnet18-shapes64-s{seed}-0a1b2c3d"
+            store.add([Result(rid, rid.ljust(64, "0"), "linear", "shapes64", "test", "top1", value + d, None, {})])
+    out = tmp_path / "report"
+    assert main(["build", "--db", str(tmp_path / "r.sqlite"), "--out", str(out)]) == 0
+    text = check_output(out)
+    assert "Linear top-1 between random init and supervised (fraction of the gap closed)" in text
+    gap = (out / "tables" / "linear-top1-gap.csv").read_text().splitlines()
+    assert gap[0].endswith("random,supervised,gap closed") and len(gap) >= 2 and gap[1].split(",")[3] == "simclr"
 
 
 def test_build_from_a_store_filled_by_the_suite(tiny_ckpt: Path, eval_data: Path, tmp_path: Path) -> None:

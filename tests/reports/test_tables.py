@@ -315,3 +315,18 @@ def test_table_cli(frame: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFi
     assert out.read_text() == capsys.readouterr().out and "(n=3)" in out.read_text()
     assert main(["table", "--db", str(db), "--rows", "method", "--where", "task"]) == 2
     assert "expected COLUMN=VALUE" in capsys.readouterr().err
+
+
+def test_gap_table_places_each_run_between_random_and_supervised(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "g.sqlite")
+    for method, values in (("random", [40.0, 41.0, 39.0]), ("supervised", [80.0, 81.0, 79.0]),
+                           ("simclr", [70.0, 71.0, 69.0])):
+        for seed, v in enumerate(values):
+            rid = f"{method}-mild-resnet18-shapes64-s{seed}-0a1b2c3d"
+            store.add([Result(rid, rid.ljust(64, "0"), "linear", "shapes64", "test", "top1", v, None, {})])
+    table = T.gap_table(D.load(store.path))
+    (row,) = table.to_dict("records")
+    assert row["method"] == "simclr" and row["gap closed"] == "0.75"
+    assert row["random"].mean == 40.0 and row["supervised"].mean == 80.0 and row["value"].n == 3
+    only = T.gap_table(D.load(store.path).query("method != 'supervised'"))
+    assert only.empty                                                    # no ceiling: nothing to place
