@@ -7,8 +7,8 @@ For every arm (backbone, its kwargs, view size) and method it pretrains with ``-
 method's cpu settings included) on ``--data``, times the run, and probes the frozen features with
 ``bench/linear_probe.py`` (the suite's linear probe at C = 1; 5000 train / 2000 test images, read
 at the view size). Each finished (arm, method) is one JSON line appended to ``--results``
-(default ``bench/screen/results.jsonl``, kept in the repository); a rerun skips what is there, so
-the screen continues where it stopped. Long: run it in the background with its log in a file.
+(default ``bench/screen/results.jsonl``, kept in the repository); a rerun skips what is there and resumes
+a pretraining stopped mid-way, so the screen continues where it stopped. Long: run it in the background with its log in a file.
 """
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def run(arm: str, method: str, data: Path, runs: Path) -> dict:
     """Pretrain one (arm, method), probe it; the JSON line of the result."""
     settings = ARMS[arm]
     args = [sys.executable, "-m", "pretrain", "--method", method, "--preset", "cpu", "--data", str(data), "--quiet",
+            "--resume",                                     # a run stopped mid-way continues from resume.pt
             f"--train.out={runs / arm}", "--train.tensorboard=false",
             f"--backbone.kwargs={json.dumps(settings['backbone.kwargs'])}",
             f"--aug_cfg.out_size={settings['aug_cfg.out_size']}"]
