@@ -9,6 +9,12 @@ method's cpu settings included) on ``--data``, times the run, and probes the fro
 at the view size). Each finished (arm, method) is one JSON line appended to ``--results``
 (default ``bench/screen/results.jsonl``, kept in the repository); a rerun skips what is there and resumes
 a pretraining stopped mid-way, so the screen continues where it stopped. Long: run it in the background with its log in a file.
+
+Equal CPU time: an (arm, method) whose full preset run would take longer than ``--budget-min`` gets
+fewer steps. A timing run of ``TIMING_STEPS`` steps measures its seconds per step on this machine
+(the trainer's log lines carry wall time), and the run is cut to the steps that fit the budget
+(its cosine schedule compressed to them). The line records ``steps``, ``full_steps`` and ``capped``.
+The full step count of a method is its ``small-w16-32`` run's (same data, batch and epochs).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ARMS: dict[str, dict] = {
@@ -33,23 +40,72 @@ ARMS: dict[str, dict] = {
     "std-r18-64": {"backbone.kwargs": {}, "aug_cfg.out_size": 64},
 }
 METHODS = ("random", "simclr", "supervised", "mocov2", "byol")
+TIMING_STEPS = 40
+
+
+def full_steps(method: str, results: Path) -> int | None:
+    """The method's step count at the full cpu preset, read from its small-w16-32 checkpoint."""
+    from pretrain.checkpoint import read_meta
+
+    for r in rows(results):
+        if r["arm"] == "small-w16-32" and r["method"] == method and "ckpt" in r:
+            return read_meta(Path(r["ckpt"])).train.total_steps
+    return None
+
+
+def step_seconds(arm: str, method: str, data: Path, runs: Path) -> float:
+    """Seconds per training step of (arm, method) on this machine, from a short timing run."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=runs) as tmp:
+        out = subprocess.run(pretrain_args(arm, method, data, Path(tmp), resume=False) + [
+            f"--train.steps={TIMING_STEPS}", "--train.log_every=5", f"--train.ckpt_every={TIMING_STEPS}"],
+            cwd=ROOT, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"timing run {arm} {method} failed: {out.stderr.strip().splitlines()[-1:]}")
+        log = [json.loads(line) for line in next(Path(tmp).glob("*/log.jsonl")).read_text().splitlines()]
+    first, last = log[1], log[-1]                           # skip the first steps (allocation, warm-up)
+    return (last["time"] - first["time"]) / (last["step"] - first["step"])
+
+
+def pretrain_args(arm: str, method: str, data: Path, out: Path, resume: bool = True) -> list[str]:
+    settings = ARMS[arm]
+    return [sys.executable, "-m", "pretrain", "--method", method, "--preset", "cpu", "--data", str(data), "--quiet",
+            *(["--resume"] if resume else []),              # a run stopped mid-way continues from resume.pt
+            f"--train.out={out}", "--train.tensorboard=false",
+            f"--backbone.kwargs={json.dumps(settings['backbone.kwargs'])}",
+            f"--aug_cfg.out_size={settings['aug_cfg.out_size']}"]
+
+
+def rows(results: Path) -> list[dict]:
+    if not results.exists():
+        return []
+    return [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
 
 
 def done(results: Path) -> set[tuple[str, str]]:
-    if not results.exists():
-        return set()
-    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    return {(r["arm"], r["method"]) for r in rows}
+    return {(r["arm"], r["method"]) for r in rows(results)}
 
 
-def run(arm: str, method: str, data: Path, runs: Path) -> dict:
+def budget_steps(arm: str, method: str, data: Path, runs: Path, results: Path, budget_s: float) -> dict:
+    """The steps (arm, method) gets within the budget: {} for the full preset, else the cut."""
+    full = full_steps(method, results)
+    if method == "random" or full is None:
+        return {}
+    sec = step_seconds(arm, method, data, runs)
+    steps = int(budget_s / sec)
+    if steps >= full:
+        return {"full_steps": full, "step_s": round(sec, 3)}
+    return {"steps": steps, "full_steps": full, "step_s": round(sec, 3), "capped": True}
+
+
+def run(arm: str, method: str, data: Path, runs: Path, cut: dict) -> dict:
     """Pretrain one (arm, method), probe it; the JSON line of the result."""
     settings = ARMS[arm]
-    args = [sys.executable, "-m", "pretrain", "--method", method, "--preset", "cpu", "--data", str(data), "--quiet",
-            "--resume",                                     # a run stopped mid-way continues from resume.pt
-            f"--train.out={runs / arm}", "--train.tensorboard=false",
-            f"--backbone.kwargs={json.dumps(settings['backbone.kwargs'])}",
-            f"--aug_cfg.out_size={settings['aug_cfg.out_size']}"]
+    args = pretrain_args(arm, method, data, runs / arm)
+    if cut.get("capped"):
+        args.append(f"--train.steps={cut['steps']}")
+    resumed = any((runs / arm).glob(f"{method}-*/resume.pt"))
     t0 = time.time()
     done_ = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     train_s = time.time() - t0
@@ -61,8 +117,8 @@ def run(arm: str, method: str, data: Path, runs: Path) -> dict:
     t1 = time.time()
     acc = probe(ckpt, data)
     return {"arm": arm, "method": method, "ckpt": str(ckpt), "train_s": round(train_s, 1),
-            "probe_s": round(time.time() - t1, 1), "probe_top1": round(acc, 2), **settings,
-            "date": time.strftime("%Y-%m-%d")}
+            "probe_s": round(time.time() - t1, 1), "probe_top1": round(acc, 2), **settings, **cut,
+            **({"resumed": True} if resumed else {}), "date": time.strftime("%Y-%m-%d")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "screen")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "screen" / "results.jsonl")
+    ap.add_argument("--budget-min", type=float, default=13.0,
+                    help="CPU minutes per pretraining; longer runs are cut to the steps that fit (default 13)")
     a = ap.parse_args(argv)
     arms, methods = a.arms.split(","), a.methods.split(",")
     bad = [x for x in arms if x not in ARMS]
@@ -84,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.time() - start
         eta = f"{elapsed / i * (len(todo) - i) / 60:.0f} min" if i else "after the first run"
         print(f"[{i + 1}/{len(todo)}] {arm} {method} (elapsed {elapsed / 60:.0f} min, ETA {eta})", flush=True)
-        row = run(arm, method, a.data, a.runs)
+        cut = budget_steps(arm, method, a.data, a.runs, a.results, a.budget_min * 60)
+        if cut.get("capped"):
+            print(f"    {cut['step_s']} s/step: {cut['steps']} of {cut['full_steps']} steps fit "
+                  f"{a.budget_min:g} min", flush=True)
+        row = run(arm, method, a.data, a.runs, cut)
         print(f"    {json.dumps(row)}", flush=True)
         with open(a.results, "a") as f:                     # one complete line per finished run
             f.write(json.dumps(row) + "\n")

@@ -43,16 +43,21 @@ def silhouette_features(masks: np.ndarray) -> np.ndarray:
     return np.stack([area / (h * w), aspect, perimeter / max(h, w), compact], 1).astype(np.float32)
 
 
-def silhouette_floor(data: Path | str, n_train: int = 5000, n_test: int = 2000) -> dict[str, float]:
-    """Top-1 (%) of the linear probe on the silhouette features of ``data``'s train / test splits."""
+def silhouette_floor(data: Path | str, n_train: int = 5000, n_test: int = 2000, *, train_split: str = "train",
+                     test_split: str = "test") -> dict[str, float]:
+    """Top-1 (%) of the linear probe on the silhouette features of the first ``n_train`` / ``n_test``
+    images (0: all) of ``data``'s ``train_split`` / ``test_split``."""
     ds = open_dataset(data)
     labels = ds.labels
     if "class" not in labels or labels["class"].isna().all():
         raise DatasetError(f"{data}: no class labels to probe")
     split = labels["split"].to_numpy()
-    rows = {s: np.flatnonzero(split == s)[:n] for s, n in (("train", n_train), ("test", n_test))}
-    if not len(rows["train"]) or not len(rows["test"]):
-        raise DatasetError(f"{data}: the floor needs a train and a test split")
+    rows = {}
+    for name, s, n in (("train", train_split, n_train), ("test", test_split, n_test)):
+        found = np.flatnonzero(split == s)
+        rows[name] = found[:n] if n else found
+        if not len(rows[name]):
+            raise DatasetError(f"{data}: the floor needs a {s!r} split (splits: {', '.join(sorted(set(split)))})")
     x = {s: silhouette_features(np.asarray(ds.semantic[r]) > 0) for s, r in rows.items()}
     y = {s: labels["class"].to_numpy()[r] for s, r in rows.items()}
     out = linear_probe(x["train"], y["train"], x["test"], y["test"])
@@ -64,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("data", type=Path)
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--test", type=int, default=2000)
+    ap.add_argument("--train-split", default="train")
+    ap.add_argument("--test-split", default="test")
     a = ap.parse_args(argv)
     try:
-        out = silhouette_floor(a.data, a.train, a.test)
+        out = silhouette_floor(a.data, a.train, a.test, train_split=a.train_split, test_split=a.test_split)
     except (DatasetError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """The evaluation tasks of ``evaluate/``, registered in :mod:`measure.tasks`.
 
 Frozen features (``measure.features``, extracted once and shared): ``linear``, ``lowshot``
-(1 / 10 / 100 labels per class), ``knn``,
+(1 / 10 / 100 labels per class), ``knn``, ``floor`` (the dataset's silhouette floor, no features),
 ``clustering`` (+ a 2-D embedding in the store's arrays), ``pose``; the dense tasks on the frozen
 stage pyramid: ``depth``, ``segmentation``, ``unsup_seg``; ``finetune`` (label-efficiency curves
 vs scratch and Newell & Deng's utility); on request only (``default=False``): ``detection``
@@ -27,11 +27,13 @@ from measure import features as F
 from measure.context import Context
 from measure.results import Result
 from measure.tasks import Row, SkipTask, Task, register
+from synthetic.dataset import DatasetError
 
 from .clustering import cluster_metrics, embed_2d
 from .dense import (confusion, depth_metrics, pose_metrics, predict_dense, segmentation_metrics, train_dense_head,
                     unsupervised_segmentation)
 from .finetune import label_efficiency
+from .floor import silhouette_floor
 from .knn import knn_sweep
 from .linear import LinearConfig, linear_probe
 from .lowshot import check_config as check_lowshot
@@ -74,6 +76,19 @@ def task_lowshot(ctx: Context) -> list[Row]:
                        f"({count} labelled training images)")
     out = low_shot_probe(tr.features, tr.targets, te.features, te.targets, replace(cfg, shots=fit))
     return [(f"top1@{k}shot", v, ctx.cfg.test_split, draw) for k, accs in out.items() for draw, v in enumerate(accs)]
+
+
+def task_floor(ctx: Context) -> list[Row]:
+    """The silhouette floor of a synthetic dataset (``evaluate.floor``): the top-1 of the linear probe
+    on four hand-made features of the object masks, on the suite's splits and limits. The same for
+    every checkpoint on that data; stored beside each one so that reports set the run against it."""
+    ctx.synthetic(ctx.cfg.train_split)                     # SkipTask for files
+    try:
+        out = silhouette_floor(ctx.data, ctx.cfg.train_limit, ctx.cfg.test_limit, train_split=ctx.cfg.train_split,
+                               test_split=ctx.cfg.test_split)
+    except DatasetError as e:
+        raise SkipTask(str(e)) from e
+    return [("top1", out["floor_top1"], ctx.cfg.test_split, None)]
 
 
 def task_knn(ctx: Context) -> list[Row]:
@@ -270,6 +285,7 @@ FINETUNE = Task("finetune", task_finetune, ("finetune",), adjust=_finetune_confi
 register(
     Task("linear", task_linear, _SPLITS),
     Task("lowshot", task_lowshot, (*_SPLITS, "lowshot")),
+    Task("floor", task_floor, _SPLITS),
     Task("knn", task_knn, (*_SPLITS, "knn_k", "knn_t")),
     Task("clustering", task_clustering, ("test_split", "test_limit", "seeds", "embedding", "embedding_points")),
     FINETUNE,

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -328,7 +329,8 @@ def _log(run: Run, writer: Any, bar: tqdm, step: int, loss: torch.Tensor, logs: 
                 writer.add_scalar(f"train/{k}", v, step)
     if run.dist.main:
         with open(run.dir / "log.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, "loss": value, "lr": opt.param_groups[0]["lr"], **{
+            f.write(json.dumps({"step": step, "time": round(time.time(), 3), "loss": value,
+                                "lr": opt.param_groups[0]["lr"], **{
                 k: v for k, v in logs.items() if isinstance(v, (int, float))}}) + "\n")
 
 

@@ -377,13 +377,15 @@ def gap_table(frame: pd.DataFrame, task: str = "linear", metric: str = "top1",
     (dataset, backbone, pretraining data), as the fraction of the random -> supervised gap it
     closes: (mean - random) / (supervised - random), on the means over pretraining seeds. Empty
     where a group lacks either end. Columns: dataset, backbone, pretrain_data, method, aug,
-    ``value`` (a Cell), ``random``, ``supervised`` (Cells) and ``gap closed`` (text)."""
+    ``value`` (a Cell), ``silhouette floor`` (text: the dataset's ``floor`` task, where stored),
+    ``random``, ``supervised`` (Cells) and ``gap closed`` (text)."""
     if frame.empty:
         return pd.DataFrame()
     if "method" not in frame.columns:
         frame = with_run_info(frame)
     frame = _display_columns(with_label_counts(preferred_split(frame)))
     sub = frame[(frame["task"] == task) & (frame["metric"] == metric)]
+    floors = frame[(frame["task"] == "floor") & (frame["metric"] == "top1")].groupby("dataset")["value"].mean()
     where = ["dataset", "backbone", "pretrain_data"]
     rows = []
     for key, group in sub.groupby(where, sort=True, dropna=False):
@@ -397,7 +399,9 @@ def gap_table(frame: pd.DataFrame, task: str = "linear", metric: str = "top1",
                 continue
             span = ceiling.mean - floor.mean
             closed = f"{(cell.mean - floor.mean) / span:.2f}" if span > 0 else "n/a (supervised <= random)"
-            rows.append({**dict(zip(where, key)), "method": method, "aug": aug, "value": cell, "random": floor,
+            silhouette = floors.get(key[0])
+            rows.append({**dict(zip(where, key)), "method": method, "aug": aug, "value": cell,
+                         "silhouette floor": "" if silhouette is None else f"{silhouette:.2f}", "random": floor,
                          "supervised": ceiling, "gap closed": closed})
     return pd.DataFrame(rows)
 

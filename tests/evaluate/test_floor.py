@@ -30,3 +30,22 @@ def test_the_command_line(eval_data: Path, tmp_path: Path, capsys: pytest.Captur
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+def test_the_suite_stores_the_floor_beside_the_probe(tiny_ckpt: Path, eval_data: Path, tmp_path: Path) -> None:
+    """The ``floor`` task stores the dataset's floor on the suite's splits: the same number the
+    command line prints, whatever the checkpoint."""
+    import dataclasses
+
+    from evaluate.context import SuiteConfig
+    from evaluate.floor import silhouette_floor
+    from evaluate.suite import evaluate_checkpoint
+    from measure.results import ResultsStore
+
+    store = ResultsStore(tmp_path / "r.sqlite")
+    cfg = dataclasses.replace(SuiteConfig(cache_dir=str(tmp_path / "c")), data=str(eval_data), train_limit=60)
+    evaluate_checkpoint(tiny_ckpt, ["floor"], cfg, store)
+    frame = store.to_frame()
+    expected = silhouette_floor(eval_data, 60, 0)["floor_top1"]
+    assert frame[["task", "metric"]].values.tolist() == [["floor", "top1"]]
+    assert frame["value"].iloc[0] == pytest.approx(expected)

@@ -129,7 +129,7 @@ def test_suite_skips_tasks_without_labels(tiny_ckpt: Path, tmp_path: Path, capsy
             "--sizes", "6", *FAST[2:]]
     assert run(args) == 0, capsys.readouterr().err
     assert set(ResultsStore(store).to_frame()["task"]) == {"linear", "lowshot", "knn", "clustering", "finetune"}
-    for task in ("pose", "depth", "segmentation", "unsup_seg"):
+    for task in ("floor", "pose", "depth", "segmentation", "unsup_seg"):
         assert f"skipping {task}: {tmp_path / 'imgs'}: not a synthetic dataset" in caplog.text
 
 

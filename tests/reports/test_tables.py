@@ -323,10 +323,11 @@ def test_gap_table_places_each_run_between_random_and_supervised(tmp_path: Path)
                            ("simclr", [70.0, 71.0, 69.0])):
         for seed, v in enumerate(values):
             rid = f"{method}-mild-resnet18-shapes64-s{seed}-0a1b2c3d"
-            store.add([Result(rid, rid.ljust(64, "0"), "linear", "shapes64", "test", "top1", v, None, {})])
+            store.add([Result(rid, rid.ljust(64, "0"), "linear", "shapes64", "test", "top1", v, None, {}),
+                       Result(rid, rid.ljust(64, "0"), "floor", "shapes64", "test", "top1", 49.75, None, {})])
     table = T.gap_table(D.load(store.path))
     (row,) = table.to_dict("records")
-    assert row["method"] == "simclr" and row["gap closed"] == "0.75"
+    assert row["method"] == "simclr" and row["gap closed"] == "0.75" and row["silhouette floor"] == "49.75"
     assert row["random"].mean == 40.0 and row["supervised"].mean == 80.0 and row["value"].n == 3
     only = T.gap_table(D.load(store.path).query("method != 'supervised'"))
     assert only.empty                                                    # no ceiling: nothing to place
