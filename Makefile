@@ -1,18 +1,18 @@
 # sslbench — `make setup` then `make test`; see README.md.
 PY       := .venv/bin/python
 PYTEST   := $(PY) -m pytest
-# synthetic data: make data DATASET=shapes64 N=20000 SEED=0
+# synthetic data: make data DATASET=shapes64-heldout N=20000 SEED=0 (held-out objects in its test split)
 DATA_DIR ?= data
-DATASET  ?= shapes64
+DATASET  ?= shapes64-heldout
 N        ?= 20000
 SEED     ?= 0
-# pretraining: make pretrain METHOD=byol AUG=default DATA=data/shapes64 PRESET=cpu ARGS="--optim.lr=0.1"
+# pretraining: make pretrain METHOD=byol AUG=default DATA=data/shapes64-heldout PRESET=cpu ARGS="--optim.lr=0.1"
 METHOD   ?= simclr
 AUG      ?=
 PRESET   ?= cpu
-DATA     ?= $(DATA_DIR)/shapes64
+DATA     ?= $(DATA_DIR)/shapes64-heldout
 ARGS     ?=
-# saliency cache: make saliency DATA=data/shapes64 ALGO=rc
+# saliency cache: make saliency DATA=data/shapes64-heldout ALGO=rc
 ALGO     ?= rc
 # reports: make report DB=results/results.sqlite; make reproduce PAPER=utility SCALE=cpu
 DB       ?= results/results.sqlite
@@ -44,8 +44,8 @@ bench-suite:           ## evaluation-suite wall time on CKPT=runs/.../ckpt.pt (c
 equivalence:           ## behaviour fingerprint (weights of every method / policy, suite numbers) vs REF=bench/out/equivalence.json
 	$(PY) bench/equivalence.py $(if $(REF),--compare $(REF),--json bench/out/equivalence.json)
 
-learning:              ## the learning check: cpu-preset SimCLR / MoCo v2 / BYOL vs random, linear probe
-	bash bench/learning.sh $(DATA) random simclr mocov2 byol
+learning:              ## the learning check: cpu-preset SimCLR / MoCo v2 / BYOL vs random and supervised, linear probe
+	bash bench/learning.sh $(DATA) random supervised simclr mocov2 byol
 
 data:                  ## generate a synthetic dataset into $(DATA_DIR)/$(DATASET)
 	$(PY) -m synthetic.generate --preset $(DATASET) --n $(N) --seed $(SEED) --out $(DATA_DIR)/$(DATASET)

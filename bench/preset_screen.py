@@ -121,17 +121,43 @@ def run(arm: str, method: str, data: Path, runs: Path, cut: dict) -> dict:
             **({"resumed": True} if resumed else {}), "date": time.strftime("%Y-%m-%d")}
 
 
+def table(results: Path) -> str:
+    """The screen as Markdown: per arm and method the probe, its gain over the arm's random
+    backbone, the wall time, and the gain per minute of pretraining."""
+    found = rows(results)
+    random = {r["arm"]: r["probe_top1"] for r in found if r["method"] == "random" and "probe_top1" in r}
+    lines = ["| arm | method | steps | train s | probe top-1 | over random | points / min |", "|---|---|---|---|---|---|---|"]
+    for arm in ARMS:
+        for r in (r for r in found if r["arm"] == arm):
+            if "probe_top1" not in r:
+                lines.append(f"| {arm} | {r['method']} | | | failed: {r.get('error')} | | |")
+                continue
+            gain = r["probe_top1"] - random[arm] if arm in random and r["method"] != "random" else None
+            steps = f"{r['steps']} of {r['full_steps']}" if r.get("capped") else str(r.get("full_steps", ""))
+            time_ = f"{r['train_s']}" + (" (resumed: partial)" if r.get("resumed") else "")
+            per_min = f"{gain / (r['train_s'] / 60):.2f}" if gain is not None and not r.get("resumed") else ""
+            lines.append(f"| {arm} | {r['method']} | {steps} | {time_} | {r['probe_top1']:.2f} | "
+                         f"{'' if gain is None else f'{gain:+.2f}'} | {per_min} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path)
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "screen")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "screen" / "results.jsonl")
     ap.add_argument("--budget-min", type=float, default=13.0,
                     help="CPU minutes per pretraining; longer runs are cut to the steps that fit (default 13)")
+    ap.add_argument("--table", action="store_true", help="print the results so far as a Markdown table and exit")
     a = ap.parse_args(argv)
+    if a.table:
+        print(table(a.results))
+        return 0
     arms, methods = a.arms.split(","), a.methods.split(",")
+    if a.data is None:
+        ap.error("--data is required (unless --table)")
     bad = [x for x in arms if x not in ARMS]
     if bad:
         sys.exit(f"unknown arm(s) {', '.join(bad)}; valid: {', '.join(ARMS)}")

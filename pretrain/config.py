@@ -22,7 +22,7 @@ from .runid import RunId
 
 @dataclass
 class DataConfig:
-    path: str = "data/shapes64"
+    path: str = "data/shapes64-heldout"
     split: str = "train"
     image_size: int = 0            # 0: the dataset's own size (synthetic); required for image files
     batch_size: int = 256          # global batch (all processes together)
