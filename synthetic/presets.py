@@ -7,6 +7,10 @@ A preset is a frozen dataclass; ``PRESETS`` is the registry used by ``synthetic.
   images) on a plain background of random colour. The default for pretraining and probes.
 - ``shapes64-clutter``: the same with noise / texture backgrounds too: the background becomes
   an instance cue that contrastive methods latch onto (the setting of the saliency studies).
+- ``<preset>-heldout`` (``shapes64-heldout``, ``shapes64-clutter-heldout``, ``tcvl-XXXX-heldout``):
+  the preset with held-out instances (``heldout``): 20 meshes per class, split by mesh
+  (``split_by="instance"``, splits 0.7 / 0.1 / 0.2), so the test split shows objects never seen
+  in training. The cpu reproduction plans render these.
 - ``tcvl-XXXX`` (``tcvl-0000`` ... ``tcvl-1111``, the 12 variants of Newell & Deng, "How Useful
   is Self-Supervised Pretraining for Visual Tasks?", CVPR 2020): the four flags switch texture,
   colour, viewpoint and lighting between fixed and random; background, scale and position are
@@ -74,6 +78,16 @@ class Preset:
         return d
 
 
+# held-out instances: 20 meshes per class, of which 14 train, 2 val and 4 test, so the test split
+# shows objects never seen in training (2 / 10 of the images: n = 12 500 gives >= 2500 to test)
+HELDOUT: dict = {"instances": 20, "splits": (0.7, 0.1, 0.2), "split_by": "instance"}
+
+
+def heldout(p: Preset) -> Preset:
+    """``p`` with held-out instances (``HELDOUT``), named ``<name>-heldout``."""
+    return dataclasses.replace(p, name=f"{p.name}-heldout", **HELDOUT)
+
+
 def _tcvl(flags: str) -> Preset:
     tex, col, view, light = (f == "1" for f in flags)
     return Preset(name=f"tcvl-{flags}", texture=tex, colour=col, viewpoint=view, lighting=light,
@@ -87,14 +101,15 @@ def _probe(kind: str) -> Preset:
                   scale=(1.0, 1.0), jitter=0.0, splits=(0.0, 0.0, 1.0))
 
 
+_SHAPES64 = Preset(name="shapes64", backgrounds=("plain",))
+_CLUTTER = Preset(name="shapes64-clutter")
 PRESETS: dict[str, Preset] = {
-    "shapes64": Preset(name="shapes64", backgrounds=("plain",)),
-    "shapes64-clutter": Preset(name="shapes64-clutter"),
-    # held-out instances: 20 meshes per class, of which 14 train, 2 val and 4 test, so the test
-    # split shows objects never seen in training (2 / 10 of the images: >= 2500 of 20 000 to test)
-    "shapes64-heldout": Preset(name="shapes64-heldout", instances=20, backgrounds=("plain",),
-                               splits=(0.7, 0.1, 0.2), split_by="instance"),
+    "shapes64": _SHAPES64,
+    "shapes64-clutter": _CLUTTER,
+    "shapes64-heldout": heldout(_SHAPES64),
+    "shapes64-clutter-heldout": heldout(_CLUTTER),
     **{f"tcvl-{f}": _tcvl(f) for f in TCVL_VARIANTS},
+    **{f"tcvl-{f}-heldout": heldout(_tcvl(f)) for f in TCVL_VARIANTS},
     "scenes": Preset(name="scenes", size=128, objects=(2, 6), scale=(0.45, 0.9), occluder_prob=0.1,
                      exports=("coco", "voc")),
     "video": Preset(name="video", unit="clip", objects=(1, 2), scale=(0.55, 0.85), occluder_prob=1.0,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..compare import LINEAR, PER_METHOD, Pair, PaperSpec, Trend
 from ..reproduce import (
+    CPU_OBJECTS,
     Layout,
     Step,
     data_step,
@@ -46,10 +47,14 @@ SPEC = PaperSpec(
 def plan(lay: Layout, scale: str) -> list[Step]:
     """Saliency (HC / RC) segmentation as an SSL augmentation: SGD with HC and RC maps and
     SGD-only vs the default pipeline, for SimCLR and BYOL; linear, kNN, clustering,
-    segmentation; and the resolution of the views (32 vs 64 px)."""
+    segmentation; and the resolution of the views (32 vs 64 px).
+
+    cpu: ``shapes64-clutter-heldout``, ``CPU_OBJECTS`` (12 500) images: held-out meshes, 2544 test
+    images (seed 0); three pretraining seeds (``--seeds 0,1`` are the seeded evaluations' own
+    seeds, averaged inside each run)."""
     steps, data = [], Path("data/imagenet")
     if scale == "cpu":
-        step, data = data_step(lay, "shapes64-clutter", 5000)
+        step, data = data_step(lay, "shapes64-clutter-heldout", CPU_OBJECTS)
         steps.append(step)
     steps += saliency_steps(data)
     for seed in seeds(scale):

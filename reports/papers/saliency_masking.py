@@ -15,17 +15,18 @@ from typing import Any
 from ..compare import LINEAR, Filter, Pair, PaperSpec, Trend, variant_is
 from ..reproduce import (
     CPU_EPOCHS,
+    CPU_OBJECTS,
     MOCO_EPOCHS,
     Layout,
     Step,
     data_step,
     examples_step,
     pretrain_step,
+    pretrain_steps,
     report_steps,
     saliency_steps,
     seeds,
     suite_step,
-    transfer_group,
     transfer_steps,
 )
 
@@ -143,10 +144,13 @@ def plan(lay: Layout, scale: str) -> list[Step]:
 
     cpu: SimCLR (which learns in 10 epochs) runs every variant; MoCo v2, which needs 30 epochs
     here, runs the headline pair (default vs saliency-masked with the high-pass fill), which also
-    goes on to Detectron2 (seed 0); random init is the floor. full: every variant of both."""
+    goes on to Detectron2 (seed 0, an extra arm at torchvision's standard stem: ``pretrain_steps``); random init
+    is the floor; three pretraining seeds. Data: ``shapes64-clutter-heldout``, ``CPU_OBJECTS``
+    (12 500) images, held-out meshes, 2544 test images (seed 0); the detection transfer's
+    ``scenes`` stay at 2000 images (180 test, see ``transfer_steps``). full: every variant of both."""
     steps, data = [], Path("data/imagenet-100")
     if scale == "cpu":
-        step, data = data_step(lay, "shapes64-clutter", 5000)
+        step, data = data_step(lay, "shapes64-clutter-heldout", CPU_OBJECTS)
         steps.append(step)
     steps += saliency_steps(data, ("rc",))
     variants = [("default", ()), ("random-mask", ())] + \
@@ -159,9 +163,8 @@ def plan(lay: Layout, scale: str) -> list[Step]:
                 if scale == "cpu" and method == "mocov2" and not headline:
                     continue
                 chosen = method == "mocov2" and seed == 0 and headline
-                steps.append(pretrain_step(lay, scale, method, aug, data, *extra, seed=seed,
-                                           group=transfer_group(scale, chosen),
-                                           cpu_epochs=MOCO_EPOCHS if method == "mocov2" else CPU_EPOCHS))
+                steps += pretrain_steps(lay, scale, method, aug, data, *extra, seed=seed, chosen=chosen,
+                                        cpu_epochs=MOCO_EPOCHS if method == "mocov2" else CPU_EPOCHS)
         if scale == "cpu":
             steps.append(pretrain_step(lay, scale, "random", None, data, seed=seed))
     steps.append(suite_step(lay, data, "linear,knn", "--seeds", "0"))

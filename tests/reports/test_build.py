@@ -151,6 +151,78 @@ def test_cpu_plans_transfer_a_bounded_number_of_runs(paper: str, tmp_path: Path)
             assert len(transferred) == len(pretrained)
 
 
+def _value(args: tuple[str, ...], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+@pytest.mark.parametrize("paper", list(PLANS))
+def test_cpu_plans_classify_held_out_objects_on_2500_test_images(paper: str, tmp_path: Path) -> None:
+    """Every single-object classification set a cpu plan renders splits by mesh (its test split
+    shows objects never seen in training) and has >= 2500 test images, by its preset's test
+    fraction and as drawn (seed 0); the other sets are scenes / video for dense tasks and
+    pretraining, left small."""
+    from synthetic.generate import instance_splits
+    from synthetic.presets import get_preset
+    from synthetic.scenes import sample_images
+
+    _, steps = plan(paper, PLANS[paper], "cpu", tmp_path)
+    data = [s for s in steps if s.module == "synthetic.generate"]
+    presets = {s: get_preset(_value(s.args, "--preset")) for s in data}
+    objects = [s for s, p in presets.items() if p.unit == "image" and p.objects == (1, 1)]
+    assert {p.name for s, p in presets.items() if s not in objects} <= {"scenes", "video"}
+    assert objects or paper == "slotcon"                     # SlotCon: scenes only
+    for s in objects:
+        p, n, seed = presets[s], int(_value(s.args, "--n")), int(_value(s.args, "--seed"))
+        assert p.split_by == "instance" and p.name.endswith("-heldout"), p.name
+        assert n * p.splits[2] >= 2500 - 1e-9, (p.name, n, p.splits)
+        spec = sample_images(p, seed, np.arange(n))
+        assert (instance_splits(p, seed)[spec.cls, spec.inst] == 2).sum() >= 2500, p.name
+
+
+@pytest.mark.parametrize("paper", list(PLANS))
+def test_cpu_plans_pretrain_three_seeds(paper: str, tmp_path: Path) -> None:
+    """At cpu scale every pretraining comes in the three seeds of ``seeds("cpu")`` at the preset's
+    backbone; a run handed to the framework transfer is an extra arm (seed 0, standard stem) beside
+    its three preset runs, never one of them."""
+    from reports.reproduce import CPU_TRANSFER_BACKBONE, seeds
+
+    assert seeds("cpu") == (0, 1, 2)
+    lay, steps = plan(paper, PLANS[paper], "cpu", tmp_path)
+    runs: dict[tuple[str, ...], list[int]] = {}
+    arms: dict[tuple[str, ...], list[int]] = {}
+    for s in (s for s in steps if s.module == "pretrain"):
+        seed, = (int(a.split("=")[1]) for a in s.args if a.startswith("--train.seed="))
+        key = tuple(a for a in s.args if not a.startswith(("--train.seed=", "--train.out="))
+                    and a not in CPU_TRANSFER_BACKBONE)
+        transfer = f"--train.out={lay.runs / 'transfer'}" in s.args
+        (arms if transfer else runs).setdefault(key, []).append(seed)
+    assert runs and all(sorted(v) == [0, 1, 2] for v in runs.values()), runs
+    assert all(v == [0] and key in runs for key, v in arms.items()), arms
+
+
+@pytest.mark.parametrize("paper", list(PLANS))
+def test_cpu_transfer_runs_train_the_standard_stem(paper: str, tmp_path: Path, monkeypatch) -> None:
+    """Detectron2 / mmseg take torchvision's ResNet stem at width 64 only: at cpu scale exactly the
+    runs of the ``transfer`` group reset the backbone's kwargs (whatever the cpu preset sets), and
+    no full-scale run does."""
+    from pretrain import config as C
+    from reports.reproduce import CPU_TRANSFER_BACKBONE
+
+    monkeypatch.setitem(C.PRESETS, "cpu", {**C.PRESETS["cpu"], "backbone.kwargs.small_stem": True,
+                                           "backbone.kwargs.width": 16})
+    for scale in SCALES:
+        lay, steps = plan(paper, PLANS[paper], scale, tmp_path)
+        for s in (s for s in steps if s.module == "pretrain"):
+            transfer = f"--train.out={lay.runs / 'transfer'}" in s.args
+            reset = all(a in s.args for a in CPU_TRANSFER_BACKBONE)
+            assert reset == (transfer and scale == "cpu"), (scale, s.what)
+            if scale == "cpu":
+                named = {k: _value(s.args, k) for k in ("--method", "--preset")}
+                rest = [a for a in s.args if a.startswith("--") and "=" in a]
+                cfg = C.build_config(named["--method"], None, named["--preset"], C.parse_overrides(rest))
+                assert cfg.backbone.kwargs == ({} if transfer else {"small_stem": True, "width": 16}), s.what
+
+
 def test_utility_cells_count_pretraining_seeds(tmp_path: Path) -> None:
     """A utility is stored per finetuning seed, like the accuracies it comes from; both cells count
     the 3 pretraining seeds (the 2 finetuning seeds of each are averaged inside it first)."""
@@ -241,5 +313,6 @@ def test_masking_cpu_plan_runs_every_variant_and_trains_moco_long_enough(tmp_pat
     cpu, full = runs("cpu"), runs("full")
     assert len(cpu["simclr"]) == len(full["simclr"]) == len(full["mocov2"]) == 7
     masked = "sal-mask --aug_cfg.saliency=rc --aug_cfg.fill=highpass"
-    assert [n.split(" ", 2)[2] for n in cpu["mocov2"]] == ["default", masked]
+    arm = " (standard stem for the transfers)"
+    assert [n.split(" ", 2)[2] for n in cpu["mocov2"]] == ["default", "default" + arm, masked, masked + arm]
     assert "random" in cpu and "random" not in full

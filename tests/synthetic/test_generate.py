@@ -300,21 +300,43 @@ def test_photo_backgrounds(tmp_path: Path) -> None:
     assert r.returncode == 2 and "expected a folder with .png/.jpg photos" in r.stderr
 
 
-def test_held_out_instances_never_meet_across_splits(tmp_path: Path) -> None:
-    """shapes64-heldout: every mesh (class, instance) is in one split only; each class has test
+HELDOUT_PRESETS = [name for name in PRESETS if name.endswith("-heldout")]
+
+
+@pytest.mark.parametrize("name", ["shapes64-heldout", "shapes64-clutter-heldout", "tcvl-0000-heldout"])
+def test_held_out_instances_never_meet_across_splits(tmp_path: Path, name: str) -> None:
+    """A held-out preset: every mesh (class, instance) is in one split only; each class has test
     meshes; the test split is about its fraction of the images."""
     from synthetic.generate import instance_splits
     from synthetic.presets import get_preset
 
-    root = gen.generate("shapes64-heldout", 300, 0, tmp_path / "h", size=16, workers=1, progress=False)
+    root = gen.generate(name, 300, 0, tmp_path / "h", size=16, workers=1, progress=False)
     labels = dataset.open_dataset(root).labels
     splits_of = labels.groupby(["class", "instance"])["split"].nunique()
     assert (splits_of == 1).all()
     test = labels[labels["split"] == "test"]
     assert set(test["class"]) == set(labels["class"]) and 0.1 < len(test) / len(labels) < 0.3
-    table = instance_splits(get_preset("shapes64-heldout"), 0)
+    table = instance_splits(get_preset(name), 0)
     assert table.shape == (10, 20) and [(row == k).sum() for row in table for k in (0, 1, 2)] == [14, 2, 4] * 10
-    assert np.array_equal(table, instance_splits(get_preset("shapes64-heldout"), 0))
+    assert np.array_equal(table, instance_splits(get_preset(name), 0))
+
+
+@pytest.mark.parametrize("name", HELDOUT_PRESETS)
+def test_a_held_out_preset_is_its_base_with_meshes_split(name: str) -> None:
+    """``<base>-heldout`` is ``<base>`` with 20 meshes per class split by mesh (0.7 / 0.1 / 0.2),
+    nothing else changed; the base itself still splits by image."""
+    import dataclasses
+
+    base = PRESETS[name.removesuffix("-heldout")]
+    assert PRESETS[name] == dataclasses.replace(base, name=name, instances=20, splits=(0.7, 0.1, 0.2),
+                                                split_by="instance")
+    assert base.split_by == "image" and base.instances == 5
+
+
+def test_every_single_object_preset_has_a_held_out_variant() -> None:
+    """shapes64, shapes64-clutter and the 12 tcvl variants (what the cpu plans classify)."""
+    assert sorted(HELDOUT_PRESETS) == sorted(["shapes64-heldout", "shapes64-clutter-heldout",
+                                              *(f"tcvl-{v}-heldout" for v in TCVL_VARIANTS)])
 
 
 def test_the_older_presets_keep_their_argument_hashes() -> None:
