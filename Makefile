@@ -53,7 +53,12 @@ data:                  ## generate a synthetic dataset into $(DATA_DIR)/$(DATASE
 sheet:                 ## contact sheet of $(DATA_DIR)/$(DATASET)
 	$(PY) -m synthetic.show $(DATA_DIR)/$(DATASET) --out $(DATA_DIR)/$(DATASET)-sheet.png
 
-pretrain:              ## self-supervised pretraining -> runs/<run_id>/ckpt.pt
+# policies that read HC / RC saliency from the cache: `make pretrain` fills it first with 2 worker processes
+# (ALGO must name the policy's algorithm: rc by default, ALGO=hc with ARGS=--aug_cfg.algo=hc)
+SALIENCY_AUGS := sgd sgd-only
+
+pretrain:              ## self-supervised pretraining -> runs/<run_id>/ckpt.pt (saliency policies: cache filled first)
+	$(if $(filter $(AUG),$(SALIENCY_AUGS)),$(PY) -m pretrain.saliency precompute --data $(DATA) --algo $(ALGO) --workers 2 --quiet)
 	$(PY) -m pretrain --method $(METHOD) $(if $(AUG),--aug $(AUG)) --preset $(PRESET) --data $(DATA) $(ARGS)
 
 saliency:              ## precompute the saliency cache of $(DATA) with $(ALGO) (hc | rc)
