@@ -7,6 +7,7 @@ when the run is built, so a misspelt key is an error that lists the valid keys.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -87,7 +88,11 @@ NON_SEMANTIC = {("train", "log_every"), ("train", "ckpt_every"), ("train", "out"
 # Presets: overrides applied before the user's. `cpu` shows real signal in minutes on 2 cores;
 # `full` holds the papers' ImageNet settings for GPUs (same code path).
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": {"backbone.name": "resnet18", "data.batch_size": 128, "train.epochs": 15, "optim.name": "sgd",
+    # cpu: a ResNet-18 with the small stem (3x3 stride-1 conv, no max-pool: layer4 is 4x4 on 32-px views)
+    # at width 16, chosen by the preset screen (bench/RESULTS.md "The cpu-preset screen"): the largest
+    # SSL-minus-random gap and spread between methods per CPU-minute of the arms screened.
+    "cpu": {"backbone.name": "resnet18", "backbone.kwargs": {"small_stem": True, "width": 16},
+            "data.batch_size": 128, "train.epochs": 15, "optim.name": "sgd",
             "optim.lr": 0.6, "optim.weight_decay": 5e-4, "aug": "mild", "aug_cfg.out_size": 32},
     "full": {"backbone.name": "resnet50", "data.batch_size": 256, "train.epochs": 200, "optim.name": "sgd",
              "optim.lr": 0.03, "optim.weight_decay": 1e-4, "data.path": "data/imagenet", "data.image_size": 224,
@@ -179,7 +184,7 @@ def build_config(method: str, aug: str | None, preset: str, overrides: dict[str,
         raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     cfg = Config(method=method, preset=preset)
     for path, value in {**PRESETS[preset], **METHOD_PRESETS.get((preset, method), {})}.items():
-        set_path(cfg, path, value)
+        set_path(cfg, path, copy.deepcopy(value))          # a preset's dicts are never shared with a config
     if aug is not None:
         cfg.aug = aug
     for path, value in overrides.items():

@@ -59,3 +59,16 @@ def test_a_narrower_resnet18_keeps_torchvisions_keys_and_scales_every_stage(widt
     assert narrow(x).shape == (2, 8 * width)
     with pytest.raises(ValueError, match="ResNet width 0"):
         build_backbone("resnet18", width=0)
+
+
+def test_the_cpu_preset_backbone_keeps_a_4x4_map_on_its_views() -> None:
+    """The cpu preset's ResNet-18 (small stem, width 16) on its 32-px views: layer4 is 4 x 4, so
+    dense methods (SlotCon) group 16 positions per view rather than one."""
+    from pretrain import config as C
+
+    cfg = C.build_config("simclr", None, "cpu", {})
+    model = build_backbone(cfg.backbone.name, **cfg.backbone.kwargs)
+    size = cfg.aug_cfg["out_size"]
+    fmap = model.forward_features(torch.zeros(2, 3, size, size))
+    assert cfg.backbone.kwargs == {"small_stem": True, "width": 16} and size == 32
+    assert fmap.shape == (2, model.num_features, 4, 4) and model.num_features == 128
