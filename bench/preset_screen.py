@@ -105,13 +105,14 @@ def run(arm: str, method: str, data: Path, runs: Path, cut: dict) -> dict:
     args = pretrain_args(arm, method, data, runs / arm)
     if cut.get("capped"):
         args.append(f"--train.steps={cut['steps']}")
-    resumed = any((runs / arm).glob(f"{method}-*/resume.pt"))
     t0 = time.time()
     done_ = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
     train_s = time.time() - t0
     if done_.returncode != 0:
         return {"arm": arm, "method": method, "error": done_.stderr.strip().splitlines()[-1:], "train_s": train_s}
     ckpt = Path(done_.stdout.strip().splitlines()[-1])
+    log = (ckpt.parent / "log.jsonl").read_text().splitlines()
+    resumed = bool(log) and json.loads(log[0]).get("time", t0) < t0    # its first steps ran before this call
     from linear_probe import probe
 
     t1 = time.time()
