@@ -163,8 +163,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("checkpoints", nargs="*", help="ckpt.pt files or runs folders")
     ap.add_argument("--list", action="store_true", help="print the task registry and exit")
     ap.add_argument("--data", help="dataset (default: the checkpoint's own)")
+    opt_in = [name for name in all_tasks() if name not in default_tasks()]
     ap.add_argument("--tasks", default=None,
-                    help="comma-separated task names (--list; default: every task marked default)")
+                    help=f"comma-separated task names (--list describes them); default: {', '.join(default_tasks())}; "
+                         f"on request only: {', '.join(opt_in)}")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds of the stochastic tasks")
     ap.add_argument("--store", default=str(DEFAULT_STORE), type=Path)
     ap.add_argument("--cache", default=str(F.DEFAULT_CACHE), help="feature cache folder")

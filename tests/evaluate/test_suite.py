@@ -208,3 +208,13 @@ def test_the_suite_reports_progress_and_a_summary_that_fits_100_columns(tiny_ckp
     assert max(map(len, out)) <= 100 and out[0].startswith("simclr-")
     assert [line.split()[0] for line in out[1:] if not line.startswith("   ")] == ["linear", "lowshot", "knn"]
     assert "top1@1shot" in "\n".join(out) and "(x2)" in "\n".join(out)
+
+
+def test_help_names_the_default_and_the_opt_in_tasks(capsys: pytest.CaptureFixture) -> None:
+    from measure.tasks import all_tasks, default_tasks
+
+    with pytest.raises(SystemExit):
+        run(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default: {', '.join(default_tasks())};" in text
+    assert all(name in text.split("on request only:")[1] for name in all_tasks() if name not in default_tasks())
