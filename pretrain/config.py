@@ -117,6 +117,8 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # MoCo v2 keeps NCHW: its shuffling BN reshapes every BN input, a copy for NHWC (15% slower steps).
     ("cpu", "mocov2"): {"optim.lr": 0.6, "method_cfg.proj_bn": True, "method_cfg.queue_size": 1024,
                         "train.epochs": 20, "train.export": "momentum", "train.channels_last": False},
+    # SimCLR on the small stem: 15 epochs 64.05 (386-397 s alone), 30 epochs 71.1 (786 s; bench/RESULTS.md)
+    ("cpu", "simclr"): {"train.epochs": 30},
     # BYOL gains only from more updates (docs/pretrain.md): 25 epochs on the small stem, 15: 46.45, 25: 50.6
     ("cpu", "byol"): {"optim.lr": 0.2, "data.batch_size": 64, "train.export": "momentum", "train.epochs": 25},
     ("cpu", "simsiam"): {"optim.lr": 0.1},
