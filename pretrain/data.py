@@ -17,6 +17,7 @@ from imagedata.formats import open_source
 from imagedata.loader import BatchLoader
 from imagedata.source import ImageSource
 from imagedata.synthetic import SyntheticSource
+from synthetic.presets import PRESETS as DATA_PRESETS
 
 from .config import DataConfig
 from .views import RawBatch
@@ -93,8 +94,9 @@ def open_pretrain_data(cfg: DataConfig, needs: frozenset[str]) -> PretrainData:
     """Open ``cfg.path`` for a method that needs ``needs`` (labels / pairs / regions)."""
     path = Path(cfg.path)
     if not path.exists():
+        preset = path.name if path.name in DATA_PRESETS else "shapes64-heldout"
         raise DataError(f"--data.path {path}: no such dataset; generate one with "
-                        f"`python -m synthetic.generate --preset shapes64 --n 20000 --out {path}`")
+                        f"`python -m synthetic.generate --preset {preset} --n 20000 --out {path}`")
     try:
         source = open_source(path, cfg.image_size or None, cfg.split)
     except (ValueError, OSError) as e:
