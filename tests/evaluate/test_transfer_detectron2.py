@@ -99,12 +99,13 @@ def test_paper_protocols_find_their_data_in_detectron2_layout(protocol: str, tmp
     assert cfg.SOLVER.IMS_PER_BATCH == 32 and cfg.SOLVER.BASE_LR == pytest.approx(p.lr * 2)    # linear scaling
 
 
-def test_two_processes_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+def test_two_processes_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path,
+                                                capfd: pytest.CaptureFixture) -> None:
     """The multi-GPU path on CPU: torchrun starts 2 gloo workers (DDP, sharded data and evaluation)."""
     store = tmp_path / "results.sqlite"
     rc = transfer_main(["detectron2", str(r18_ckpt), "--data", str(scenes), "--iters", "2", "--batch", "2",
                         "--num-gpus", "2", "--out", str(tmp_path / "work"), "--store", str(store)])
-    assert rc == 0
+    assert rc == 0, capfd.readouterr().err[-3000:]          # the workers' own reason, in the summary
     rows = ResultsStore(store).query(task="detection")
     assert {"AP", "AP50", "AP75", "segm_AP"} <= set(rows["metric"]) and rows["value"].between(0, 100).all()
     assert json.loads((tmp_path / "work" / "metrics.json").read_text())["metrics"]["AP"] == \

@@ -109,12 +109,13 @@ def test_paper_configs_take_the_checkpoint_and_the_data_root(protocol: str, r18_
     assert logits.shape[1] == cfg["model"]["decode_head"]["num_classes"]
 
 
-def test_two_processes_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path) -> None:
+def test_two_processes_end_to_end_into_the_store(r18_ckpt: Path, scenes: Path, tmp_path: Path,
+                                                capfd: pytest.CaptureFixture) -> None:
     """The multi-GPU path on CPU: torchrun starts 2 gloo workers running mmengine's distributed Runner."""
     store = tmp_path / "results.sqlite"
     rc = transfer_main(["mmseg", str(r18_ckpt), "--data", str(scenes), "--iters", "2", "--batch", "2",
                         "--num-gpus", "2", "--out", str(tmp_path / "work"), "--store", str(store)])
-    assert rc == 0
+    assert rc == 0, capfd.readouterr().err[-3000:]          # the workers' own reason, in the summary
     rows = ResultsStore(store).query(task="segmentation_transfer")
     assert set(rows["metric"]) == {"miou", "macc", "aacc"} and rows["value"].between(0, 100).all()
     assert json.loads(rows["eval_config"].iloc[0])["batch"] == 4                 # 2 processes x 2 images
