@@ -15,6 +15,8 @@ from ..losses.grouping import batch_center, ema_center, grouping_loss, semantic_
 from ..views import Views
 from .base import Method, MethodContext
 
+MIN_MAP_PIXELS = 4      # a 2x2 map at least: two slots per view can exist (the cpu preset gives 4x4)
+
 
 def dense_mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 3) -> nn.Sequential:
     """``mlp`` as 1x1 convolutions on (B, C, h, w) maps (the authors' ``DINOHead2d``)."""
@@ -56,6 +58,12 @@ def prototypes_owning_pixels(logits: torch.Tensor) -> torch.Tensor:
     return owned.scatter_(1, logits.argmax(1).flatten(1), 1.0) > 0
 
 
+def slot_counts(q_logits: torch.Tensor, k_logits: torch.Tensor) -> dict[str, float]:
+    """What the slot loss has to work with, per view on average: ``slots``, the prototypes owning a
+    pixel of the key view's map; ``matched``, those owning a pixel in both views (the positives of
+    the slot InfoNCE; fewer than two in a whole batch and the slot loss is 0). (B, K, h, w) x 2."""
+    q, k = prototypes_owning_pixels(q_logits), prototypes_owning_pixels(k_logits)
+    return {"slots": k.sum(1).float().mean().item(), "matched": (q & k).sum(1).float().mean().item()}
 
 
 class SlotCon(Method):
@@ -113,8 +121,13 @@ class SlotCon(Method):
         """Views (B, 3, h, w) in [0, 1] -> slots (B, K, D) and pixel logits (B, K, h', w')."""
         bb, proj, protos = ((self.teacher_backbone, self.teacher_projector, self.teacher_prototypes) if teacher
                             else (self.backbone, self.projector, self.prototypes))
-        feats = proj(bb.forward_features(self.normalize(x)))
-        return semantic_grouping(feats, protos.weight, self.cfg.teacher_temp)
+        maps = bb.forward_features(self.normalize(x))
+        if maps.shape[-2] * maps.shape[-1] < MIN_MAP_PIXELS:
+            raise ValueError(f"SlotCon groups the pixels of the backbone's dense map, which is "
+                             f"{tuple(maps.shape[-2:])} on {tuple(x.shape[-2:])}-px views: at most one slot per "
+                             "view and no slot loss; use larger views (--aug_cfg.out_size) or a backbone with "
+                             "a finer last stage (the cpu preset's small stem gives 4x4 on 32 px)")
+        return semantic_grouping(proj(maps), protos.weight, self.cfg.teacher_temp)
 
     def loss(self, views: Views) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, xs = self.cfg, views.views[:2]
@@ -134,9 +147,8 @@ class SlotCon(Method):
         slot = sum(self._slot_loss(*student[a], *teacher[b]) for a, b in ((0, 1), (1, 0))) / 2
         self._update_center(torch.cat([rows(t[1]) for t in teacher]))
         loss = cfg.group_loss_weight * group + (1 - cfg.group_loss_weight) * slot
-        kept = prototypes_owning_pixels(teacher[0][1]).sum(1).float().mean()
         return loss, {"loss": loss.item(), "group": float(group.detach()), "slot": float(slot.detach()),
-                      "slots": kept.item(), "overlap": valid.float().mean().item()}
+                      **slot_counts(student[0][1], teacher[1][1]), "overlap": valid.float().mean().item()}
 
     def _slot_loss(self, q_slots: torch.Tensor, q_logits: torch.Tensor, k_slots: torch.Tensor,
                    k_logits: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from pretrain.backbones import build_backbone
 from pretrain.losses.grouping import (batch_center, ema_center, grouping_loss, semantic_grouping,
                                       slot_contrastive, teacher_assignments)
 from pretrain.methods.base import MethodContext
-from pretrain.methods.slotcon import SlotCon, align_to_region, box_intersection
+from pretrain.methods.slotcon import SlotCon, align_to_region, box_intersection, slot_counts
 from pretrain.methods.temporal import Temporal
 from pretrain.views import Views
 
@@ -79,6 +79,38 @@ def test_slotcon_trains_and_updates_teacher():
     out = m.backbone_for_export()(torch.rand(B, 3, 32, 32))
     assert m.backbone_for_export() is m.teacher_backbone and m.exported == "momentum"
     assert out.shape == (B, m.backbone.num_features)
+
+
+def test_slotcon_on_the_cpu_preset_has_slots_to_contrast():
+    """The cpu preset's backbone (small stem, width 16) on its 32-px views: SlotCon groups a 4x4
+    map, several prototypes own pixels in both views, and the slot loss is not 0."""
+    from pretrain import config as C
+
+    cfg = C.build_config("slotcon", None, "cpu", {})
+    torch.manual_seed(0)
+    m = SlotCon(build_backbone(cfg.backbone.name, **cfg.backbone.kwargs), SlotCon.Config(**cfg.method_cfg), CTX)
+    assert cfg.aug_cfg["out_size"] == 32
+    assert m.backbone.forward_features(torch.zeros(1, 3, 32, 32)).shape[-2:] == (4, 4)
+    loss, logs = m.loss(make_views())
+    assert logs["slot"] > 0 and logs["matched"] >= 2 and logs["slots"] >= logs["matched"]
+
+
+def test_slot_counts_are_prototypes_owning_pixels_per_view():
+    logits = torch.full((2, 4, 1, 3), -1.0)
+    logits[0, 0, 0, :2] = 1                                      # image 0: view a owns prototypes 0, 1
+    logits[0, 1, 0, 2] = 1
+    logits[1, 2, 0, :] = 1                                       # image 1: prototype 2
+    other = torch.full((2, 4, 1, 3), -1.0)
+    other[0, 1, 0, :] = 1                                        # image 0: view b owns 1 (matched)
+    other[1, 3, 0, :] = 1                                        # image 1: 3 (no match)
+    assert slot_counts(logits, other) == {"slots": 1.0, "matched": 0.5}
+
+
+def test_slotcon_refuses_a_map_of_one_pixel():
+    m = small_slotcon()
+    with pytest.raises(ValueError, match=r"dense map, which is \(1, 1\) on \(2, 2\)-px views"):
+        m.loss(Views(views=[torch.rand(B, 3, 2, 2)] * 2, targets=torch.zeros(B, dtype=torch.long),
+                     indices=torch.arange(B)))
 
 
 def test_slotcon_without_overlap_is_finite():
