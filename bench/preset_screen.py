@@ -13,7 +13,9 @@ a pretraining stopped mid-way, so the screen continues where it stopped. Long: r
 Equal CPU time: an (arm, method) whose full preset run would take longer than ``--budget-min`` gets
 fewer steps. A timing run of ``TIMING_STEPS`` steps measures its seconds per step on this machine
 (the trainer's log lines carry wall time), and the run is cut to the steps that fit the budget
-(its cosine schedule compressed to them). The line records ``steps``, ``full_steps`` and ``capped``.
+(its cosine schedule compressed to them). The line records ``steps``, ``full_steps`` and ``capped``;
+a line marked ``overlapped`` (other work shared the machine during its training, not its timing
+run) is shown per minute of its budget, steps x seconds per step.
 The full step count of a method is its ``small-w16-32`` run's (same data, batch and epochs).
 """
 from __future__ import annotations
@@ -136,7 +138,11 @@ def table(results: Path) -> str:
             gain = r["probe_top1"] - random[arm] if arm in random and r["method"] != "random" else None
             steps = f"{r['steps']} of {r['full_steps']}" if r.get("capped") else str(r.get("full_steps", ""))
             time_ = f"{r['train_s']}" + (" (resumed: partial)" if r.get("resumed") else "")
-            per_min = f"{gain / (r['train_s'] / 60):.2f}" if gain is not None and not r.get("resumed") else ""
+            minutes = r["train_s"] / 60
+            if r.get("overlapped"):                         # not timed alone: its budget from the timing run
+                minutes = r["steps"] * r["step_s"] / 60
+                time_ += f" (shared machine; budget {r['steps'] * r['step_s']:.0f})"
+            per_min = f"{gain / minutes:.2f}" if gain is not None and not r.get("resumed") else ""
             lines.append(f"| {arm} | {r['method']} | {steps} | {time_} | {r['probe_top1']:.2f} | "
                          f"{'' if gain is None else f'{gain:+.2f}'} | {per_min} |")
     return "\n".join(lines)
