@@ -1,7 +1,8 @@
 """The evaluation suite: every task that applies to a checkpoint, stored with provenance.
 
     python -m evaluate.suite ckpt.pt [ckpt2.pt | runs/] [--data DIR] [--tasks linear,knn,...]
-                             [--seeds 0,1,2] [--sizes 100,500,2000] [--store results/results.sqlite] [--force]
+                             [--seeds 0,1,2] [--sizes 100,500,2000] [--scratch-factors 2]
+                             [--store results/results.sqlite] [--force]
     python -m evaluate.suite --list                     # the task registry: name, default or opt-in
 
 Tasks are records in one registry (``measure.tasks``), added by ``evaluate.tasks`` (linear, knn,
@@ -39,13 +40,14 @@ from measure.context import Context
 from measure.results import Result, ResultsStore
 from measure.tasks import all_tasks, default_tasks, describe, get_tasks, run_task
 from pretrain.checkpoint import CheckpointError, CheckpointMeta, read_meta
-from pretrain.resolve import resolve_config
+from pretrain.resolve import recorded_config
 from synthetic.dataset import DatasetError
 
 from .agreement import linear_finetune_agreement
 from .context import DEFAULT_STORE, SuiteConfig, TransferConfig
 from .dense import DenseConfig
 from .finetune import FinetuneConfig
+from .finetune import check_config as check_finetune
 from .lowshot import LowShotConfig
 from .lowshot import check_config as check_lowshot
 
@@ -99,7 +101,7 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
         raise DatasetError(f"{data}: dataset not found (checkpoint {ckpt} was trained on it; pass --data)")
     ctx = Context(ckpt, meta, data, cfg, store)
     if meta.config:                      # how it was pretrained, for the reports' variants
-        store.put_run(ctx.run_id, ctx.sha, resolve_config(meta.config))
+        store.put_run(ctx.run_id, ctx.sha, recorded_config(meta))
     summary: list[dict[str, Any]] = []
     for task in chosen:
         progress.begin(ctx.run_id, task.name)
@@ -158,6 +160,17 @@ def int_list(flag: str, text: str) -> tuple[int, ...]:
     return values
 
 
+def float_list(flag: str, text: str) -> tuple[float, ...]:
+    """``"2,4"`` -> (2.0, 4.0); anything else raises ValueError naming the flag."""
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise ValueError(f"{flag} {text!r}: expected comma-separated numbers, e.g. 2,4")
+    return values
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m evaluate.suite", description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", nargs="*", help="ckpt.pt files or runs folders")
@@ -178,7 +191,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lowshot-shots", default=None, help="low-shot labels per class, e.g. 1,10,100 (the default)")
     ap.add_argument("--lowshot-draws", type=int, default=None, help="class-balanced draws per low-shot size (default 5)")
     ap.add_argument("--sizes", default=None, help="finetuning labelled-set sizes, e.g. 100,500,2000 (0 = all)")
-    ap.add_argument("--finetune-max-steps", type=int, default=None, help="cap on SGD steps per finetuning run")
+    ap.add_argument("--scratch-factors", default=None, help="the from-scratch curve also runs at these multiples "
+                    "of the largest size, each > 1 (default 2; utility needs scratch beyond the finetuned sizes)")
+    ap.add_argument("--scratch-sizes", default=None, help="extra from-scratch label counts, e.g. 8000 (0 = all)")
+    ap.add_argument("--finetune-max-steps", type=int, default=None, help="opt-in ceiling on SGD steps per "
+                    "finetuning run (default: none; steps = 20 epochs, at least 100): for quick runs, it cuts "
+                    "large sizes short, is recorded in the eval config and warned about")
     ap.add_argument("--dense-steps", type=int, default=None, help="training steps of the light dense heads")
     ap.add_argument("--transfer-iters", type=int, default=None, help="training iterations of detection / "
                     "segmentation_transfer (default 300)")
@@ -212,8 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         ft = FinetuneConfig(seeds=seeds)
         if a.sizes:
             ft = replace(ft, sizes=int_list("--sizes", a.sizes))
+        if a.scratch_factors:
+            ft = replace(ft, scratch_factors=float_list("--scratch-factors", a.scratch_factors))
+        if a.scratch_sizes:
+            ft = replace(ft, scratch_sizes=int_list("--scratch-sizes", a.scratch_sizes))
         if a.finetune_max_steps is not None:
             ft = replace(ft, max_steps=a.finetune_max_steps, min_steps=min(ft.min_steps, a.finetune_max_steps))
+        check_finetune(ft)
         dense = DenseConfig() if a.dense_steps is None else DenseConfig(steps=a.dense_steps)
         lowshot = LowShotConfig()
         if a.lowshot_shots:

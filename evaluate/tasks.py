@@ -32,7 +32,7 @@ from synthetic.dataset import DatasetError
 from .clustering import cluster_metrics, embed_2d
 from .dense import (confusion, depth_metrics, pose_metrics, predict_dense, segmentation_metrics, train_dense_head,
                     unsupervised_segmentation)
-from .finetune import label_efficiency
+from .finetune import label_efficiency, step_plan
 from .floor import silhouette_floor
 from .knn import knn_sweep
 from .linear import LinearConfig, linear_probe
@@ -138,10 +138,11 @@ def _curve_from_store(ctx: Context, sha: str, ecfg: dict[str, Any]) -> dict[int,
 
 def task_finetune(ctx: Context) -> list[Row]:
     """Label-efficiency curves: finetuned checkpoint vs the same architecture from scratch at each
-    labelled-set size and seed (``top1@nN`` / ``scratch_top1@nN``), and Newell & Deng's utility
-    (``utility@nN``, one row per finetuning seed) where it is measurable; where the pretrained curve
-    passes the best scratch accuracy, their last point: ``utility_limit`` at the interpolated
-    label count ``utility_limit_at``."""
+    labelled-set size and seed (``top1@nN`` / ``scratch_top1@nN``, scratch also beyond the largest
+    size), and Newell & Deng's utility (``utility@nN``, one row per finetuning seed) where it is
+    measurable, else its bound (``utility_atleast@nN`` / ``utility_atmost@nN``); where the
+    pretrained curve passes the best scratch accuracy, their last point: ``utility_limit`` at the
+    interpolated label count ``utility_limit_at``."""
     fcfg = replace(ctx.cfg.finetune, train_split=ctx.cfg.train_split, test_split=ctx.cfg.test_split,
                    device=ctx.cfg.device)
     if fcfg.target == "class" and (ctx.source(fcfg.train_split).targets < 0).all():
@@ -272,8 +273,12 @@ def task_segmentation_transfer(ctx: Context) -> list[Row]:
 
 
 def _finetune_config(out: dict[str, Any], cfg: Any) -> dict[str, Any]:
-    """The suite's splits and device override the finetuning config's own: store the suite's."""
+    """The suite's splits and device override the finetuning config's own: store the suite's. The
+    SGD steps of each label count of both curves go with it (``evaluate.finetune.step_plan``: a
+    size above the split runs on the whole split, ``"all"``, at epochs x its size / batch), so that
+    a stored number says how long it trained and whether the opt-in ``max_steps`` cut it."""
     out["finetune"] = {k: v for k, v in out["finetune"].items() if k not in ("train_split", "test_split", "device")}
+    out["finetune"]["steps"] = step_plan(cfg.finetune)
     out.update(train_split=cfg.train_split, test_split=cfg.test_split)
     return out
 
@@ -281,7 +286,9 @@ def _finetune_config(out: dict[str, Any], cfg: Any) -> dict[str, Any]:
 _SPLITS = ("train_split", "test_split", "train_limit", "test_limit")
 # Protocol 2 of the dense tasks: they read the stage pyramid (FPN decoder, stride-8 descriptors),
 # depth on standardised log depth.
-FINETUNE = Task("finetune", task_finetune, ("finetune",), adjust=_finetune_config)
+# Protocol 2 of finetune: steps grow with the label count (no 400-step ceiling) and the scratch curve
+# runs beyond the largest finetuned size; utility bounds are stored where it is not measured.
+FINETUNE = Task("finetune", task_finetune, ("finetune",), protocol=2, adjust=_finetune_config)
 register(
     Task("linear", task_linear, _SPLITS),
     Task("lowshot", task_lowshot, (*_SPLITS, "lowshot")),

@@ -19,11 +19,21 @@ number for number, quirks included, as described in ../shared/golden/metrics/REA
 
 Accuracies are whatever unit the caller uses (the original used percent); only their order and
 the interpolation depend on them.
+
+Those quirks are sentinels, not label savings, so the harness does not store them:
+:func:`utility_points` gives, per pretrained label count, the utility where the scratch curve
+brackets the pretrained accuracy (:func:`measurable`), and a bound where it does not (">= 3.00":
+the scratch curve never reached it, so x exceeds its largest label count; "<= -0.75": scratch
+already reached it at its first count, or ties its best). A scratch curve that ends at the largest
+pretrained label count makes the utility there <= 0 or a bound by construction, which is why
+``evaluate.finetune`` trains scratch beyond it (sec. 3 defines the utility by the scratch labels
+needed to match the pretrained accuracy: only a scratch curve that gets there measures them).
 """
 from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -167,21 +177,86 @@ def run_utilities(scratch: Mapping[int, Sequence[float]],
             for n, runs in _check(pretrained, "pretrained").items()}
 
 
+# ------------------------------------------------------------------ measured points and bounds
+
+MEASURED, AT_LEAST, AT_MOST, UNKNOWN = "measured", "at_least", "at_most", "unknown"
+_METRICS = {MEASURED: "utility", AT_LEAST: "utility_atleast", AT_MOST: "utility_atmost"}
+
+
+@dataclass(frozen=True)
+class UtilityPoint:
+    """The utility at ``n`` pretrained labels as far as the scratch curve can tell (Newell & Deng,
+    CVPR 2020, sec. 3). ``kind``: ``measured`` (every run's x_r interpolated between two scratch
+    points, :func:`measurable`), ``at_least`` (some run beats every scratch mean: the scratch curve
+    would need more labels than its largest count, so ``runs`` are lower bounds), ``at_most`` (some
+    run is below the first scratch mean, or ties the best one: scratch reaches it with at most that
+    count, so ``runs`` are upper bounds), ``unknown`` (runs on both sides: no number). ``runs``: per
+    run, its utility or the bound on it (exact runs count as their own bound); () when unknown."""
+
+    n: int
+    kind: str
+    runs: tuple[float, ...]
+
+    @property
+    def value(self) -> float | None:
+        """Mean over runs: the utility (measured) or a bound on its mean; None when unknown."""
+        return float(np.mean(self.runs)) if self.runs else None
+
+    @property
+    def metric(self) -> str | None:
+        """The store's metric: ``utility@nN``, ``utility_atleast@nN``, ``utility_atmost@nN``; None when unknown."""
+        return f"{_METRICS[self.kind]}@n{self.n}" if self.kind in _METRICS else None
+
+    def text(self, digits: int = 2) -> str:
+        """``1.25`` measured, ``>= 3.00`` / ``<= -0.75`` bounds, ``not measurable`` otherwise."""
+        if self.value is None:
+            return "not measurable"
+        sign = {AT_LEAST: ">= ", AT_MOST: "<= "}.get(self.kind, "")
+        return f"{sign}{self.value:.{digits}f}"
+
+
+def _run_reading(curve: Curve, y: float, n: int) -> tuple[str, float]:
+    """(kind, utility or bound) of one run of accuracy ``y`` at ``n`` labels on the scratch ``curve``."""
+    first, best = curve[0][1], max(m for _, m in curve)
+    if first <= y < best:
+        return MEASURED, float(_x_on_curve(curve, y) / n - 1)
+    if y > best:                                       # no scratch mean reaches y: x > the largest count
+        return AT_LEAST, curve[-1][0] / n - 1
+    if y == best:                                      # scratch reaches y exactly where it first attains it
+        return AT_MOST, next(c for c, m in curve if m >= y) / n - 1
+    return AT_MOST, curve[0][0] / n - 1                # below the first mean: x < the first count
+
+
+def utility_points(scratch: Mapping[int, Sequence[float]],
+                   pretrained: Mapping[int, Sequence[float]]) -> list[UtilityPoint]:
+    """One :class:`UtilityPoint` per pretrained label count, in its insertion order (Newell & Deng,
+    CVPR 2020, sec. 3): the utility where the scratch curve brackets every run's accuracy, else a
+    bound in place of :func:`calc_utility`'s sentinels (-1, -1/n - 1) and early stop. A bound
+    assumes that scratch accuracy rises with labels; its ``x`` is a scratch label count measured,
+    so it never reads as a measurement: a lower bound says the scratch curve must be run further."""
+    curve = _curve(_check(scratch, "scratch"))
+    points = []
+    for n, runs in _check(pretrained, "pretrained").items():
+        readings = [_run_reading(curve, float(y), n) for y in runs]
+        kinds = {k for k, _ in readings} - {MEASURED}
+        kind = MEASURED if not kinds else kinds.pop() if len(kinds) == 1 else UNKNOWN
+        points.append(UtilityPoint(n, kind, () if kind == UNKNOWN else tuple(v for _, v in readings)))
+    return points
+
+
 def utility_rows(scratch: Mapping[int, Sequence[float]], pretrained: Mapping[int, Sequence[float]],
                  seeds: Sequence[int]) -> list[tuple[str, float, int | None]]:
     """The utility as the results store keeps it: ``(metric, value, seed)`` rows (Newell & Deng,
-    CVPR 2020, sec. 3). ``utility@nN``, one row per run (``seeds[r]`` finetuned ``pretrained[n][r]``),
-    at each label count where it is :func:`measurable`, before the curve's end; where the pretrained
-    mean passes the best scratch mean, the curve's last point: ``utility_limit`` (best_n / max_x)
-    and ``utility_limit_at`` (max_x), seed None."""
-    counts, mean, _ = calc_utility(scratch, pretrained)
-    known = measurable(scratch, pretrained)
-    per_run = run_utilities(scratch, pretrained)
+    CVPR 2020, sec. 3), one per run (``seeds[r]`` finetuned ``pretrained[n][r]``) at each label
+    count: ``utility@nN`` where it is measured (:func:`measurable`), ``utility_atleast@nN`` /
+    ``utility_atmost@nN`` where the scratch curve only bounds it (:func:`utility_points`), none where
+    it cannot tell. Where the pretrained mean passes the best scratch mean, :func:`calc_utility`'s
+    last point: ``utility_limit`` (best_n / max_x) and ``utility_limit_at`` (max_x), seed None."""
     rows: list[tuple[str, float, int | None]] = []
-    for n, m in zip(counts, mean):
-        if n in per_run:
-            if known[n]:            # else outside the scratch curve's range: no measured saving, no row
-                rows += [(f"utility@n{n}", u, seed) for seed, u in zip(seeds, per_run[n], strict=True)]
-        else:                       # the curve's end
-            rows += [("utility_limit", float(m), None), ("utility_limit_at", float(n), None)]
+    for point in utility_points(scratch, pretrained):
+        if point.metric is not None:
+            rows += [(point.metric, u, seed) for seed, u in zip(seeds, point.runs, strict=True)]
+    counts, mean, _ = calc_utility(scratch, pretrained)
+    if counts and isinstance(counts[-1], float):       # the curve's end: max_x, a float (counts are ints)
+        rows += [("utility_limit", float(mean[-1]), None), ("utility_limit_at", float(counts[-1]), None)]
     return rows

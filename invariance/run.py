@@ -34,7 +34,7 @@ from measure import features as F
 from measure.results import ResultsStore
 from measure.tasks import Job, Row, store_jobs
 from pretrain.checkpoint import CheckpointMeta, load_backbone, read_meta
-from pretrain.resolve import resolve_config
+from pretrain.resolve import recorded_config
 from synthetic.presets import PROBES
 
 from .firing import invariance_score
@@ -210,7 +210,7 @@ def evaluate(ckpt: Path | str, cfg: InvarianceConfig, store: ResultsStore, *, fo
     meta = read_meta(ckpt)
     sha, run_id = file_sha256(ckpt), meta.run_id or ckpt.parent.name
     if meta.config:                      # how it was pretrained, for the reports' variants
-        store.put_run(run_id, sha, resolve_config(meta.config))
+        store.put_run(run_id, sha, recorded_config(meta))
     return store_jobs(invariance_jobs(ckpt, cfg, data, meta), store, run_id, sha, force)
 
 

@@ -131,7 +131,8 @@ def compute(model: nn.Module, meta: CheckpointMeta, source: Any, layer: str, n: 
             device: str = "cpu", progress: bool = True, desc: str = "features"
             ) -> tuple[np.ndarray, np.ndarray | None]:
     """Features (n, D) of the first ``n`` images of ``source``, normalised with the checkpoint's
-    mean / std, in the layer's dtype; and the (K, 3) map shapes of a multi-map layer (else None)."""
+    mean / std, in the layer's dtype; and the (K, 3) map shapes of a multi-map layer (else None).
+    A ``model`` from ``load_backbone`` applies the checkpoint's ``input_transform`` itself."""
     fn = LAYERS[layer]
     mean = torch.tensor(meta.data.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(meta.data.std, device=device).view(1, 3, 1, 1)

@@ -4,13 +4,21 @@
 kwargs, num_features}, state_dict (no ``module.`` / ``_orig_mod.`` / ``encoder.`` prefixes; loads
 strictly into the named backbone), exported (online | momentum), method, aug, run_id, config
 (plain dict), data {name, image_size, mean, std}, train {epochs, steps, seed, complete},
-provenance {git_sha, dirty, torch, created}. Optimiser / heads / EMA state live in ``resume.pt``.
+provenance {git_sha, dirty, torch, created}, input_transform (None, or {name, params} of a
+registered transform every protocol applies to the normalised images before the backbone, e.g. the
+masking paper's high-pass filter; absent in older checkpoints: None). Optimiser / heads / EMA state
+live in ``resume.pt``.
 
 Everything but the weights is read as a typed :class:`CheckpointMeta` (``read_meta``,
 ``load_backbone``): a field that a checkpoint lacks is an error naming it, never a ``KeyError``
 deep inside an evaluation. ``config`` is the run's fully resolved configuration: the method's
 and the augmentation policy's settings hold every field of their config dataclasses, defaults
 included, so that the reports can tell runs apart without knowing any default.
+
+``load_backbone`` returns the backbone behind its input transform when the checkpoint has one
+(:class:`pretrain.augment.input_transforms.InputTransformed`, same backbone contract), so that every
+protocol that feeds it normalised images applies the transform; an unregistered transform name is
+a CheckpointError.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from torch import nn
 
 from fsio import atomic_path
 
+from .augment.input_transforms import INPUT_TRANSFORMS, InputTransform, with_input_transform
 from .backbones import BACKBONES, build_backbone
 
 FORMAT_VERSION = 1
@@ -86,6 +95,7 @@ class CheckpointMeta:
     data: DataSpec
     train: TrainSpec
     provenance: dict[str, Any] = field(default_factory=dict)
+    input_transform: InputTransform | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "checkpoint") -> "CheckpointMeta":
@@ -96,7 +106,10 @@ class CheckpointMeta:
                        exported=str(d["exported"]), method=str(d["method"]), aug=str(d["aug"]),
                        run_id=str(d["run_id"]), config=dict(d["config"] or {}),
                        data=_spec(DataSpec, d["data"], "data"), train=_spec(TrainSpec, d["train"], "train"),
-                       provenance=dict(d.get("provenance") or {}))
+                       provenance=dict(d.get("provenance") or {}),
+                       input_transform=_input_transform(d.get("input_transform"), where))
+        except CheckpointError:
+            raise
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{where}: malformed checkpoint metadata ({e})") from e
 
@@ -115,6 +128,18 @@ class CheckpointMeta:
         out = dataclasses.asdict(self)
         out["data"]["mean"], out["data"]["std"] = list(self.data.mean), list(self.data.std)
         return out
+
+
+def _input_transform(d: Any, where: str) -> InputTransform | None:
+    """The checkpoint's input transform (None when it has none); CheckpointError for a name that is
+    not registered or settings the transform does not take."""
+    if isinstance(d, dict) and isinstance(d.get("name"), str) and d["name"] not in INPUT_TRANSFORMS:
+        raise CheckpointError(f"{where}: input_transform {d['name']!r} is not registered "
+                              f"(valid: {', '.join(INPUT_TRANSFORMS)})")
+    try:
+        return InputTransform.from_dict(d)
+    except ValueError as e:
+        raise CheckpointError(f"{where}: bad input_transform ({e})") from e
 
 
 def _spec(cls: type, d: Any, name: str) -> Any:
@@ -168,12 +193,14 @@ def provenance() -> dict[str, Any]:
 
 
 def export_checkpoint(path: Path | str, backbone: nn.Module, *, name: str, kwargs: dict, exported: str,
-                      method: str, aug: str, run_id: str, config: dict, data: DataSpec, train: TrainSpec) -> None:
-    """Write ``ckpt.pt`` for ``backbone`` (built as ``build_backbone(name, **kwargs)``)."""
+                      method: str, aug: str, run_id: str, config: dict, data: DataSpec, train: TrainSpec,
+                      input_transform: InputTransform | None = None) -> None:
+    """Write ``ckpt.pt`` for ``backbone`` (built as ``build_backbone(name, **kwargs)``), trained on
+    inputs through ``input_transform`` (None: plain images)."""
     meta = CheckpointMeta(format_version=FORMAT_VERSION,
                           backbone=BackboneSpec(name, dict(kwargs), int(backbone.num_features)), exported=exported,
                           method=method, aug=aug, run_id=run_id, config=config, data=data, train=train,
-                          provenance=provenance())
+                          provenance=provenance(), input_transform=input_transform)
     save_atomic({**meta.to_dict(), "state_dict": clean_state_dict(backbone.state_dict())}, path)
 
 
@@ -207,8 +234,10 @@ def read_checkpoint(path: Path | str) -> tuple[dict[str, torch.Tensor], Checkpoi
 def load_backbone(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the backbone of ``ckpt.pt`` and load its weights strictly -> (module in eval mode, meta).
 
-    Fails loudly (CheckpointError) on a missing / truncated / foreign file, an unknown backbone,
-    or any missing / unexpected / mis-shaped key: no downloads, no random fallback.
+    A checkpoint with an ``input_transform`` gives the backbone behind it (``InputTransformed``:
+    the same contract, every normalised input (B, 3, H, W) transformed first). Fails loudly
+    (CheckpointError) on a missing / truncated / foreign file, an unknown backbone or input
+    transform, or any missing / unexpected / mis-shaped key: no downloads, no random fallback.
     """
     state_dict, meta = read_checkpoint(path)
     spec = meta.backbone
@@ -222,4 +251,5 @@ def load_backbone(path: Path | str, device: str | torch.device = "cpu") -> tuple
                               f"({' '.join(str(e).split())[:300]})") from e
     if model.num_features != spec.num_features:
         raise CheckpointError(f"{path}: num_features {spec.num_features} != {model.num_features}")
+    model = with_input_transform(model, meta.input_transform, meta.data.mean, meta.data.std)
     return model.to(device).eval(), meta

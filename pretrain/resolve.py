@@ -3,10 +3,15 @@
 ``Config.method_cfg`` / ``aug_cfg`` hold only the settings given on the command line (they are what
 the run id hashes). What ``ckpt.pt`` and the results store record is resolved: each section holds
 every field of the method's / policy's config dataclass, the policy's registry preset and the
-defaults included, so that the reports tell runs apart without knowing any default.
+defaults included, so that the reports tell runs apart without knowing any default. The method
+section is what the method runs with the policy's views (``Method.effective_settings``): MoCo v2
+on views masked on one side only (the masking paper's ``branch=query`` / ``key``) runs, and
+records, ``symmetric: false``.
 
 A checkpoint written before configs were resolved is resolved with today's defaults when the
-suite records it (a setting whose default has changed since then reads today's value).
+suite records it (a setting whose default has changed since then reads today's value; likewise a
+MoCo v2 checkpoint trained with one-sided masking before MoCo v2 kept the masked view on its
+branch reads ``symmetric: false``, although it ran symmetric: its provenance ``git_sha`` tells).
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import logging
 from typing import Any
 
 from .augment import AUGMENTATIONS
+from .checkpoint import CheckpointMeta
 from .config import plain
 from .methods import METHODS
 
@@ -28,25 +34,49 @@ def method_settings(method: str, given: dict[str, Any]) -> dict[str, Any]:
     return plain(dataclasses.asdict(METHODS[method].Config(**given)))
 
 
-def aug_settings(aug: str, given: dict[str, Any]) -> dict[str, Any]:
-    """Every field of policy ``aug``'s config: its registry preset, then ``given``."""
+def _aug_config(aug: str, given: dict[str, Any]) -> Any:
+    """Policy ``aug``'s config dataclass: its registry preset, then ``given``."""
     if aug not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation policy {aug!r}")
     make = AUGMENTATIONS[aug]
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**make.preset, **given}.items()}
-    return plain(dataclasses.asdict(make.config_type(**values)))
+    return make.config_type(**values)
+
+
+def aug_settings(aug: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Every field of policy ``aug``'s config: its registry preset, then ``given``."""
+    return plain(dataclasses.asdict(_aug_config(aug, given)))
+
+
+def masked_views(aug: str, given: dict[str, Any]) -> tuple[int, ...]:
+    """The views policy ``aug`` masks with these settings (``Views.masked``; its config's
+    ``masked_views``, none for a policy that does not mask)."""
+    return tuple(getattr(_aug_config(aug, given), "masked_views", ()))
 
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` (a ``Config.to_dict()``) with ``method_cfg`` and ``aug_cfg`` resolved. A section
     that cannot be resolved (a method or key this version does not know) is kept as given."""
-    out = dict(config)
+    out, resolved = dict(config), set()
     for key, resolve, name in (("method_cfg", method_settings, config.get("method")),
                                ("aug_cfg", aug_settings, config.get("aug"))):
         if name is None:
             continue
         try:
             out[key] = resolve(str(name), dict(config.get(key) or {}))
+            resolved.add(key)
         except (ValueError, TypeError) as e:
             log.warning("config section %s of %s kept as given: %s", key, name, e)
+    if resolved == {"method_cfg", "aug_cfg"}:
+        masked = masked_views(str(config["aug"]), out["aug_cfg"])
+        out["method_cfg"] = METHODS[str(config["method"])].effective_settings(out["method_cfg"], masked)
+    return out
+
+
+def recorded_config(meta: CheckpointMeta) -> dict[str, Any]:
+    """What the results store records for a checkpoint (``ResultsStore.put_run``): its config,
+    resolved, plus ``input_transform`` ({name, params}) when it has one, for the reports' runs table."""
+    out = resolve_config(meta.config)
+    if meta.input_transform is not None:
+        out["input_transform"] = dataclasses.asdict(meta.input_transform)
     return out

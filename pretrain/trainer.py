@@ -147,7 +147,8 @@ def _export(run: Run, step: int, complete: bool) -> None:
         data=DataSpec(name=run.data.name, path=str(Path(run.cfg.data.path).resolve()), image_size=run.data.image_size,
                       mean=tuple(run.mean), std=tuple(run.std), split=run.cfg.data.split),
         train=TrainSpec(epochs=step / run.steps_per_epoch, steps=step, total_steps=run.total_steps,
-                        seed=run.cfg.train.seed, world_size=run.dist.world, complete=complete))
+                        seed=run.cfg.train.seed, world_size=run.dist.world, complete=complete),
+        input_transform=run.policy.produces.input_transform)      # what every evaluation must apply too
 
 
 def resolved_config(run: Run) -> dict[str, Any]:

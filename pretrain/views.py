@@ -44,7 +44,11 @@ class Views:
     targets / indices: from the RawBatch (the supervised baseline and memory banks use them);
     boxes: per view, float (B, 4) the view's crop box in source-image pixels (x0, y0, x1, y1), for
     dense methods that must align views; flipped: per view, bool (B,) whether it was mirrored after
-    cropping; sources: per view, the frame it was cropped from (0: ``RawBatch.images``, 1: ``pair``).
+    cropping; sources: per view, the frame it was cropped from (0: ``RawBatch.images``, 1: ``pair``);
+    masked: indices of the views whose content a masking policy replaced in places (``(0,)``: only
+    the query view, ``(1,)``: only the key view, ``(0, 1)``: both; ``()``: none -- the saliency
+    ``masks`` of a segmentation policy mark no masking). A method with a query and a key branch
+    keeps a view masked on one side only on that side (the masking paper's asymmetric MoCo v2).
     """
 
     views: list[torch.Tensor]
@@ -55,6 +59,7 @@ class Views:
     boxes: list[torch.Tensor] | None = None
     flipped: list[torch.Tensor] | None = None
     sources: list[int] | None = None
+    masked: tuple[int, ...] = ()
 
     @property
     def batch_size(self) -> int:

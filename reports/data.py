@@ -33,6 +33,12 @@ results) reads ``DEFAULT_MARK``, ``(default)``. The variant is
 with no stored config (older stores, checkpoints without one), and for ids that do not parse.
 ``aug_label`` joins the augmentation and the variant (``sal-mask fill=blur``) for tables and
 figures.
+
+**Input transform.** A checkpoint trained on transformed images (the masking paper's high-pass
+views) records the transform every evaluation applied (``CheckpointMeta.input_transform``); the
+suite stores it beside the config, and ``load`` gives it its own ``input_transform`` column
+(``highpass(kernel=11, sigma=5)``, ``""`` for plain images), shown by ``runs_table``, never in the
+variant (the policy setting that causes it, ``fill=highpass``, already tells such runs apart).
 """
 from __future__ import annotations
 
@@ -57,6 +63,8 @@ EXPORT_FORMATS = (".csv", ".parquet")
 IGNORED_SETTINGS = frozenset({"train.seed", "train.out", "train.device", "train.log_every", "train.ckpt_every",
                               "train.tensorboard", "data.path", "data.prefetch"})
 DEFAULT_MARK = "(default)"         # a setting a run's stored config lacks (configs of older stores)
+# recorded beside the config, shown in a column of its own (``input_transform``), never in the variant
+SHOWN_APART = ("input_transform",)
 
 
 def _run_columns(run_id: str) -> dict[str, object]:
@@ -115,7 +123,8 @@ def _leaves(config: Mapping, prefix: str = "") -> Iterable[tuple[str, object]]:
 
 def _settings(config: Mapping) -> dict[str, object]:
     """The config's leaves that can tell two runs apart (``IGNORED_SETTINGS`` left out)."""
-    return {path: _plain_value(v) for path, v in _leaves(config) if path not in IGNORED_SETTINGS}
+    return {path: _plain_value(v) for path, v in _leaves(config)
+            if path not in IGNORED_SETTINGS and path.split(".")[0] not in SHOWN_APART}
 
 
 def _key_names(paths: Iterable[str]) -> dict[str, str]:
@@ -194,6 +203,23 @@ def with_variants(frame: pd.DataFrame, configs: Mapping[str, Mapping]) -> pd.Dat
     return frame.assign(variant=frame["run_id"].map(lambda r: labels.get(r, "")).astype(object))
 
 
+def input_transform_label(config: Mapping | None) -> str:
+    """The input transform a run's stored config records, as it reads: ``highpass(kernel=11,
+    sigma=5)`` (every image high-passed before the backbone, in training and evaluation); ``""``
+    for none (plain images, or a config recorded before transforms were)."""
+    spec = (config or {}).get("input_transform")
+    if not isinstance(spec, Mapping) or not spec.get("name"):
+        return ""
+    params = spec.get("params") or {}
+    return f"{spec['name']}({', '.join(f'{k}={_value_text(_plain_value(v))}' for k, v in sorted(params.items()))})"
+
+
+def with_input_transforms(frame: pd.DataFrame, configs: Mapping[str, Mapping]) -> pd.DataFrame:
+    """``frame`` plus ``input_transform`` (:func:`input_transform_label`) from the runs' stored configs."""
+    labels = {run_id: input_transform_label(config) for run_id, config in configs.items()}
+    return frame.assign(input_transform=frame["run_id"].map(lambda r: labels.get(r, "")).astype(object))
+
+
 def aug_label(frame: pd.DataFrame) -> pd.Series:
     """The augmentation with its variant, for labels: ``sal-mask fill=blur``; the bare ``aug``
     where the variant is empty or the frame has none; NaN where ``aug`` is NaN."""
@@ -218,26 +244,27 @@ def load(db: Path | str) -> pd.DataFrame:
     frame = with_run_info(store.to_frame())
     runs = store.runs()                              # oldest first: a run id's latest config wins
     configs = {run_id: config for run_id, config in zip(runs["run_id"], runs["config"]) if config}
-    return with_variants(frame, configs)
+    return with_input_transforms(with_variants(frame, configs), configs)
 
 
 def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
     """One line per run id: its parts, the tasks and datasets it was evaluated on, and row counts.
 
-    Columns: run_id, method, aug, backbone, pretrain_data, pretrain_seed, variant (``""`` where the
-    frame has none), tasks (comma-joined), datasets (comma-joined), evaluations
-    (``task/dataset:rows``, ``; ``-joined), rows."""
+    Columns: run_id, method, aug, backbone, pretrain_data, pretrain_seed, variant,
+    input_transform (``""`` where the frame has none: :func:`input_transform_label`), tasks
+    (comma-joined), datasets (comma-joined), evaluations (``task/dataset:rows``, ``; ``-joined), rows."""
     if "method" not in frame.columns:
         frame = with_run_info(frame)
-    if "variant" not in frame.columns:
-        frame = frame.assign(variant="")
-    columns = ["run_id", "method", "aug", "backbone", "pretrain_data", "pretrain_seed", "variant",
+    for name in ("variant", "input_transform"):
+        if name not in frame.columns:
+            frame = frame.assign(**{name: ""})
+    columns = ["run_id", "method", "aug", "backbone", "pretrain_data", "pretrain_seed", "variant", "input_transform",
                "tasks", "datasets", "evaluations", "rows"]
     lines = []
     for run_id, rows in frame.groupby("run_id", sort=True):
         counts = rows.groupby(["task", "dataset"]).size()
         first = rows.iloc[0]
-        lines.append({"run_id": run_id, **{c: first[c] for c in columns[1:7]},
+        lines.append({"run_id": run_id, **{c: first[c] for c in columns[1:8]},
                       "tasks": ", ".join(sorted(rows["task"].unique())),
                       "datasets": ", ".join(sorted(rows["dataset"].unique())),
                       "evaluations": "; ".join(f"{t}/{d}:{n}" for (t, d), n in counts.items()),
@@ -277,4 +304,5 @@ def export(frame: pd.DataFrame, path: Path | str) -> Path:
 
 
 __all__ = ["DEFAULT_DB", "DEFAULT_MARK", "EXPORT_FORMATS", "IGNORED_SETTINGS", "RUN_COLUMNS", "aug_label", "export",
-           "load", "parse_variant", "runs_table", "variant_labels", "with_run_info", "with_variants"]
+           "input_transform_label", "load", "parse_variant", "runs_table", "variant_labels", "with_input_transforms",
+           "with_run_info", "with_variants"]

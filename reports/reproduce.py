@@ -77,6 +77,16 @@ CPU_OBJECTS = 12500
 # refuse a small stem or another width). The cpu preset's backbone may be a small-stem, narrower
 # ResNet-18, so the runs of the ``transfer`` group reset the backbone's kwargs to torchvision's.
 CPU_TRANSFER_BACKBONE = ("--backbone.kwargs={}",)
+# SlotCon groups the pixels of the last stage: torchvision's stem leaves 1x1 on the cpu preset's
+# 32-px views (SlotCon refuses it), 4x4 on the scenes' own 128 px.
+CPU_TRANSFER_VIEWS = {"slotcon": 128}
+
+
+def transfer_arm_args(method: str) -> tuple[str, ...]:
+    """What a cpu run of the ``transfer`` group adds to the preset: torchvision's stem, and for a
+    method grouping dense maps, views large enough for a 4x4 map at that stem."""
+    views = CPU_TRANSFER_VIEWS.get(method)
+    return (*CPU_TRANSFER_BACKBONE, *((f"--aug_cfg.out_size={views}",) if views else ()))
 # a pretraining interrupted with the plan continues from its last checkpoint (a complete one is kept)
 RESUME = ("--resume",)
 CPU_EPOCHS = 10
@@ -111,7 +121,7 @@ def pretrain_step(lay: Layout, scale: str, method: str, aug: str | None, data: P
     converters take no other."""
     base = (*CPU_PRETRAIN, f"--train.epochs={cpu_epochs}") if scale == "cpu" else FULL_PRETRAIN
     if scale == "cpu" and group == "transfer":
-        base = (*base, *CPU_TRANSFER_BACKBONE)
+        base = (*base, *transfer_arm_args(method))
     args = ("--method", method, *(("--aug", aug) if aug else ()), "--data", str(data), *base,
             f"--train.seed={seed}", f"--train.out={lay.runs / group}", *RESUME, *extra)
     arm = ("(standard stem for the transfers)",) if scale == "cpu" and group == "transfer" else ()

@@ -13,7 +13,10 @@ keys are those of mmseg's ``ResNet`` (``style="pytorch"``, no deep stem), i.e. t
 for ``init_cfg=dict(type="Pretrained", checkpoint=FILE)`` on the backbone.
 
 Both refuse a backbone they cannot take (ResNet-18/50 with the standard stem; the small-image
-stem has a 3x3 first conv and no max-pool, which neither framework's ResNet builds).
+stem has a 3x3 first conv and no max-pool, which neither framework's ResNet builds), and a
+checkpoint with an ``input_transform`` (the masking paper's high-pass filter): the frameworks'
+data pipelines would feed it plain images, so it is refused with one line naming the checkpoint
+and its transform rather than evaluated on images it never saw in training.
 """
 from __future__ import annotations
 
@@ -46,6 +49,16 @@ def backbone_depth(meta: CheckpointMeta) -> int:
         raise ConvertError(f"backbone {name!r} with small_stem=true: the frameworks' ResNets have the standard "
                            "7x7 stem and max-pool")
     return DEPTHS[name]
+
+
+def check_transferable(ckpt: Path | str, meta: CheckpointMeta) -> int:
+    """The ResNet depth of a checkpoint both frameworks can take as it was trained, else
+    ConvertError: a backbone they cannot build (``backbone_depth``), or an input transform they
+    would not apply (neither framework's pipeline has a hook for it here)."""
+    if meta.input_transform is not None:
+        raise ConvertError(f"{ckpt}: input_transform {meta.input_transform} cannot be applied inside Detectron2 / "
+                           "mmseg (their pipelines would feed the backbone untransformed images): transfer refused")
+    return backbone_depth(meta)
 
 
 def pixel_stats(meta: CheckpointMeta) -> tuple[list[float], list[float]]:
@@ -101,6 +114,7 @@ def convert(ckpt: Path | str, to: str, out: Path | str) -> Path:
     if to not in TARGETS:
         raise ConvertError(f"--to {to!r}: valid targets: {', '.join(TARGETS)}")
     model, meta = load_backbone(ckpt)                  # strict: a file that does not rebuild fails here
+    check_transferable(ckpt, meta)
     state, out = model.state_dict(), Path(out)
     with atomic_path(out) as tmp:
         if to == "detectron2":
@@ -110,5 +124,5 @@ def convert(ckpt: Path | str, to: str, out: Path | str) -> Path:
     return out
 
 
-__all__ = ["ConvertError", "TARGETS", "backbone_depth", "convert", "pixel_stats",
+__all__ = ["ConvertError", "TARGETS", "backbone_depth", "check_transferable", "convert", "pixel_stats",
            "detectron2_name", "to_detectron2", "to_mmseg"]

@@ -27,7 +27,7 @@ from measure.results import Result, ResultsStore
 from pretrain.checkpoint import read_meta
 from pretrain.resolve import resolve_config
 
-from .convert import ConvertError, backbone_depth, convert, pixel_stats
+from .convert import ConvertError, check_transferable, convert, pixel_stats
 from .errors import TrainingDiverged, TransferError
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     if protocol not in PROTOCOLS:
         raise TransferError(f"unknown Detectron2 protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     meta = read_meta(ckpt)
-    depth = backbone_depth(meta)
+    depth = check_transferable(ckpt, meta)
     scenes = PROTOCOLS[protocol].dataset == "scenes"
     if not scenes and not device.startswith("cuda"):
         raise TransferError(f"protocol {protocol!r} is a full-scale GPU protocol: run it with --device cuda "

@@ -24,7 +24,7 @@ from measure.results import Result, ResultsStore
 from pretrain.checkpoint import read_meta
 from pretrain.resolve import resolve_config
 
-from .convert import backbone_depth, convert, pixel_stats
+from .convert import check_transferable, convert, pixel_stats
 from .errors import TrainingDiverged, TransferError
 
 log = logging.getLogger(__name__)
@@ -223,7 +223,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     if protocol not in PROTOCOLS:
         raise TransferError(f"unknown mmseg protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     meta = read_meta(ckpt)
-    depth = backbone_depth(meta)
+    depth = check_transferable(ckpt, meta)
     if protocol in SHIPPED and not device.startswith("cuda"):
         raise TransferError(f"protocol {protocol!r} ({SHIPPED[protocol]}) is a full-scale GPU protocol: run it with "
                             "--device cuda --num-gpus N (docs/evaluate.md, 'Full-scale transfer on GPUs')")

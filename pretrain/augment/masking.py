@@ -16,6 +16,7 @@ from .ops import blur_with_sigma
 
 MASK_FILLS = ("highpass", "blur", "mean")
 SEGMENT_FILLS = ("black", "grey", "mean", "noise", "swap")
+HIGH_PASS_KERNEL, HIGH_PASS_SIGMA = 11, 5.0       # the paper's HighPassFilter(kernel_size=11, sigma=5.0)
 
 
 def default_grid(side: int) -> int:
@@ -90,26 +91,38 @@ def gaussian_blur_fixed(x: Tensor, kernel: int, sigma: float) -> Tensor:
     return x if k == 1 else blur_with_sigma(x, sigma, k)
 
 
-def high_pass(x: Tensor, mean: Tensor, std: Tensor, kernel: int = 11, sigma: float = 5.0) -> Tensor:
+def high_pass_normalised(z: Tensor, kernel: int = HIGH_PASS_KERNEL, sigma: float = HIGH_PASS_SIGMA) -> Tensor:
+    """The masking paper's high-pass filter on normalised images: z - GaussianBlur(z, 11, 5).
+
+    z: (B, 3, h, w), already normalised with the data mean / std -> (B, 3, h, w), still in
+    normalised units (reflect borders; the kernel is capped by the side, see ``gaussian_blur_fixed``).
+    """
+    return z - gaussian_blur_fixed(z, kernel, sigma)
+
+
+def high_pass(x: Tensor, mean: Tensor, std: Tensor, kernel: int = HIGH_PASS_KERNEL,
+              sigma: float = HIGH_PASS_SIGMA) -> Tensor:
     """High-pass view of the masking paper: z - GaussianBlur(z, 11, 5) with z the normalised image.
 
     x: (B, 3, h, w) in [0, 1]; mean / std: (3,). Returned *un-normalised* (z_hp * std + mean), so
     that ``Method.encode``'s normalisation gives exactly z_hp. (The result leaves [0, 1].)
     """
     m, s = mean.view(1, -1, 1, 1).to(x), std.view(1, -1, 1, 1).to(x)
-    z = (x - m) / s
-    return (z - gaussian_blur_fixed(z, kernel, sigma)) * s + m
+    return high_pass_normalised((x - m) / s, kernel, sigma) * s + m
 
 
-def fill_masked(x: Tensor, pixels: Tensor, fill: str, gen: torch.Generator, mean: Tensor, std: Tensor) -> Tensor:
+def fill_masked(x: Tensor, pixels: Tensor, fill: str, gen: torch.Generator, mean: Tensor, std: Tensor,
+                noise_std: float = 0.18) -> Tensor:
     """Fill the masked pixels of x (B, 3, h, w) (pixels: (B, 1, h, w) bool).
 
-    highpass: Gaussian noise N(0, 1) in normalised space (x is then a high-pass view);
+    highpass: Gaussian noise N(0, noise_std^2) in normalised space, replacing the pixels (x is
+    then a high-pass view; the authors' std: 0.18 in masked queries, 0.14 in hard negatives,
+    main_moco.py L295-296 / Dataset/random_mask_hp.py L8-17, L78);
     blur: from a GaussianBlur(31, 10) copy of x; mean: the per-image, per-channel mean of x.
     """
     if fill == "highpass":
         m, s = mean.view(1, -1, 1, 1).to(x), std.view(1, -1, 1, 1).to(x)
-        noise = torch.randn(x.shape, generator=gen).to(x) * s + m
+        noise = torch.randn(x.shape, generator=gen).to(x) * (noise_std * s) + m
         return torch.where(pixels, noise, x)
     if fill == "blur":
         return torch.where(pixels, gaussian_blur_fixed(x, 31, 10.0), x)

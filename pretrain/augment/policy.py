@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from ..views import RawBatch, Views
+from .input_transforms import InputTransform
 
 
 @dataclass(frozen=True)
@@ -24,13 +25,16 @@ class Produces:
 
     views: number of views; out_size: side of the global views (None: the input's own size);
     masks: whether ``Views.masks`` is set; negatives: hard negatives per image in
-    ``Views.negatives`` (0: none).
+    ``Views.negatives`` (0: none); input_transform: the transform every view has been through
+    (e.g. the masking paper's high-pass filter), which the checkpoint records so that every
+    evaluation applies it too (None: views of plain images).
     """
 
     views: int
     out_size: int | None = None
     masks: bool = False
     negatives: int = 0
+    input_transform: InputTransform | None = None
 
 
 @runtime_checkable

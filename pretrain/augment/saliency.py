@@ -26,6 +26,7 @@ from torch import Tensor
 from ..saliency.cache import SaliencyCache, default_cache_dir
 from ..views import RawBatch, Views
 from . import masking as M
+from .input_transforms import InputTransform
 from .ops import augment_view, crop_boxes
 from .policy import Produces
 from .standard import DefaultConfig, DefaultPolicy, view_sources
@@ -163,8 +164,11 @@ class MaskConfig(DefaultConfig):
     """Grid masking after the default pipeline (Chen et al., WACV 2024).
 
     grid: G (None: one cell per 32 px, at least 4; 7 at 224 px); ratio: r ~ U[ratio];
-    fill: highpass (both views high-passed, masked cells Gaussian noise) | blur | mean;
-    branch: which view is masked -- query (views[0], the paper's choice), key (views[1]) or both;
+    fill: highpass (both views high-passed, masked cells Gaussian noise N(0, noise_std^2) in the
+    normalised high-pass space) | blur | mean; noise_std / hard_noise_std: the noise's std in the
+    masked views / the hard negatives (the authors' 0.18 / 0.14: main_moco.py L295-296);
+    branch: which view is masked -- query (views[0], the paper's choice), key (views[1]) or both
+    (``masked_views``; MoCo v2 keeps a view masked on one side on that side only);
     saliency: none (random masking) | scda | hc | rc; scda_checkpoint: the frozen sslbench
     checkpoint SCDA uses (required for scda); scda_largest_component: keep only the largest
     connected salient region (the paper) or every cell above the mean; algo params / cache /
@@ -184,6 +188,13 @@ class MaskConfig(DefaultConfig):
     saliency_size: int | None = None
     hard_negatives: int = 0
     hard_ratio: tuple[float, float] = (0.4, 0.7)
+    noise_std: float = 0.18
+    hard_noise_std: float = 0.14
+
+    @property
+    def masked_views(self) -> tuple[int, ...]:
+        """Indices of the masked views (``Views.masked``): query (0,), key (1,), both (0, 1)."""
+        return {"query": (0,), "key": (1,), "both": (0, 1)}.get(self.branch, ())
 
 
 class MaskPolicy(DefaultPolicy):
@@ -192,7 +203,9 @@ class MaskPolicy(DefaultPolicy):
     Views.masks[i]: float (B, 1, h, w), 1 on masked pixels (None for an unmasked view);
     Views.negatives: (B, K, 3, h, w) hard negatives or None; with the highpass fill every view
     and negative is a high-pass image (un-normalised so that ``Method.encode`` yields the paper's
-    normalised high-pass input; values leave [0, 1]).
+    normalised high-pass input; values leave [0, 1]). The highpass fill declares that filter as
+    ``Produces.input_transform`` (``highpass``, kernel 11, sigma 5): the checkpoint records it and
+    every evaluation high-passes its images too, as the paper's linear evaluation does.
     """
 
     Config = MaskConfig
@@ -200,7 +213,8 @@ class MaskPolicy(DefaultPolicy):
     @property
     def produces(self) -> Produces:
         c = self.config
-        return Produces(views=c.n_views, out_size=c.out_size, masks=True, negatives=c.hard_negatives)
+        return Produces(views=c.n_views, out_size=c.out_size, masks=True, negatives=c.hard_negatives,
+                        input_transform=self.input_transform)
 
     def __init__(self, config: MaskConfig) -> None:
         super().__init__(config)
@@ -226,14 +240,23 @@ class MaskPolicy(DefaultPolicy):
             else None
         self.mean = torch.full((3,), 0.5)
         self.std = torch.full((3,), 0.25)
+        # every view is high-passed with the highpass fill: evaluations must see high-passed images too
+        self.input_transform = InputTransform("highpass", {"kernel": M.HIGH_PASS_KERNEL, "sigma": M.HIGH_PASS_SIGMA}) \
+            if c.fill == "highpass" else None
 
     def bind(self, data_path: str | Path, mean: Tensor, std: Tensor) -> None:
         self.mean, self.std = torch.as_tensor(mean).float(), torch.as_tensor(std).float()
         if self.maps is not None:
             self.maps.bind(data_path)
 
+    def _high_pass(self, v: Tensor) -> Tensor:
+        """A view (B, 3, h, w) through the declared high-pass filter (un-normalised, see
+        ``masking.high_pass``); the view itself without one."""
+        t = self.input_transform
+        return v if t is None else M.high_pass(v, self.mean, self.std, **t.params)
+
     def _masked(self, i: int) -> bool:
-        return {"query": i == 0, "key": i == 1, "both": i in (0, 1)}[self.config.branch]
+        return i in self.config.masked_views
 
     def _foreground(self, view: Tensor, sal: Tensor | None, box: Tensor, flipped: Tensor, grid: int) -> Tensor:
         """Salient cells (B, G, G) of one augmented view."""
@@ -255,7 +278,7 @@ class MaskPolicy(DefaultPolicy):
                                                                      grid)
             if i == 1 and c.hard_negatives:
                 negatives = self._hard_negatives(v, fg, gen)
-            base = M.high_pass(v, self.mean, self.std) if c.fill == "highpass" else v
+            base = self._high_pass(v)
             if not self._masked(i):
                 views[i] = base
                 masks.append(None)
@@ -263,20 +286,20 @@ class MaskPolicy(DefaultPolicy):
             cells = M.random_cells(v.shape[0], grid, c.ratio, gen) if fg is None else \
                 M.saliency_guided_cells(fg, c.ratio, gen)
             pixels = M.cells_to_pixels(cells, h, w).to(v.device)
-            views[i] = M.fill_masked(base, pixels, c.fill, gen, self.mean, self.std)
+            views[i] = M.fill_masked(base, pixels, c.fill, gen, self.mean, self.std, c.noise_std)
             masks.append(pixels.float())
-        out.views, out.masks, out.negatives = views, masks, negatives
+        out.views, out.masks, out.negatives, out.masked = views, masks, negatives, c.masked_views
         return out
 
     def _hard_negatives(self, key: Tensor, fg: Tensor, gen: torch.Generator) -> Tensor:
         """K copies of the key view with r ~ U[hard_ratio] of their foreground cells masked. (B, K, 3, h, w)."""
         c = self.config
         h, w = key.shape[-2:]
-        base = M.high_pass(key, self.mean, self.std) if c.fill == "highpass" else key
+        base = self._high_pass(key)
         negs = []
         for _ in range(c.hard_negatives):
             pixels = M.cells_to_pixels(M.hard_negative_cells(fg, c.hard_ratio, gen), h, w).to(key.device)
-            negs.append(M.fill_masked(base, pixels, c.fill, gen, self.mean, self.std))
+            negs.append(M.fill_masked(base, pixels, c.fill, gen, self.mean, self.std, c.hard_noise_std))
         return torch.stack(negs, 1)
 
 

@@ -7,6 +7,7 @@ step (EMA teachers, queues); ``backbone_for_export()`` is the network written to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,6 +50,13 @@ class Method(nn.Module):
     def data_needs(cls, cfg) -> frozenset[str]:
         """What the data layer must supply for a method built with ``cfg`` (default: ``needs``)."""
         return cls.needs
+
+    @classmethod
+    def effective_settings(cls, settings: dict[str, Any], masked_views: tuple[int, ...]) -> dict[str, Any]:
+        """``settings`` (every field of ``Config``) as the method runs them on Views whose masked
+        views (``Views.masked``) are ``masked_views``: what ``pretrain.resolve`` records. Default:
+        unchanged (MoCo v2 turns ``symmetric`` off when only one branch is masked)."""
+        return settings
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) in [0, 1] -> normalised with the data mean / std."""

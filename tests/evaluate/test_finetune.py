@@ -13,10 +13,66 @@ from measure.features import FeatureError
 FAST = FT.FinetuneConfig(sizes=(20, 40), seeds=(0, 1), min_steps=3, max_steps=3, batch_size=16)
 
 
-def test_schedule_depends_only_on_size() -> None:
-    cfg = FT.FinetuneConfig(epochs=10, batch_size=50, min_steps=30, max_steps=400)
-    assert [FT.schedule_steps(n, cfg) for n in (10, 500, 1000, 10_000)] == [30, 100, 200, 400]
-    assert FT.schedule_steps(10_000, FT.FinetuneConfig(epochs=1, batch_size=100, max_steps=0)) == 100
+def brute_force_steps(n: int, epochs: float, batch: int, floor: int) -> int:
+    """The fewest steps at ``batch`` images each that show ``epochs`` x ``n`` images, at least ``floor``."""
+    steps = 0
+    while steps * batch < epochs * n:
+        steps += 1
+    return max(steps, floor)
+
+
+@pytest.mark.parametrize("n", [1, 10, 63, 64, 100, 320, 500, 2000, 4000, 12_345, 100_000])
+def test_schedule_is_a_fixed_number_of_epochs_with_a_floor(n: int) -> None:
+    """No ceiling by default: 100 000 labels get 20 epochs (31 250 steps at 64), not 400 steps
+    (0.26 epoch); small sets get the 100-step floor."""
+    cfg = FT.FinetuneConfig()
+    assert cfg.max_steps == 0
+    assert FT.schedule_steps(n, cfg) == brute_force_steps(n, cfg.epochs, cfg.batch_size, cfg.min_steps)
+    assert FT.epochs_run(n, cfg) >= cfg.epochs
+
+
+def test_schedule_steps_per_default_size() -> None:
+    cfg = FT.FinetuneConfig()
+    assert [FT.schedule_steps(n, cfg) for n in (100, 500, 2000, 4000, 100_000)] == [100, 157, 625, 1250, 31_250]
+    small = FT.FinetuneConfig(epochs=10, batch_size=50, min_steps=30)
+    assert [FT.schedule_steps(n, small) for n in (10, 500, 1000, 10_000)] == [30, 100, 200, 2000]
+
+
+def test_step_ceiling_is_opt_in_and_warned(tiny_ckpt: Path, eval_data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    capped = FT.FinetuneConfig(max_steps=400)
+    assert [FT.schedule_steps(n, capped) for n in (100, 2000, 100_000)] == [100, 400, 400]
+    assert FT.epochs_run(100_000, capped) == pytest.approx(0.256)
+    cfg = FT.FinetuneConfig(sizes=(20,), seeds=(0,), epochs=20, min_steps=3, max_steps=3, batch_size=16)
+    FT.label_efficiency(tiny_ckpt, eval_data, cfg, kinds=("pretrained",))
+    assert "max_steps=3 cuts the schedule at 20 labels (2.40 epochs instead of 20)" in caplog.text
+
+
+def test_scratch_curve_extends_beyond_the_largest_size() -> None:
+    """Newell & Deng, sec. 3: the scratch curve must reach the pretrained accuracy, so it runs at
+    multiples of the largest finetuned size (default 2x), capped at the labelled split."""
+    cfg = FT.FinetuneConfig()
+    assert FT.pretrained_label_counts(cfg) == [100, 500, 2000]
+    assert FT.scratch_label_counts(cfg) == [100, 500, 2000, 4000]
+    wide = FT.FinetuneConfig(sizes=(1000, 50, 200), scratch_factors=(2, 4), scratch_sizes=(0,))
+    assert FT.scratch_label_counts(wide, available=8673) == [50, 200, 1000, 2000, 4000, 8673]
+    assert FT.scratch_label_counts(wide, available=3000) == [50, 200, 1000, 2000, 3000]
+    assert FT.scratch_label_counts(wide) == [50, 200, 1000, 2000, 4000, FT.ALL]          # ALL: the whole split
+    whole = FT.FinetuneConfig(sizes=(100, 0))
+    assert FT.scratch_label_counts(whole, 500) == FT.pretrained_label_counts(whole, 500) == [100, 500]   # no further
+
+
+@pytest.mark.parametrize("change, match", [({"scratch_factors": (1.0,)}, "each must be > 1"),
+                                           ({"sizes": ()}, "non-empty"), ({"max_steps": -1}, "max_steps >= 0")])
+def test_bad_configs_are_refused(change: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        FT.check_config(FT.FinetuneConfig(**change))
+
+
+def test_step_plan_names_the_steps_of_every_size() -> None:
+    cfg = FT.FinetuneConfig(sizes=(50, 200, 1000), scratch_factors=(2, 4))
+    assert FT.step_plan(cfg) == {"pretrained": {"50": 100, "200": 100, "1000": 313},
+                                 "scratch": {"50": 100, "200": 100, "1000": 313, "2000": 625, "4000": 1250}}
+    assert FT.step_plan(FT.FinetuneConfig(sizes=(100, 0)))["scratch"] == {"100": 100, "all": None}
 
 
 @pytest.mark.parametrize("target", ["class", "pose_bin"])
@@ -24,8 +80,9 @@ def test_label_efficiency_curves(tiny_ckpt: Path, eval_data: Path, target: str) 
     cfg = FT.FinetuneConfig(**{**FAST.__dict__, "target": target})
     out = FT.label_efficiency(tiny_ckpt, eval_data, cfg)
     assert set(out) == {"pretrained", "scratch"}
+    assert sorted(out["pretrained"]) == [20, 40] and sorted(out["scratch"]) == [20, 40, 80]    # scratch: 2x further
     for curve in out.values():
-        assert sorted(curve) == [20, 40] and all(len(v) == 2 for v in curve.values())
+        assert all(len(v) == 2 for v in curve.values())
         assert all(0.0 <= a <= 100.0 for v in curve.values() for a in v)
     again = FT.label_efficiency(tiny_ckpt, eval_data, cfg, kinds=("pretrained",))
     assert again == {"pretrained": out["pretrained"]}                 # seeded: identical numbers
@@ -65,7 +122,7 @@ def test_a_checkpoint_that_knows_the_task_saves_labels(tmp_path: Path) -> None:
                                                        "train.tensorboard": False, "train.epochs": 10,
                                                        "optim.lr": 0.1})
     ckpt = T.train(cfg, progress=False) / "ckpt.pt"
-    out = FT.label_efficiency(ckpt, data, FT.FinetuneConfig(sizes=(100,), seeds=(0, 1), max_steps=100, lr=0.01))
+    out = FT.label_efficiency(ckpt, data, FT.FinetuneConfig(sizes=(100,), seeds=(0, 1), lr=0.01))
     assert np.mean(out["pretrained"][100]) > np.mean(out["scratch"][100]) + 10, out
 
 

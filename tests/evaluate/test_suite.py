@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from evaluate import suite as S
-from evaluate.utility import calc_utility, measurable
+from evaluate.utility import calc_utility, utility_points
 from measure import features as F
 from measure.results import ResultsStore
 from measure.tasks import default_tasks
@@ -55,6 +55,10 @@ def test_suite_runs_folder_and_bad_input(tiny_ckpt: Path, eval_data: Path, tmp_p
     assert "unknown task(s) nope; valid: linear" in capsys.readouterr().err
     assert run([str(tiny_ckpt), "--sizes", "100,lots", *base]) == 2
     assert "--sizes '100,lots': expected comma-separated integers" in capsys.readouterr().err
+    assert run([str(tiny_ckpt), "--scratch-factors", "2,x", *base]) == 2
+    assert "--scratch-factors '2,x': expected comma-separated numbers" in capsys.readouterr().err
+    assert run([str(tiny_ckpt), "--scratch-factors", "0.5", *base]) == 2
+    assert "scratch_factors [0.5]: each must be > 1" in capsys.readouterr().err
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     assert run([str(junk), *base]) == 2
@@ -73,19 +77,33 @@ def _curve(rows, prefix: str) -> dict[int, list[float]]:
 
 
 def stored_utility_is_measured(rows) -> bool:
-    """The stored ``utility@nN`` are one row per finetuning seed of the pretrained curve, whose mean
-    and population std are calc_utility's numbers, at exactly the label counts where the stored
-    curves make it measurable (never its -1 / -1/n - 1 sentinels)."""
+    """The stored ``utility@nN`` are one row per finetuning seed of the pretrained curve at exactly
+    the label counts where the stored curves make it measurable (never calc_utility's -1 / -1/n - 1
+    sentinels), with calc_utility's mean and population std wherever it lists that count; the
+    other label counts have their bound (``utility_atleast`` / ``utility_atmost``) or nothing."""
     scratch, pretrained = _curve(rows, "scratch_top1"), _curve(rows, "top1")
     counts, mean, std = calc_utility(scratch, pretrained)
-    known = measurable(scratch, pretrained)
-    expected = {n: (m, s) for n, m, s in zip(counts, mean, std) if n in pretrained and known[n]}
-    util = rows[rows["metric"].str.startswith("utility@n")]
-    got = {int(k.split("@n")[1]): part for k, part in util.groupby("metric")}
+    listed = {n: (m, s) for n, m, s in zip(counts, mean, std) if n in pretrained}
+    points = {p.n: p for p in utility_points(scratch, pretrained)}
     seeds = sorted(rows.loc[rows["metric"].str.startswith("top1@n"), "seed"].unique())
-    return got.keys() == expected.keys() and all(
-        sorted(got[n]["seed"]) == seeds and abs(got[n]["value"].mean() - expected[n][0]) < 1e-9
-        and abs(np.std(got[n]["value"].to_numpy()) - expected[n][1]) < 1e-9 for n in got)
+    for base in ("utility", "utility_atleast", "utility_atmost"):
+        got = {n: part.sort_values("seed") for n, part in _curve_rows(rows, base).items()}
+        want = {n: p for n, p in points.items() if p.metric == f"{base}@n{n}"}
+        if got.keys() != want.keys():
+            return False
+        for n, part in got.items():
+            values = part["value"].to_numpy()
+            if sorted(part["seed"]) != seeds or not np.allclose(values, want[n].runs, rtol=0, atol=1e-9):
+                return False
+            if base == "utility" and n in listed and (abs(values.mean() - listed[n][0]) > 1e-9
+                                                      or abs(np.std(values) - listed[n][1]) > 1e-9):
+                return False
+    return True
+
+
+def _curve_rows(rows, base: str) -> dict:
+    util = rows[rows["metric"].str.fullmatch(rf"{base}@n\d+")]
+    return {int(k.split("@n")[1]): part for k, part in util.groupby("metric")}
 
 
 def test_suite_compares_checkpoints(eval_data: Path, make_ckpt, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -101,6 +119,11 @@ def test_suite_compares_checkpoints(eval_data: Path, make_ckpt, tmp_path: Path, 
     fin = frame[frame["task"] == "finetune"]
     scratch_ids = set(fin.loc[fin["run_id"].str.startswith("scratch-"), "ckpt_sha256"])
     assert len(scratch_ids) == 1                                        # trained once, reused
+    scratch_counts = {int(m.split("@n")[1]) for m in fin.loc[fin["ckpt_sha256"].isin(scratch_ids), "metric"]}
+    assert {20, 50} < scratch_counts and max(scratch_counts) > 50        # 2x beyond (capped at the 99 train images)
+    ecfg = json.loads(fin["eval_config"].iloc[0])["finetune"]           # the steps it ran, the opt-in ceiling
+    assert ecfg["max_steps"] == 4 and ecfg["steps"] == {"pretrained": {"20": 4, "50": 4},
+                                                        "scratch": {"20": 4, "50": 4, "100": 4}}
     scratch = fin[fin["ckpt_sha256"].isin(scratch_ids)].sort_values(["metric", "seed"])["value"].to_numpy()
     for ckpt in ckpts:
         mine = fin[fin["ckpt_sha256"] == F.file_sha256(ckpt)]

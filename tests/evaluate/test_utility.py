@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluate import utility as U
 from evaluate.utility import calc_utility, get_x_val, measurable, run_utilities
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics"
@@ -166,3 +167,100 @@ def test_run_utilities_are_calc_utilitys_runs(name: str) -> None:
     for n, u, s in checked:
         assert len(per_run[n]) == len(pretrained[n])
         assert abs(np.mean(per_run[n]) - u) < 1e-9 and abs(np.std(per_run[n]) - s) < 1e-9
+
+
+# ------------------------------------------------------------ scratch beyond the finetuned sizes
+
+def scratch_accuracy(n: float) -> float:
+    """A constructed scratch learning curve, rising and linear in n between knots at the label
+    counts the scratch runs use (so the utility's linear interpolation is exact everywhere)."""
+    return float(np.interp(n, [100, 500, 2000, 4000, 8000], [30.0, 45.0, 65.0, 80.0, 90.0]))
+
+
+TRUE_UTILITY = 2.0                                   # pretrained(n) = scratch(3 n): saves 2 n labels
+SIZES = (100, 500, 2000)
+
+
+def curves(scratch_sizes: tuple[int, ...]) -> tuple[dict[int, list[float]], dict[int, list[float]]]:
+    scratch = {n: [scratch_accuracy(n)] * 2 for n in scratch_sizes}
+    pretrained = {n: [scratch_accuracy((1 + TRUE_UTILITY) * n)] * 2 for n in SIZES}
+    return scratch, pretrained
+
+
+def test_scratch_only_to_the_largest_size_cannot_measure_a_saving_there() -> None:
+    """The old range: scratch at the finetuned sizes only. At 2000 labels the pretrained accuracy
+    (scratch at 6000) is beyond the scratch curve: calc_utility ends its curve and no utility is
+    measured; and any accuracy the curve does bracket there reads x <= 2000, utility <= 0, whatever
+    the pretraining saves: a tautology."""
+    scratch, pretrained = curves(SIZES)
+    assert measurable(scratch, pretrained)[2000] is False
+    counts, _, _ = calc_utility(scratch, pretrained)
+    assert 2000 not in counts                                   # the curve ended before it
+    for y in np.linspace(scratch_accuracy(100), scratch_accuracy(2000), 50, endpoint=False):
+        assert run_utilities(scratch, {2000: [y]})[2000][0] <= 0
+    point = U.utility_points(scratch, pretrained)[-1]
+    assert point.kind == U.AT_LEAST and point.value == pytest.approx(0.0) and point.text() == ">= 0.00"
+
+
+def test_scratch_beyond_the_largest_size_measures_the_true_utility() -> None:
+    """Scratch at 2x and 4x the largest size (evaluate.finetune's scratch_factors (2, 4)): the
+    utility at every finetuned size is the true 2.0, the largest included."""
+    from evaluate.finetune import FinetuneConfig, scratch_label_counts
+    sizes = scratch_label_counts(FinetuneConfig(sizes=SIZES, scratch_factors=(2, 4)), available=20_000)
+    assert sizes == [100, 500, 2000, 4000, 8000]
+    scratch, pretrained = curves(tuple(sizes))
+    assert all(measurable(scratch, pretrained).values())
+    points = U.utility_points(scratch, pretrained)
+    assert [p.kind for p in points] == [U.MEASURED] * 3
+    assert [p.value for p in points] == pytest.approx([TRUE_UTILITY] * 3)
+    counts, utilities, _ = calc_utility(scratch, pretrained)
+    assert counts == list(SIZES) and utilities == pytest.approx([TRUE_UTILITY] * 3)
+
+
+def test_a_saving_beyond_the_scratch_range_is_a_lower_bound() -> None:
+    """With scratch only at 2x the largest size, a true utility of 2 at 2000 labels (scratch would
+    need 6000) is reported as ">= 1.00" (scratch's 4000 labels did not get there), never as 1."""
+    scratch, pretrained = curves((100, 500, 2000, 4000))
+    point = U.utility_points(scratch, pretrained)[-1]
+    assert (point.n, point.kind, point.runs, point.text()) == (2000, U.AT_LEAST, (1.0, 1.0), ">= 1.00")
+    assert point.metric == "utility_atleast@n2000"
+    rows = U.utility_rows(scratch, pretrained, seeds=[0, 1])
+    assert ("utility_atleast@n2000", 1.0, 1) in rows
+    assert not any(m == "utility@n2000" for m, _, _ in rows)
+    assert [m for m, _, s in rows if s is None] == ["utility_limit", "utility_limit_at"]     # calc_utility's end
+
+
+@pytest.mark.parametrize("runs, kind, bounds, text", [
+    ([52.0, 58.0], U.MEASURED, (0.2, 0.8), "0.50"),             # x = 12, 18
+    ([65.0, 70.0], U.AT_LEAST, (1.0, 1.0), ">= 1.00"),          # above every scratch mean: x > 20
+    ([55.0, 65.0], U.AT_LEAST, (0.5, 1.0), ">= 0.75"),          # one measured run, one beyond
+    ([40.0, 45.0], U.AT_MOST, (0.0, 0.0), "<= 0.00"),           # below the first mean: x < 10
+    ([60.0], U.AT_MOST, (1.0,), "<= 1.00"),                     # ties the best mean: scratch reaches it at 20
+    ([40.0, 65.0], U.UNKNOWN, (), "not measurable"),            # one run on each side: no number
+])
+def test_points_outside_the_scratch_range_are_flagged(runs: list[float], kind: str, bounds: tuple, text: str) -> None:
+    (point,) = U.utility_points(SCRATCH, {10: runs})
+    assert point.kind == kind and point.runs == pytest.approx(bounds) and point.text() == text
+    assert (point.kind == U.MEASURED) == measurable(SCRATCH, {10: runs})[10]
+    assert point.metric == {U.MEASURED: "utility@n10", U.AT_LEAST: "utility_atleast@n10",
+                            U.AT_MOST: "utility_atmost@n10", U.UNKNOWN: None}[kind]
+
+
+def test_saturated_scratch_curve_gives_upper_bounds_not_savings() -> None:
+    """tcvl-0000-like: scratch at 100 % from 50 labels; pretrained 100 % too: scratch needs at most
+    50 labels, so the utility is <= 0 at 50 and <= -0.75 at 200, never calc_utility's -1 / -1.005."""
+    scratch = {50: [100.0, 100.0], 200: [100.0, 100.0]}
+    points = U.utility_points(scratch, {50: [100.0, 100.0], 200: [100.0, 100.0]})
+    assert [(p.kind, p.text()) for p in points] == [(U.AT_MOST, "<= 0.00"), (U.AT_MOST, "<= -0.75")]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_measured_points_are_run_utilities(name: str) -> None:
+    """A measured point's runs are run_utilities', whose mean is calc_utility's where it lists n."""
+    inputs = load_case(name)["inputs"]
+    scratch, pretrained = valid_runs(inputs, "v0"), valid_runs(inputs, "v1")
+    per_run, known = run_utilities(scratch, pretrained), measurable(scratch, pretrained)
+    for point in U.utility_points(scratch, pretrained):
+        assert (point.kind == U.MEASURED) == known[point.n]
+        if known[point.n]:
+            assert point.runs == pytest.approx(per_run[point.n])

@@ -19,7 +19,7 @@ from pretrain.losses.contrastive import (
 )
 from pretrain.methods.base import MethodContext
 from pretrain.methods.byol import BYOL
-from pretrain.methods.mocov2 import MoCoV2
+from pretrain.methods.mocov2 import MoCoV2, directions
 from pretrain.methods.simclr import SimCLR
 from pretrain.methods.simsiam import SimSiam
 from pretrain.methods.swav import SwAV
@@ -125,6 +125,27 @@ def test_moco_queue_pointer_and_newest_keys():
     model.eval()
     model.loss(v)                                       # evaluation leaves the queue alone
     assert int(model.queue_ptr) == ptr0 + B
+
+
+@pytest.mark.parametrize("symmetric, masked, expected", [
+    (True, (), ((0, 1), (1, 0))), (True, (0, 1), ((0, 1), (1, 0))), (True, (0,), ((0, 1),)), (True, (1,), ((0, 1),)),
+    (False, (), ((0, 1),)), (False, (0, 1), ((0, 1),)), (True, (2,), ((0, 1), (1, 0))),
+])
+def test_moco_directions_keep_a_one_sided_mask_on_its_branch(symmetric, masked, expected):
+    """(query view, key view) pairs: a view masked on one side only never changes branch."""
+    assert directions(symmetric, masked) == expected
+
+
+def test_moco_one_sided_masking_is_the_asymmetric_loss():
+    """Views masked on one side give exactly the loss of ``symmetric=False`` on the same views."""
+    v = views()
+    sym, asym = build(MoCoV2), build(MoCoV2, symmetric=False)
+    masked = dataclasses.replace(v, masked=(0,))
+    torch.manual_seed(3)
+    a = sym.loss(masked)[0]
+    torch.manual_seed(3)
+    b = asym.loss(v)[0]
+    torch.testing.assert_close(a, b)
 
 
 def test_moco_teacher_ema():

@@ -60,3 +60,50 @@ def test_the_report_fixtures_hold_the_real_resolved_policy_settings(aug: str) ->
 @pytest.mark.parametrize("method", sorted(stored_configs.METHOD_CFG))
 def test_the_report_fixtures_hold_the_real_resolved_method_settings(method: str) -> None:
     assert stored_configs.METHOD_CFG[method] == method_settings(method, {})
+
+
+@pytest.mark.parametrize("method", sorted(stored_configs.METHOD_CFG))
+@pytest.mark.parametrize("aug", sorted(stored_configs.AUG_CFG))
+@pytest.mark.parametrize("branch", ["query", "key", "both"])
+def test_the_report_fixtures_resolve_method_and_policy_together(method: str, aug: str, branch: str) -> None:
+    given = {"branch": branch} if "branch" in stored_configs.AUG_CFG[aug] else {}
+    cfg = resolve_config({"method": method, "aug": aug, "method_cfg": {}, "aug_cfg": given})
+    assert stored_configs.resolved(method, aug, aug_cfg=given) == (cfg["method_cfg"], cfg["aug_cfg"])
+
+
+# --------------------------------------------------------------------------------------------
+# what a method runs with the policy's views (Method.effective_settings)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("masked", [(), (0,), (1,), (0, 1)])
+def test_only_moco_changes_its_settings_for_masked_views(method: str, masked: tuple[int, ...]) -> None:
+    settings = method_settings(method, {})
+    got = METHODS[method].effective_settings(settings, masked)
+    if method == "mocov2" and len(masked) == 1:
+        assert got == {**settings, "symmetric": False}
+    else:
+        assert got == settings
+
+
+@pytest.mark.parametrize("aug, branch, symmetric", [
+    ("random-mask", "query", False), ("sal-mask", "key", False), ("sal-mask-hn", "query", False),
+    ("random-mask", "both", True), ("default", None, True), ("sgd", None, True),
+])
+def test_moco_records_the_loss_it_runs(aug: str, branch: str | None, symmetric: bool) -> None:
+    """MoCo v2 on views masked on one side runs the asymmetric loss: the resolved config says so."""
+    given = {"aug_cfg.branch": branch} if branch else {}
+    cfg = resolve_config(C.build_config("mocov2", aug, "cpu", given).to_dict())
+    assert cfg["method_cfg"]["symmetric"] is symmetric and resolve_config(cfg) == cfg
+    simclr = resolve_config(C.build_config("simclr", aug, "cpu", given).to_dict())
+    assert simclr["method_cfg"] == method_settings("simclr", {})
+
+
+def test_a_masked_moco_checkpoint_records_symmetric_false(shapes_dir: Path, tmp_path: Path) -> None:
+    cfg = C.build_config("mocov2", "random-mask", "test", {"data.path": str(shapes_dir), "train.out": str(tmp_path),
+                                                            "train.tensorboard": False, "train.steps": 1,
+                                                            "aug_cfg.grid": 4})
+    from pretrain import trainer as T
+    config = read_meta(T.train(cfg, progress=False) / "ckpt.pt").config
+    assert config["method_cfg"]["symmetric"] is False and config["aug_cfg"]["branch"] == "query"
+    assert config["aug_cfg"]["noise_std"] == 0.18 and config["aug_cfg"]["hard_noise_std"] == 0.14

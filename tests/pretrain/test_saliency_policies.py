@@ -7,13 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 
 from pretrain import config as C
 from pretrain.augment import masking as M
 from pretrain import trainer as T
+from pretrain.backbones import build_backbone
 from pretrain.losses.contrastive import info_nce, nt_xent_with_negatives
 from pretrain.augment import SALIENCY_POLICIES, build_policy
-from pretrain.views import RawBatch
+from pretrain.methods.base import MethodContext
+from pretrain.methods.mocov2 import MoCoV2
+from pretrain.views import RawBatch, Views
 from imagedata.formats import open_source
 
 TWO_VIEW_METHODS = ("simclr", "mocov2", "byol", "simsiam", "swav")
@@ -220,10 +224,41 @@ def test_highpass_views_and_noise_fill() -> None:
     assert zn.mean().abs() < 0.05                                  # a high-pass image has ~zero mean
     pixels = torch.zeros(4, 1, 32, 32, dtype=torch.bool)
     pixels[:, :, :16] = True
-    filled = M.fill_masked(hp, pixels, "highpass", gen(), mean, std)
-    noise = ((filled - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))[:, :, :16]
-    assert abs(noise.std().item() - 1) < 0.05 and abs(noise.mean().item()) < 0.05
-    assert torch.equal(filled[:, :, 16:], hp[:, :, 16:])
+    for noise_std in (0.18, 0.14, 1.0):                            # the authors' query / hard-negative std
+        filled = M.fill_masked(hp, pixels, "highpass", gen(), mean, std, noise_std)
+        noise = ((filled - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))[:, :, :16]
+        assert abs(noise.std().item() / noise_std - 1) < 0.05 and abs(noise.mean().item()) < 0.05 * noise_std
+        assert torch.equal(filled[:, :, 16:], hp[:, :, 16:])
+
+
+def test_filters_match_the_authors_torchvision_transforms() -> None:
+    """The authors' HighPassFilter is z - torchvision GaussianBlur((11, 11), 5)(z) on the
+    normalised view (moco/loader.py), their blur fill GaussianBlur((31, 31), 10) of the view."""
+    z = torch.randn(2, 3, 32, 32, generator=gen(6))
+    torch.testing.assert_close(M.high_pass(z, torch.zeros(3), torch.ones(3)),
+                               z - TF.gaussian_blur(z, [11, 11], [5.0, 5.0]), atol=1e-5, rtol=0)
+    x = torch.rand(2, 3, 32, 32, generator=gen(7))
+    everywhere = torch.ones(2, 1, 32, 32, dtype=torch.bool)
+    torch.testing.assert_close(M.fill_masked(x, everywhere, "blur", gen(), torch.zeros(3), torch.ones(3)),
+                               TF.gaussian_blur(x, [31, 31], [10.0, 10.0]), atol=1e-5, rtol=0)
+
+
+def test_policy_noise_strength_in_views_and_hard_negatives(shapes_dir: Path, scda_ckpt: Path) -> None:
+    """Masked cells hold N(0, 0.18^2) noise in the normalised high-pass space, hard negatives
+    N(0, 0.14^2) (the authors' main_moco.py: noise_std 0.18 for q, 0.14 for the negatives)."""
+    batch = shapes_batch(shapes_dir)
+    policy = build_policy("sal-mask-hn", scda_checkpoint=str(scda_ckpt), grid=4, ratio=(0.5, 0.5))
+    mean, std = torch.tensor([0.4, 0.5, 0.6]), torch.tensor([0.2, 0.25, 0.3])
+    policy.bind(".", mean, std)
+    out = policy(batch, gen(4))
+    norm = lambda t: (t - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)  # noqa: E731
+    masked = out.masks[0].bool().expand_as(out.views[0])
+    assert masked.sum() > 1000
+    assert abs(norm(out.views[0])[masked].std().item() / 0.18 - 1) < 0.1
+    neg, key = out.negatives[:, 0], out.views[1]
+    changed = (neg != key).all(1, keepdim=True).expand_as(neg)        # noise differs in every channel
+    assert changed.sum() > 1000
+    assert abs(norm(neg)[changed].std().item() / 0.14 - 1) < 0.1
 
 
 def test_hard_negatives_are_masked_copies_of_the_key(shapes_dir: Path, scda_ckpt: Path) -> None:
@@ -261,3 +296,60 @@ def test_nt_xent_hard_negative_weight() -> None:
     logits = torch.cat([sim, 2.0 * torch.einsum("nd,nkd->nk", z, n) / 0.5], 1)
     target = torch.cat([torch.arange(4, 8), torch.arange(4)])
     torch.testing.assert_close(nt_xent_with_negatives(z1, z2, zn, 0.5, alpha=2.0), F.cross_entropy(logits, target))
+
+
+# --------------------------------------------------------------------------------------------
+# which encoder sees a masked view (MoCo v2 under one-sided masking)
+
+
+def _fed(inputs: list[torch.Tensor], rows: torch.Tensor) -> bool:
+    """Whether the encoder was fed ``rows`` (B, ...): True if every row is among its ``inputs``,
+    False if none is (anything in between fails the test)."""
+    seen = torch.cat([t.flatten(1) for t in inputs])
+    found = (seen[:, None] == rows.flatten(1)[None]).all(-1).any(0)
+    assert found.all() or not found.any(), "some images of a view reached the encoder, others not"
+    return bool(found.all())
+
+
+def moco_encoder_inputs(views: Views) -> tuple[MoCoV2, dict[str, list[torch.Tensor]]]:
+    """A MoCo v2 with its default (symmetric) config after one training step on ``views``, and
+    the inputs its query encoder and its key encoder received."""
+    torch.manual_seed(0)
+    ctx = MethodContext(mean=(0.5,) * 3, std=(0.25,) * 3, num_classes=4, dataset_size=96, image_size=32, total_steps=1)
+    model = MoCoV2(build_backbone("tiny"), MoCoV2.Config(proj_hidden=32, proj_dim=16, queue_size=64), ctx)
+    seen: dict[str, list[torch.Tensor]] = {"query": [], "key": []}
+    model.backbone.register_forward_pre_hook(lambda m, a: seen["query"].append(a[0].detach().clone()))
+    model.key_backbone.register_forward_pre_hook(lambda m, a: seen["key"].append(a[0].detach().clone()))
+    loss, _ = model.loss(views)
+    loss.backward()
+    model.after_step(1.0)
+    return model, seen
+
+
+@pytest.mark.parametrize("fill", ["highpass", "mean"])
+@pytest.mark.parametrize("branch", ["query", "key", "both"])
+def test_moco_keeps_a_one_sided_mask_on_its_branch(branch: str, fill: str, shapes_dir: Path) -> None:
+    """The masking paper's MoCo v2 (Chen et al., WACV 2024; the authors' moco/builder.py): with
+    the query view masked the key encoder never encodes a masked view, with the key view masked
+    the query encoder never does; masked on both sides, the (symmetric) loss feeds both views to
+    both encoders."""
+    out = build_policy("random-mask", branch=branch, fill=fill, grid=4, ratio=(0.25, 0.5))(shapes_batch(shapes_dir),
+                                                                                           gen(7))
+    assert out.masked == {"query": (0,), "key": (1,), "both": (0, 1)}[branch]
+    assert all(out.masks[i] is not None and out.masks[i].flatten(1).sum(1).min() > 0 for i in out.masked)
+    model, seen = moco_encoder_inputs(out)
+    x = [model.normalize(v) for v in out.views]
+    expected = {"query": {0, 1}, "key": {0, 1}} if branch == "both" else {"query": {0}, "key": {1}}
+    for encoder, inputs in seen.items():
+        assert {i for i in (0, 1) if _fed(inputs, x[i])} == expected[encoder], encoder
+    assert MoCoV2.effective_settings({"symmetric": True}, out.masked) == {"symmetric": branch == "both"}
+
+
+def test_moco_key_encoder_sees_only_the_hard_negatives_masked(shapes_dir: Path, scda_ckpt: Path) -> None:
+    """With hard negatives the key encoder encodes the unmasked key view and the negatives (masked
+    copies of it, as the authors' key encoder does), never the masked query."""
+    out = build_policy("sal-mask-hn", scda_checkpoint=str(scda_ckpt), grid=4)(shapes_batch(shapes_dir), gen(3))
+    model, seen = moco_encoder_inputs(out)
+    x = [model.normalize(v) for v in out.views]
+    assert _fed(seen["key"], x[1]) and _fed(seen["key"], model.normalize(out.negatives[:, 0]))
+    assert not _fed(seen["key"], x[0]) and not _fed(seen["query"], x[1])

@@ -17,7 +17,8 @@ _PIPELINE = {"n_views": 2, "out_size": None, "crop_scale": [0.2, 1.0], "crop_rat
              "blur_sigma": [0.1, 2.0], "blur_kernel_frac": 0.1, "solarize_p": 0.0}
 _MASK = {**_PIPELINE, "grid": None, "ratio": [0.05, 0.25], "fill": "highpass", "branch": "query", "saliency": "none",
          "scda_checkpoint": None, "scda_largest_component": True, "params": None, "cache": None,
-         "saliency_size": None, "hard_negatives": 0, "hard_ratio": [0.4, 0.7]}
+         "saliency_size": None, "hard_negatives": 0, "hard_ratio": [0.4, 0.7], "noise_std": 0.18,
+         "hard_noise_std": 0.14}
 AUG_CFG: dict[str, dict[str, Any]] = {
     "default": dict(_PIPELINE),
     "mild": {**_PIPELINE, "crop_scale": [0.5, 1.0]},
@@ -39,6 +40,9 @@ METHOD_CFG: dict[str, dict[str, Any]] = {
 def resolved(method: str, aug: str, method_cfg: dict[str, Any] | None = None,
              aug_cfg: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(method_cfg, aug_cfg) of a run of ``method`` with policy ``aug`` given these settings: every
-    field, the given ones overriding the defaults."""
-    return ({**copy.deepcopy(METHOD_CFG[method]), **(method_cfg or {})},
-            {**copy.deepcopy(AUG_CFG[aug]), **(aug_cfg or {})})
+    field, the given ones overriding the defaults; MoCo v2 on views masked on one side records
+    ``symmetric: false``, as ``pretrain.resolve`` does (``MoCoV2.effective_settings``)."""
+    m, a = {**copy.deepcopy(METHOD_CFG[method]), **(method_cfg or {})}, {**copy.deepcopy(AUG_CFG[aug]), **(aug_cfg or {})}
+    if method == "mocov2" and a.get("branch") in ("query", "key"):
+        m["symmetric"] = False
+    return m, a

@@ -184,7 +184,7 @@ def test_cpu_plans_pretrain_three_seeds(paper: str, tmp_path: Path) -> None:
     """At cpu scale every pretraining comes in the three seeds of ``seeds("cpu")`` at the preset's
     backbone; a run handed to the framework transfer is an extra arm (seed 0, standard stem) beside
     its three preset runs, never one of them."""
-    from reports.reproduce import CPU_TRANSFER_BACKBONE, seeds
+    from reports.reproduce import seeds, transfer_arm_args
 
     assert seeds("cpu") == (0, 1, 2)
     lay, steps = plan(paper, PLANS[paper], "cpu", tmp_path)
@@ -193,7 +193,7 @@ def test_cpu_plans_pretrain_three_seeds(paper: str, tmp_path: Path) -> None:
     for s in (s for s in steps if s.module == "pretrain"):
         seed, = (int(a.split("=")[1]) for a in s.args if a.startswith("--train.seed="))
         key = tuple(a for a in s.args if not a.startswith(("--train.seed=", "--train.out="))
-                    and a not in CPU_TRANSFER_BACKBONE)
+                    and a not in transfer_arm_args(_value(s.args, "--method")))
         transfer = f"--train.out={lay.runs / 'transfer'}" in s.args
         (arms if transfer else runs).setdefault(key, []).append(seed)
     assert runs and all(sorted(v) == [0, 1, 2] for v in runs.values()), runs
@@ -221,6 +221,24 @@ def test_cpu_transfer_runs_train_the_standard_stem(paper: str, tmp_path: Path, m
                 rest = [a for a in s.args if a.startswith("--") and "=" in a]
                 cfg = C.build_config(named["--method"], None, named["--preset"], C.parse_overrides(rest))
                 assert cfg.backbone.kwargs == ({} if transfer else {"small_stem": True, "width": 16}), s.what
+
+
+def test_slotcon_transfer_arm_groups_a_4x4_map(tmp_path: Path) -> None:
+    """SlotCon's standard-stem arm for the transfers trains on views where the stem leaves a 4x4
+    last stage (SlotCon refuses 1x1, what the stem gives on the preset's 32 px)."""
+    import torch
+
+    from pretrain import config as C
+    from pretrain.backbones import build_backbone
+
+    lay, steps = plan("slotcon", PLANS["slotcon"], "cpu", tmp_path)
+    arm, = (s for s in steps if s.module == "pretrain" and _value(s.args, "--method") == "slotcon"
+            and f"--train.out={lay.runs / 'transfer'}" in s.args)
+    cfg = C.build_config("slotcon", None, _value(arm.args, "--preset"),
+                         C.parse_overrides([a for a in arm.args if a.startswith("--") and "=" in a]))
+    side = cfg.aug_cfg["out_size"]
+    fmap = build_backbone(cfg.backbone.name, **cfg.backbone.kwargs).eval().forward_features(torch.zeros(1, 3, side, side))
+    assert cfg.backbone.kwargs == {} and fmap.shape[-2:] == (4, 4)
 
 
 def test_utility_cells_count_pretraining_seeds(tmp_path: Path) -> None:
@@ -314,5 +332,7 @@ def test_masking_cpu_plan_runs_every_variant_and_trains_moco_long_enough(tmp_pat
     assert len(cpu["simclr"]) == len(full["simclr"]) == len(full["mocov2"]) == 7
     masked = "sal-mask --aug_cfg.saliency=rc --aug_cfg.fill=highpass"
     arm = " (standard stem for the transfers)"
-    assert [n.split(" ", 2)[2] for n in cpu["mocov2"]] == ["default", "default" + arm, masked, masked + arm]
+    asym = " --method_cfg.symmetric=false"                 # the authors' one-directional MoCo v2, every arm
+    assert [n.split(" ", 2)[2] for n in cpu["mocov2"]] == ["default" + asym, "default" + asym + arm, masked + asym,
+                                                           masked + asym + arm]
     assert "random" in cpu and "random" not in full

@@ -81,8 +81,10 @@ CONFIGS: dict[str, dict] = {}      # run id -> its pretraining config, for cases
 
 def pretrain_config(method: str, aug: str, seed: int, aug_cfg: dict[str, object]) -> dict:
     """A checkpoint's meta.config (the parts the variants look at), the method's and the
-    policy's settings resolved: ``aug_cfg`` given (on views of 32 px), the rest at their defaults."""
-    method_cfg, aug_cfg = resolved(method, aug, aug_cfg={"out_size": 32, **aug_cfg})
+    policy's settings resolved: ``aug_cfg`` given (on views of 32 px), the rest at their defaults;
+    MoCo v2 asymmetric in every arm, as the masking plan runs it."""
+    given = {"symmetric": False} if method == "mocov2" else {}
+    method_cfg, aug_cfg = resolved(method, aug, method_cfg=given, aug_cfg={"out_size": 32, **aug_cfg})
     return {"method": method, "aug": aug, "preset": "cpu", "data": {"path": f"/data/s{seed}", "batch_size": 128},
             "backbone": {"name": "resnet18", "kwargs": {}}, "optim": {"lr": 0.6},
             "train": {"seed": seed, "out": "runs", "epochs": 20.0}, "method_cfg": method_cfg, "aug_cfg": aug_cfg}

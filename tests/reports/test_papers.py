@@ -67,3 +67,18 @@ def test_the_machinery_does_not_import_the_papers() -> None:
         imported = {line.split()[1].lstrip(".").split(".")[0] for line in Path(module.__file__).read_text().splitlines()
                     if line.lstrip().startswith(("from ", "import "))}
         assert "papers" not in imported and "reports" not in imported, module.__name__
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_the_masking_plan_runs_moco_v2_as_the_authors_do(scale: str, tmp_path: Path) -> None:
+    """Every MoCo v2 arm of the masking plan, unmasked baseline included, is the asymmetric MoCo v2
+    (the authors' moco/builder.py); hard negatives weigh alpha = 2 (their README's --alpha 2.0)."""
+    _, steps = plan("saliency-masking", get_plan("saliency-masking"), scale, tmp_path)
+    runs = [s.args[s.args.index("--method"):] for s in steps if "--method" in s.args]
+    moco = [a for a in runs if a[1] == "mocov2"]
+    assert moco and all("--method_cfg.symmetric=false" in a for a in moco)
+    assert {a[3] for a in moco if a[2] == "--aug"} >= {"default", "sal-mask"}
+    assert not any("--method_cfg.symmetric=false" in a for a in runs if a[1] != "mocov2")
+    hard = [a for a in runs if "sal-mask-hn" in a]
+    assert hard and all("--method_cfg.hard_negative_alpha=2.0" in a for a in hard)
+    assert all(("--method_cfg.queue_size=65536" in a) == (scale == "full") for a in moco)

@@ -2,7 +2,7 @@
 (pretraining in three seeds, finetuning curves, dense tasks, the report with its label-savings
 utility plot and the comparison) on two of its 12 T/C/V/L variants (every factor fixed, every
 factor varied) at 2500 images each, so that it finishes within the slow tests' hours: the whole
-cpu plan takes about 10 hours on 2 cores (docs/reports.md)."""
+cpu plan takes about 12 hours on 2 cores (docs/reports.md, an estimate)."""
 from __future__ import annotations
 
 from pathlib import Path
