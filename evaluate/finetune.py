@@ -61,7 +61,7 @@ class FinetuneConfig:
     ceiling on steps per run (0 = none); ``target``: a ``labels.csv`` column of integer classes
     (``class`` or ``pose_bin``)."""
 
-    sizes: tuple[int, ...] = (100, 500, 2000)
+    sizes: tuple[int, ...] = (100, 500, 1000)
     scratch_factors: tuple[float, ...] = (2.0,)   # utility at the largest size measured up to 1 (docs/evaluate.md)
     scratch_sizes: tuple[int, ...] = ()
     seeds: tuple[int, ...] = (0, 1)

@@ -1,7 +1,7 @@
 """The evaluation suite: every task that applies to a checkpoint, stored with provenance.
 
     python -m evaluate.suite ckpt.pt [ckpt2.pt | runs/] [--data DIR] [--tasks linear,knn,...]
-                             [--seeds 0,1,2] [--sizes 100,500,2000] [--scratch-factors 2]
+                             [--seeds 0,1,2] [--sizes 100,500,1000] [--scratch-factors 2]
                              [--store results/results.sqlite] [--force]
     python -m evaluate.suite --list                     # the task registry: name, default or opt-in
 
@@ -190,7 +190,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "of the views the checkpoint trained on)")
     ap.add_argument("--lowshot-shots", default=None, help="low-shot labels per class, e.g. 1,10,100 (the default)")
     ap.add_argument("--lowshot-draws", type=int, default=None, help="class-balanced draws per low-shot size (default 5)")
-    ap.add_argument("--sizes", default=None, help="finetuning labelled-set sizes, e.g. 100,500,2000 (0 = all)")
+    ap.add_argument("--sizes", default=None, help="finetuning labelled-set sizes (0 = all; default 100,500,1000)")
     ap.add_argument("--scratch-factors", default=None, help="the from-scratch curve also runs at these multiples "
                     "of the largest size, each > 1 (default 2; utility needs scratch beyond the finetuned sizes)")
     ap.add_argument("--scratch-sizes", default=None, help="extra from-scratch label counts, e.g. 8000 (0 = all)")

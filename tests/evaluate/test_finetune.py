@@ -51,8 +51,8 @@ def test_scratch_curve_extends_beyond_the_largest_size() -> None:
     """Newell & Deng, sec. 3: the scratch curve must reach the pretrained accuracy, so it runs at
     multiples of the largest finetuned size (default 2x), capped at the labelled split."""
     cfg = FT.FinetuneConfig()
-    assert FT.pretrained_label_counts(cfg) == [100, 500, 2000]
-    assert FT.scratch_label_counts(cfg) == [100, 500, 2000, 4000]
+    assert FT.pretrained_label_counts(cfg) == [100, 500, 1000]
+    assert FT.scratch_label_counts(cfg) == [100, 500, 1000, 2000]
     wide = FT.FinetuneConfig(sizes=(1000, 50, 200), scratch_factors=(2, 4), scratch_sizes=(0,))
     assert FT.scratch_label_counts(wide, available=8673) == [50, 200, 1000, 2000, 4000, 8673]
     assert FT.scratch_label_counts(wide, available=3000) == [50, 200, 1000, 2000, 3000]
