@@ -160,11 +160,29 @@ def grid_foreground(saliency: Tensor, grid: int) -> Tensor:
     return cells > cells.mean((1, 2), keepdim=True)
 
 
+def otsu_foreground(saliency: Tensor) -> Tensor:
+    """Otsu's threshold per map, on maps (B, 1, H, W) in [0, 1] quantised to 256 levels (as
+    ``pretrain.saliency.masks.saliency_mask(..., "otsu")`` with OpenCV): the level t that maximises
+    the between-class variance, foreground ``level > t``; a constant map gives no foreground.
+    (B, 1, H, W) bool."""
+    q = (saliency * 255).round().clamp(0, 255).long().flatten(1)                     # (B, HW)
+    hist = torch.zeros(q.shape[0], 256, device=q.device).scatter_add_(1, q, torch.ones_like(q, dtype=torch.float32))
+    p = hist / q.shape[1]
+    omega, mu = p.cumsum(1), (p * torch.arange(256, device=q.device)).cumsum(1)
+    between = (mu[:, -1:] * omega - mu) ** 2 / (omega * (1 - omega)).clamp_min(1e-12)
+    t = between.argmax(1).view(-1, 1)
+    constant = q.amax(1, keepdim=True) == q.amin(1, keepdim=True)
+    return ((q > t) & ~constant).view_as(saliency)
+
+
 def adaptive_foreground(saliency: Tensor, threshold: float | str = "adaptive") -> Tensor:
     """Salient-object mask of maps (B, 1, H, W): above 2 x the mean saliency ("adaptive",
-    Achanta et al. 2009 / Cheng et al. 2015) or above a fixed value. (B, 1, H, W) bool."""
+    Achanta et al. 2009 / Cheng et al. 2015), above Otsu's threshold ("otsu",
+    :func:`otsu_foreground`) or above a fixed value. (B, 1, H, W) bool."""
     if threshold == "adaptive":
         return saliency > 2 * saliency.mean((2, 3), keepdim=True)
+    if threshold == "otsu":
+        return otsu_foreground(saliency)
     if isinstance(threshold, str):
-        raise ValueError(f"saliency threshold must be 'adaptive' or a number in [0, 1], got {threshold!r}")
+        raise ValueError(f"saliency threshold must be 'adaptive', 'otsu' or a number in [0, 1], got {threshold!r}")
     return saliency > float(threshold)

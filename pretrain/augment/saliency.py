@@ -102,7 +102,10 @@ class SgdConfig(DefaultConfig):
     params: the algorithm's parameters; threshold: 'adaptive' (2 x mean saliency) or a number;
     cache: the saliency cache folder (None: ``<data>/.saliency``); saliency_size: side at which
     saliency is computed (None: the training resolution) -- with ``out_size`` and
-    ``data.image_size`` the low- vs high-resolution settings.
+    ``data.image_size`` the low- vs high-resolution settings; distinct_pairs: exactly one of the
+    first two views is segmented (where the image has a salient region), so that with the
+    pipeline off (``sgd-only``, where it is on by default) no pair is two copies of one image --
+    drawn independently, about half of them were (both views kept or both segmented).
     """
 
     seg_p: float = 0.5
@@ -112,6 +115,7 @@ class SgdConfig(DefaultConfig):
     threshold: Any = "adaptive"
     cache: str | None = None
     saliency_size: int | None = None
+    distinct_pairs: bool = False
 
 
 class SgdPolicy(DefaultPolicy):
@@ -142,9 +146,12 @@ class SgdPolicy(DefaultPolicy):
         sal = self.maps(batch.images, batch.indices)
         fg = M.adaptive_foreground(sal, self.config.threshold)
         has_fg = fg.flatten(1).any(1)
-        views, boxes, flipped, masks = [], [], [], []
-        for cfg in self.pipelines(*x.shape[-2:]):
+        views, boxes, flipped, masks, picks = [], [], [], [], []
+        for k, cfg in enumerate(self.pipelines(*x.shape[-2:])):
             pick = (torch.rand(x.shape[0], generator=gen) < self.config.seg_p).to(x.device) & has_fg
+            if k == 1 and self.config.distinct_pairs:       # the other view of the pair is segmented
+                pick = ~picks[0] & has_fg
+            picks.append(pick)
             src = torch.where(pick.view(-1, 1, 1, 1), M.segment(x, fg, self.config.fill, gen), x)
             av = augment_view(src, cfg, gen)
             views.append(av.image)
@@ -304,8 +311,9 @@ class MaskPolicy(DefaultPolicy):
 
 
 def sgd_only_pipeline() -> dict[str, Any]:
-    """The settings that switch the default pipeline off (the whole image, no flip / colour / blur)."""
+    """The settings that switch the default pipeline off (the whole image, no flip / colour / blur),
+    with one view of each pair segmented and the other not (``distinct_pairs``)."""
     return {"crop_scale": (1.0, 1.0), "crop_ratio": (1.0, 1.0), "flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0,
-            "blur_p": 0.0}
+            "blur_p": 0.0, "distinct_pairs": True}
 
 

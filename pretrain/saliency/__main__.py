@@ -8,6 +8,8 @@ maps; entries are keyed by image content, so the splits of a dataset share one c
 ``stats`` prints, per algorithm folder of a cache, its parameters, entry count and size.
 ``examples --data DIR --out F.npz`` writes images, HC / RC maps, masks and policy views for
 ``python -m reports build --saliency F.npz`` (:mod:`pretrain.saliency.examples`).
+``iou --data DIR`` scores the threshold rules of HC / RC maps against a synthetic dataset's
+object masks (:mod:`pretrain.saliency.quality`): a Markdown table, and ``--json`` the rows.
 """
 from __future__ import annotations
 
@@ -101,7 +103,37 @@ def examples(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"precompute": precompute, "stats": stats, "examples": examples}
+def iou(args: argparse.Namespace) -> int:
+    from fsio import write_json_atomic
+
+    from .cache import SaliencyCache
+    from .quality import RULES, iou_rows, table
+
+    data = Path(args.data)
+    if not (data / "semantic.npy").exists():
+        raise ValueError(f"{data}: not a synthetic dataset with object masks (semantic.npy)")
+    algos, rules = args.algo.split(","), args.rules.split(",")
+    bad = [r for r in rules if r not in RULES] + [a for a in algos if a not in ALGORITHMS]
+    if bad:
+        raise ValueError(f"unknown rule / algorithm {', '.join(bad)}; rules: {', '.join(RULES)}; "
+                         f"algorithms: {', '.join(ALGORITHMS)}")
+    from imagedata.synthetic import SyntheticSource   # imports torch: after the cheap checks
+
+    source = SyntheticSource(data, args.split)
+    n = min(args.limit or len(source), len(source))
+    images = source.read(np.arange(n)).permute(0, 2, 3, 1).contiguous().numpy()
+    truth = np.asarray(source.dataset.semantic[source.indices[:n]]) > 0     # every object's pixels
+    cache_dir = Path(args.cache) if args.cache else default_cache_dir(data)
+    maps = {a: SaliencyCache(cache_dir, a).get_many(images) for a in algos}
+    rows = iou_rows(images, truth, maps, rules)
+    print(f"{data} ({args.split}, first {n} images): salient-object masks vs the objects' masks")
+    print(table(rows))
+    if args.json:
+        write_json_atomic(Path(args.json), {"data": str(data), "split": args.split, "images": n, "rows": rows})
+    return 0
+
+
+COMMANDS = {"precompute": precompute, "stats": stats, "examples": examples, "iou": iou}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--cache", default=None, help="saliency cache folder (default: <DATA>/.saliency)")
     ex.add_argument("--split", default="train", help="dataset split (default: train)")
     ex.add_argument("--quiet", action="store_true")
+    io = sub.add_parser("iou", help="IoU of HC / RC masks per threshold rule against a synthetic dataset's object masks")
+    io.add_argument("--data", required=True, help="synthetic dataset folder (with semantic.npy)")
+    io.add_argument("--algo", default="hc,rc", help="saliency algorithms, comma-separated (default: hc,rc)")
+    io.add_argument("--rules", default="adaptive,otsu,cut", help="threshold rules (default: adaptive,otsu,cut)")
+    io.add_argument("--split", default="train", help="dataset split (default: train)")
+    io.add_argument("--limit", type=int, default=1000, help="first N images of the split (default 1000; 0: all)")
+    io.add_argument("--cache", default=None, help="saliency cache folder (default: <DATA>/.saliency)")
+    io.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    io.add_argument("--quiet", action="store_true")
     return ap
 
 

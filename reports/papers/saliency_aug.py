@@ -2,8 +2,9 @@
 al. 2015) as an augmentation for contrastive learning (the ``sgd`` / ``sgd-only`` policies):
 claims and reproduction plans.
 
-Claims: ``sgd`` improves linear and kNN top-1 over the default augmentations, per method. No
-published table is stored: the comparison shows our rows of the paper's kind.
+Claims: ``sgd`` improves linear and kNN top-1, frozen-feature segmentation mIoU and k-means
+clustering (NMI) over the default augmentations, per method. No published table is stored: the
+comparison shows our rows of the paper's kind.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from ..reproduce import (
 # --------------------------------------------------------------------------------------- claims
 
 _KNN = {"task": "knn", "metric": "top1@k20", "in_domain": True}
+_SEG = {"task": "segmentation", "metric": "miou", "in_domain": True}
+_CLUSTER = {"task": "clustering", "metric": "nmi", "in_domain": True}
 SPEC = PaperSpec(
     name="saliency-aug",
     title="saliency-based augmentation: salient-object segmentation (global-contrast saliency, Cheng et al. "
@@ -35,8 +38,13 @@ SPEC = PaperSpec(
               (Pair({"aug": "sgd", **LINEAR}, {"aug": "default", **LINEAR}, PER_METHOD),)),
         Trend("salient-object segmentation (sgd) improves kNN top-1 (k 20) over the default augmentations",
               (Pair({"aug": "sgd", **_KNN}, {"aug": "default", **_KNN}, PER_METHOD),)),
+        Trend("salient-object segmentation (sgd) improves frozen-feature segmentation (mIoU) over the default "
+              "augmentations", (Pair({"aug": "sgd", **_SEG}, {"aug": "default", **_SEG}, PER_METHOD),)),
+        Trend("salient-object segmentation (sgd) improves k-means clustering of the features (NMI) over the "
+              "default augmentations", (Pair({"aug": "sgd", **_CLUSTER}, {"aug": "default", **_CLUSTER}, PER_METHOD),)),
     ),
-    ours_rows={"aug": ("default", "sgd", "sgd-only"), "task": ("linear", "knn"), "metric": ("top1", "top1@k20"),
+    ours_rows={"aug": ("default", "sgd", "sgd-only"), "task": ("linear", "knn", "segmentation", "clustering"),
+               "metric": ("top1", "top1@k20", "miou", "nmi"),
                "in_domain": True},
     ours_by=("method", "aug", "task", "metric", "dataset"),
 )

@@ -109,9 +109,27 @@ def test_missing_scda_checkpoint(tmp_path: Path) -> None:
 # segmentation
 
 
+def test_sgd_only_pairs_are_never_two_copies_unless_asked(shapes_dir: Path, tmp_path: Path) -> None:
+    """Without the pipeline, a pair drawn independently is two copies of one image whenever both
+    views are kept or both segmented (about half); sgd-only segments exactly one of the two."""
+    batch = shapes_batch(shapes_dir, 16)
+    policy = build_policy("sgd-only", algo="hc", cache=str(tmp_path), fill="grey")
+    has_fg = M.adaptive_foreground(policy.maps(batch.images, batch.indices)).flatten(1).any(1)
+    assert policy.config.distinct_pairs and has_fg.all()
+    first_segmented = 0
+    for seed in range(6):
+        a, b = policy(batch, gen(seed)).views[:2]
+        assert not (a == b).flatten(1).all(1).any()
+        first_segmented += int((a != batch.images.float() / 255).flatten(1).any(1).sum())
+    assert 0.3 < first_segmented / (6 * 16) < 0.7               # each view still segmented with p 0.5
+    asked = build_policy("sgd-only", algo="hc", cache=str(tmp_path), fill="grey", distinct_pairs=False)
+    same = sum(int((lambda v: (v[0] == v[1]).flatten(1).all(1).sum())(asked(batch, gen(s)).views)) for s in range(6))
+    assert same > 0
+
+
 def test_sgd_only_with_p1_is_the_segmented_image(shapes_dir: Path, tmp_path: Path) -> None:
     batch = shapes_batch(shapes_dir)
-    policy = build_policy("sgd-only", algo="hc", cache=str(tmp_path), seg_p=1.0, fill="grey")
+    policy = build_policy("sgd-only", algo="hc", cache=str(tmp_path), seg_p=1.0, fill="grey", distinct_pairs=False)
     out = policy(batch, gen())
     x = batch.images.float() / 255
     fg = M.adaptive_foreground(policy.maps(batch.images, batch.indices))
