@@ -22,6 +22,11 @@ labels.
 5. Per class, sort the score descending; the top-k value is cumsum[k-1] / k.
 6. Reported number: the unweighted mean over classes times (100 - p).
 
+``tied_units`` counts the neurons whose t+ is their own minimum (ReLU units silent on more than
+p % of the images: t+ = 0): for them g = 1 and "firing" is any value above the minimum, so their
+score rests on ties rather than on a top-(100 - p) % response. Reported beside the score, never
+changing it (the authors' script has no such count).
+
 Rows of every (C, ...) output follow ``classes`` (the sorted distinct labels).
 """
 from __future__ import annotations
@@ -146,7 +151,8 @@ def invariance_score(features: ArrayLike, set_ids: ArrayLike, labels: ArrayLike,
     arrays); ``percentile`` p; ``threshold_index`` k; ``thresholds`` / ``neg_thresholds`` (D,);
     ``global_firing`` (D,); ``local_firing`` / ``local_count`` (C, D); ``set_ids`` (S,) sorted
     distinct set ids, ``set_size`` (S,), ``set_class`` (S,) label of each set's first row;
-    ``sets_used`` / ``sets_skipped`` (sets with fewer than ``min_set_size`` images).
+    ``sets_used`` / ``sets_skipped`` (sets with fewer than ``min_set_size`` images);
+    ``tied_units`` (neurons whose t+ is their minimum, see the module docstring).
     Raises :class:`InvarianceError` on inputs it cannot score.
     """
     top = tuple(int(k) for k in top)
@@ -178,5 +184,6 @@ def invariance_score(features: ArrayLike, set_ids: ArrayLike, labels: ArrayLike,
     out.update(per_class=per_class, classes=classes, percentile=p, threshold_index=k, thresholds=pos_t,
                neg_thresholds=neg_t, global_firing=global_firing, local_firing=local, local_count=count,
                set_ids=uniq, set_size=size, set_class=classes[set_class_index],
-               sets_used=int(used.sum()), sets_skipped=int((~used).sum()))
+               sets_used=int(used.sum()), sets_skipped=int((~used).sum()),
+               tied_units=int((pos_t <= f.min(axis=0)).sum()))
     return out

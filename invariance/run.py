@@ -41,7 +41,7 @@ from .firing import invariance_score
 from .transforms import TRANSFORMS, transform_invariance
 
 log = logging.getLogger("invariance")
-VERSION = 1          # stored with every row: a changed protocol never reuses stored numbers
+VERSION = 2          # stored with every row: a changed protocol never reuses stored numbers (2: tied units)
 
 
 @dataclass
@@ -143,13 +143,18 @@ def probe_config(name: str, cfg: InvarianceConfig) -> dict[str, Any]:
 
 
 def probe_rows(ckpt: Path, name: str, cfg: InvarianceConfig) -> dict[str, float]:
-    """The firing-rate score of one probe set: top10, top25, sets used and skipped."""
+    """The firing-rate score of one probe set: top10, top25, sets used and skipped, and the units
+    scored by ties (``tied_units``, of ``units``: their firing threshold is their minimum)."""
     feats, set_ids, labels = _probe_inputs(ckpt, name, cfg)
     res = invariance_score(feats, set_ids, labels, min_set_size=cfg.min_set_size)
     if res["sets_skipped"]:
         log.info("%s: %d sets with fewer than %d images skipped", name, res["sets_skipped"], cfg.min_set_size)
+    if res["tied_units"]:
+        log.info("%s: %d of %d units have their minimum as firing threshold (scored by ties)", name,
+                 res["tied_units"], feats.shape[1])
     return {"top10": res["top10"], "top25": res["top25"], "sets_used": float(res["sets_used"]),
-            "sets_skipped": float(res["sets_skipped"])}
+            "sets_skipped": float(res["sets_skipped"]), "tied_units": float(res["tied_units"]),
+            "units": float(feats.shape[1])}
 
 
 def transform_config(cfg: InvarianceConfig, data: Path) -> dict[str, Any]:

@@ -23,8 +23,13 @@ A preset is a frozen dataclass; ``PRESETS`` is the registry used by ``synthetic.
   object and varies only one factor: ``probe-occlusion`` (occluded fraction 0 ... 0.75),
   ``probe-viewpoint`` (azimuth sweep on even sets, elevation sweep on odd sets),
   ``probe-illum-dir``, ``probe-illum-color``, ``probe-instance`` (every instance of a class at
-  one viewpoint) and ``probe-instance-viewpoint`` (instances and viewpoints both vary). All
-  other factors are drawn at random once per set and held fixed within it.
+  one viewpoint) and ``probe-instance-viewpoint`` (instances and viewpoints both vary). Every
+  object is rendered in one neutral material (grey, untextured) on one plain grey background
+  under one light (``neutral``, no texture, fixed lighting) across the whole probe dataset, so
+  between sets only the object (class, instance) and its base pose differ. With appearance drawn
+  once per set instead, a network that codes colour or texture fires alike on every image of a
+  set whatever the factor does, and looks invariant to it (random init scored more
+  viewpoint-invariant than supervised training that way).
 """
 from __future__ import annotations
 
@@ -62,6 +67,7 @@ class Preset:
     probe: str | None = None
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_by: str = "image"                   # image: each unit drawn; instance: whole meshes per split
+    neutral: bool = False                     # every object in one grey material (overrides colour)
     fov: float = 40.0
     distance: float = 4.0
     exports: tuple[str, ...] = field(default=())
@@ -75,6 +81,8 @@ class Preset:
         d = dataclasses.asdict(self)
         if d["split_by"] == "image":
             del d["split_by"]
+        if not d["neutral"]:                  # likewise ``neutral`` (added after them)
+            del d["neutral"]
         return d
 
 
@@ -98,7 +106,8 @@ def _tcvl(flags: str) -> Preset:
 def _probe(kind: str) -> Preset:
     size = 5 if kind.startswith("instance") else 8
     return Preset(name=f"probe-{kind}", unit="set", probe=kind, set_size=size, occluder_prob=0.0,
-                  scale=(1.0, 1.0), jitter=0.0, splits=(0.0, 0.0, 1.0))
+                  scale=(1.0, 1.0), jitter=0.0, splits=(0.0, 0.0, 1.0), neutral=True, texture=False,
+                  lighting=False, backgrounds=("plain",), random_background_colour=False)
 
 
 _SHAPES64 = Preset(name="shapes64", backgrounds=("plain",))

@@ -71,7 +71,13 @@ def class_colors(cls: np.ndarray, n_classes: int) -> np.ndarray:
     return hsv_to_rgb(h, np.full(h.shape, 0.65), np.full(h.shape, 0.85))
 
 
+NEUTRAL_COLOUR = (0.6, 0.6, 0.6)
+
+
 def object_colors(p: Preset, seed: int, keys: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """(M, 3) RGB per object: one grey for all (``neutral``), the class colour (colour off), or random."""
+    if p.neutral:
+        return np.tile(np.array(NEUTRAL_COLOUR), (len(keys), 1))
     if not p.colour:
         return class_colors(cls, len(p.classes))
     u = rng.uniform(seed, keys, "colour", 3)
@@ -281,7 +287,8 @@ def sample_probe_sets(p: Preset, seed: int, sets: np.ndarray) -> Spec:
         spec.occ_kind = np.where(level > 0, 3, 0)
         spec.occ_params[:, 4] = 2 * math.pi * ou[:, 0]
         spec.occ_target = 0.75 * frac
-        spec.occ_color = np.repeat(hsv_to_rgb(ou[::k, 1], np.full(len(sets), 0.2), np.full(len(sets), 0.35)), k, 0)
+        tint = np.zeros(len(sets)) if p.neutral else np.full(len(sets), 0.2)   # neutral: one grey occluder
+        spec.occ_color = np.repeat(hsv_to_rgb(ou[::k, 1], tint, np.full(len(sets), 0.35)), k, 0)
         value = spec.occ_target.copy()
     spec.extra.update(level_value=value, sweep=sweep)
     return spec

@@ -279,3 +279,16 @@ def test_good_input_of_the_error_cases_passes() -> None:
     """The base input the error cases break is itself valid (so each error is the one named)."""
     r = invariance_score(*_ok())
     assert r["sets_used"] == 10 and np.isfinite(r["top25"])
+
+
+def test_tied_units_are_those_whose_threshold_is_their_minimum() -> None:
+    """A ReLU unit silent on more than p % of the images gets t+ = 0 = its minimum: counted."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 8)
+    sets = np.repeat(np.arange(20), 4)
+    f = rng.random((80, 6))
+    f[:75, 0] = 0.0                                   # fires on 5 of 80 images, p = 90 %: t+ = 0
+    f[:, 1] = 0.0                                     # never fires
+    r = invariance_score(f, sets, labels, top=(1,))
+    assert r["tied_units"] == 2 and r["thresholds"][0] == 0.0
+    assert invariance_score(rng.random((80, 6)), sets, labels, top=(1,))["tied_units"] == 0

@@ -13,7 +13,7 @@ from evaluate import suite as S
 from measure.results import ResultsStore
 from invariance.__main__ import main
 
-FIRING = {"top10", "top25", "sets_used", "sets_skipped"}
+FIRING = {"top10", "top25", "sets_used", "sets_skipped", "tied_units", "units"}
 
 
 @pytest.fixture(scope="module")

@@ -151,6 +151,31 @@ def test_probe_sets_vary_only_their_factor(tmp_path: Path, probe: str) -> None:
         assert (lab.groupby("set_id")["instance"].nunique() == sizes).all()
 
 
+@pytest.mark.parametrize("probe", PROBES)
+def test_probe_appearance_is_one_for_the_whole_dataset(tmp_path: Path, probe: str) -> None:
+    """No appearance cue tells the sets apart: one grey untextured material, one plain grey
+    background and one light for every image (a set differs from another only by its object)."""
+    ds = make(tmp_path, f"probe-{probe}", 6)
+    lab = ds.labels
+    fixed = ["color_r", "color_g", "color_b", "texture", "background"]
+    fixed += [c for c in ("light_azimuth", "light_elevation", "light_r", "light_g", "light_b")
+              if c not in VARIED.get(probe, []) and not (probe == "illum-dir" and c == "light_azimuth")]
+    for col in (c for c in fixed if c in lab):
+        assert lab[col].nunique() == 1, (probe, col)
+    back = np.asarray(ds.semantic) == 0                             # background, and the occluder card
+    assert np.ptp(np.asarray(ds.images)[back], axis=0).max() <= 1 if probe != "occlusion" else \
+        len(np.unique(np.asarray(ds.images)[back], axis=0)) <= 2 + 16  # background, one grey card (antialiased edge)
+    assert lab["class"].nunique() > 1
+
+
+def test_neutral_keeps_the_other_presets_argument_hashes() -> None:
+    """``neutral`` is written only where set, so datasets made before it stay up to date."""
+    from synthetic.presets import PRESETS
+
+    assert "neutral" not in PRESETS["shapes64-heldout"].to_dict()
+    assert PRESETS["probe-viewpoint"].to_dict()["neutral"] is True
+
+
 def test_video_clips_have_tracks(tmp_path: Path) -> None:
     ds = make(tmp_path, "video", 4)
     lab, obj = ds.labels, ds.objects
