@@ -23,7 +23,7 @@ AUG_CFG: dict[str, dict[str, Any]] = {
     "default": dict(_PIPELINE),
     "mild": {**_PIPELINE, "crop_scale": [0.5, 1.0]},
     "sgd": {**_PIPELINE, "seg_p": 0.5, "fill": "black", "algo": "rc", "params": None, "threshold": "adaptive",
-            "cache": None, "saliency_size": None},
+            "cache": None, "saliency_size": None, "distinct_pairs": False},
     "random-mask": dict(_MASK),
     "sal-mask": {**_MASK, "saliency": "scda"},
 }
