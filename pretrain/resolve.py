@@ -12,6 +12,9 @@ A checkpoint written before configs were resolved is resolved with today's defau
 suite records it (a setting whose default has changed since then reads today's value; likewise a
 MoCo v2 checkpoint trained with one-sided masking before MoCo v2 kept the masked view on its
 branch reads ``symmetric: false``, although it ran symmetric: its provenance ``git_sha`` tells).
+A resolved section written before a setting existed lacks only that setting: it reads the value
+that reproduces what the code did then (``LEGACY``), never today's default, so that an old run
+and a new one that differ in it are not pooled as one.
 """
 from __future__ import annotations
 
@@ -25,6 +28,32 @@ from .config import plain
 from .methods import METHODS
 
 log = logging.getLogger("pretrain.resolve")
+
+
+# settings added after checkpoints recorded resolved sections, with the value that reproduces
+# the behaviour before them: the sgd policy drew its two views independently (sgd-only pairs were
+# often two copies), the masking fills' noise was N(0, 1) in normalised space
+LEGACY: dict[str, dict[str, Any]] = {
+    "aug_cfg": {"distinct_pairs": False, "noise_std": 1.0, "hard_noise_std": 1.0},
+    "method_cfg": {},
+}
+
+
+def with_legacy(section: str, fields: set[str], stored: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` plus the ``LEGACY`` value of each of ``fields`` it lacks, when those are all it
+    lacks (a section resolved before they existed); else ``stored`` as it is (given settings only)."""
+    missing = fields - set(stored)
+    legacy = LEGACY.get(section, {})
+    if stored and missing and missing <= set(legacy):
+        return {**{k: legacy[k] for k in missing}, **stored}
+    return stored
+
+
+def _fields(section: str, name: str) -> set[str]:
+    """The field names of a method's / policy's config dataclass (empty for an unknown name)."""
+    kind = METHODS.get(name).Config if section == "method_cfg" and name in METHODS else \
+        AUGMENTATIONS[name].config_type if section == "aug_cfg" and name in AUGMENTATIONS else None
+    return {f.name for f in dataclasses.fields(kind)} if kind else set()
 
 
 def method_settings(method: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +92,8 @@ def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
         if name is None:
             continue
         try:
-            out[key] = resolve(str(name), dict(config.get(key) or {}))
+            stored = with_legacy(key, _fields(key, str(name)), dict(config.get(key) or {}))
+            out[key] = resolve(str(name), stored)
             resolved.add(key)
         except (ValueError, TypeError) as e:
             log.warning("config section %s of %s kept as given: %s", key, name, e)

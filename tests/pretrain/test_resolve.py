@@ -107,3 +107,21 @@ def test_a_masked_moco_checkpoint_records_symmetric_false(shapes_dir: Path, tmp_
     config = read_meta(T.train(cfg, progress=False) / "ckpt.pt").config
     assert config["method_cfg"]["symmetric"] is False and config["aug_cfg"]["branch"] == "query"
     assert config["aug_cfg"]["noise_std"] == 0.18 and config["aug_cfg"]["hard_noise_std"] == 0.14
+
+
+@pytest.mark.parametrize("aug, field, old, today", [("sgd-only", "distinct_pairs", False, True),
+                                                    ("sal-mask", "noise_std", 1.0, 0.18),
+                                                    ("sal-mask-hn", "hard_noise_std", 1.0, 0.14)])
+def test_a_section_resolved_before_a_setting_existed_reads_its_old_behaviour(aug: str, field: str, old, today) -> None:
+    """A checkpoint's resolved section lacking only settings added since reads their LEGACY value
+    (what the code did then); given settings alone still resolve with today's defaults."""
+    from pretrain.resolve import LEGACY, aug_settings
+
+    full = aug_settings(aug, {})
+    assert full[field] == today
+    before = {k: v for k, v in full.items() if k not in LEGACY["aug_cfg"]}
+    cfg = resolve_config({"method": "simclr", "aug": aug, "method_cfg": {}, "aug_cfg": before})
+    assert cfg["aug_cfg"][field] == old
+    given = resolve_config({"method": "simclr", "aug": aug, "method_cfg": {}, "aug_cfg": {"grid": 4}
+                            if "mask" in aug else {"algo": "hc"}})
+    assert given["aug_cfg"][field] == today
