@@ -149,26 +149,26 @@ def store_agreement(store: ResultsStore, ckpts: list[Path], dataset: str) -> flo
     return rho
 
 
-def int_list(flag: str, text: str) -> tuple[int, ...]:
-    """``"0,1,2"`` -> (0, 1, 2); anything else raises ValueError naming the flag."""
+def number_list(flag: str, text: str, kind: type = int) -> tuple:
+    """``"0,1,2"`` -> (0, 1, 2) of ``kind`` (int or float); anything else raises ValueError naming the flag."""
     try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
     except ValueError:
         values = ()
     if not values:
-        raise ValueError(f"{flag} {text!r}: expected comma-separated integers, e.g. 0,1,2")
+        what, example = ("integers", "0,1,2") if kind is int else ("numbers", "2,4")
+        raise ValueError(f"{flag} {text!r}: expected comma-separated {what}, e.g. {example}")
     return values
+
+
+def int_list(flag: str, text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2) (:func:`number_list` of ints)."""
+    return number_list(flag, text, int)
 
 
 def float_list(flag: str, text: str) -> tuple[float, ...]:
-    """``"2,4"`` -> (2.0, 4.0); anything else raises ValueError naming the flag."""
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values:
-        raise ValueError(f"{flag} {text!r}: expected comma-separated numbers, e.g. 2,4")
-    return values
+    """``"2,4"`` -> (2.0, 4.0) (:func:`number_list` of floats)."""
+    return number_list(flag, text, float)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
