@@ -2,7 +2,7 @@
 
     python -m reports runs    [--db results/results.sqlite]
     python -m reports export  [--db ...] --out FILE.csv|FILE.parquet
-    python -m reports compare --paper NAME [--db ...] [--out DIR]
+    python -m reports compare --paper NAME [--db ...] [--out DIR] [--group-apart]
     python -m reports table   [--db ...] --rows method,aug --cols task [--where task=linear,knn]
                               [--stat std|ci95] [--format md|csv|latex|html] [--out FILE]
     python -m reports build   [--db ...] --out DIR [--stat std|ci95]
@@ -63,10 +63,10 @@ def cmd_compare(a: argparse.Namespace) -> int:
     """Print the comparison with a paper as markdown; with --out also write it (md, csv)."""
     spec = get_paper(a.paper)                    # an unknown name fails before the store is read
     frame = load(a.db)
-    text = C.report(frame, spec)
+    text = C.report(frame, spec, apart=a.group_apart)
     print(text, end="")
     if a.out is not None:
-        numbers, trends = C.compare(frame, spec)
+        numbers, trends = C.compare(frame, spec, apart=a.group_apart)
         for path, content in ((a.out / f"{a.paper}.md", text),
                               (a.out / f"{a.paper}.csv", render(numbers, "csv")),
                               (a.out / f"{a.paper}-trends.csv", render(trends, "csv"))):
@@ -121,6 +121,10 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--paper", required=True, help=f"one of {', '.join(PAPERS)}")
     _db(p)
     p.add_argument("--out", type=Path, help="also write DIR/NAME.md, NAME.csv and NAME-trends.csv")
+    p.add_argument("--group-apart", action="store_true",
+                   help="runs of one arm that differ in a setting the paper's plan does not vary (e.g. from "
+                        "before a default changed) are compared apart, each setting a variant of its own "
+                        "(default: refuse to pool them, naming the runs and the setting)")
     p.set_defaults(func=cmd_compare)
 
 

@@ -96,7 +96,11 @@ def _plots(frame, store: ResultsStore, out: Path, saliency: Path | None) -> list
 def _comparisons(frame, out: Path, written: set[Path]) -> list[dict]:
     sections = []
     for paper, spec in PAPERS.items():
-        numbers, trends = C.compare(frame, spec)
+        try:
+            numbers, trends = C.compare(frame, spec)
+        except C.PoolingRefused as refused:       # shown where the comparison would be, never pooled
+            sections.append({"heading": f"Published vs ours: {paper}", "text": str(refused)})
+            continue
         if (trends["ours shows"] == "not measured").all() if len(trends) else True:
             continue
         written.add(write_text_atomic(out / "compare" / f"{paper}.md", C.report(frame, spec)))

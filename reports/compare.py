@@ -31,6 +31,13 @@ variant is a ``VariantIs`` (``variant_is(shows={"fill": "blur"})``). Runs withou
 (older stores) have no variant; where several of them share a pretraining seed in one number
 (only the config hash tells them apart), their values are averaged per seed and the number is
 flagged ``[mixes K runs per seed]``.
+
+Pooling: runs of one (method, aug, backbone, pretrain_data) group that differ in a resolved
+setting their paper's plan does not vary on purpose (``PaperSpec.planned``: the settings its
+pretraining steps name, ``--aug_cfg.fill=blur``; e.g. rows left from before a default changed)
+are not one arm run several times. ``compare`` / ``report`` refuse them (``PoolingRefused``, one
+line naming the group, the setting, and the runs at each value) unless asked to ``apart``: then
+each setting's runs are a variant of their own, compared only with variants that agree with them.
 """
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ from typing import Any
 
 import pandas as pd
 
-from .data import aug_label, parse_variant, with_run_info
+from .data import aug_label, parse_settings, parse_variant, with_run_info
 from .stats import INCONCLUSIVE, NO, YES, decide, mean_ci, welch_ci
 from .tables import (
     aggregate,
@@ -413,6 +420,7 @@ class PaperSpec:
     match: Callable[[Mapping[str, Any]], Filter | str] | None = None
     ours_rows: Filter = field(default_factory=dict)
     ours_by: tuple[str, ...] = ()
+    planned: frozenset[str] = frozenset()       # settings the plan varies on purpose (``reports.papers``)
 
 
 # ------------------------------------------------------------------------------ shared filters
@@ -521,22 +529,105 @@ def trends_table(spec: PaperSpec, ours: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=list(TREND_COLUMNS))
 
 
-def compare(frame: pd.DataFrame, spec: PaperSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+# ------------------------------------------------------------------------------------- pooling
+
+GROUP = ("method", "aug", "backbone", "pretrain_data")
+
+
+class PoolingRefused(ValueError):
+    """Runs one claim would pool differ in a setting the paper's plan does not vary (one line)."""
+
+
+@dataclass(frozen=True)
+class Mixed:
+    """Runs of one ``GROUP`` whose resolved ``path`` differs: value text -> their run ids."""
+
+    group: tuple[str, ...]
+    path: str
+    runs: Mapping[str, tuple[str, ...]]
+
+    def text(self, most: int = 3) -> str:
+        """``simclr / sgd / resnet18 / shapes64 differ in aug_cfg.distinct_pairs (false: run-a, run-b;
+        true: run-c, ... 2 more)``: at most ``most`` run ids per value."""
+        def ids_text(ids: tuple[str, ...]) -> str:
+            return ", ".join(ids[:most]) + (f", ... {len(ids) - most} more" if len(ids) > most else "")
+        at = "; ".join(f"{v}: {ids_text(ids)}" for v, ids in sorted(self.runs.items()))
+        return f"{' / '.join(self.group)} differ in {self.path} ({at})"
+
+
+def _check_filters(spec: PaperSpec) -> list[Filter]:
+    """Every filter a claim of ``spec`` selects our rows with."""
+    out: list[Filter] = []
+    for trend in spec.trends:
+        for check in trend.ours:
+            if isinstance(check, Pair):
+                out += [check.a, check.b]
+            else:
+                out += [check.rows, *((check.sizes,) if getattr(check, "sizes", None) is not None else ())]
+    return out
+
+
+def _is_planned(path: str, planned: frozenset[str]) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in planned)
+
+
+def mixed_settings(frame: pd.DataFrame, spec: PaperSpec) -> list[Mixed]:
+    """The settings other than the seed (and those ``spec.planned``) in which runs that a claim of
+    ``spec`` selects differ inside one (method, aug, backbone, pretrain_data) group: these runs are
+    not replicates of one arm. Runs without a stored config have no settings and are not checked
+    (the numbers flag them: ``[mixes K runs per seed]``)."""
+    ours = prepare(frame)
+    if ours.empty or "settings" not in ours.columns:
+        return []
+    filters = _check_filters(spec)
+    if not filters:
+        return []
+    runs = pd.concat([select(ours, f) for f in filters]).drop_duplicates("run_id")
+    out = []
+    for key, part in runs.groupby(list(GROUP), sort=True):
+        settings = {rid: parse_settings(text) for rid, text in zip(part["run_id"], part["settings"])}
+        for path in sorted({p for s in settings.values() for p in s}):
+            if _is_planned(path, spec.planned):
+                continue
+            at: dict[str, list[str]] = {}
+            for rid, s in sorted(settings.items()):
+                if s:
+                    at.setdefault(s.get(path, "(not recorded)"), []).append(rid)
+            if len(at) > 1:
+                out.append(Mixed(tuple(map(str, key)), path, {v: tuple(ids) for v, ids in at.items()}))
+    return out
+
+
+def refuse_mixed(frame: pd.DataFrame, spec: PaperSpec) -> None:
+    """Raise ``PoolingRefused`` (one line) where :func:`mixed_settings` finds any."""
+    mixed = mixed_settings(frame, spec)
+    if mixed:
+        more = f" (and {len(mixed) - 1} more setting(s) or group(s))" if len(mixed) > 1 else ""
+        raise PoolingRefused(f"{spec.name}: refusing to pool runs that differ in a setting other than the seed: "
+                             f"{mixed[0].text()}{more}; rerun them with one config, or compare each setting "
+                             "apart (--group-apart)")
+
+
+def compare(frame: pd.DataFrame, spec: PaperSpec, apart: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(numbers, trends) of the paper ``spec`` (``reports.papers.get_paper(name)``) against our rows
-    ``frame`` (``data.load``'s frame).
+    ``frame`` (``data.load``'s frame). Runs one claim would pool that differ in a setting the plan
+    does not vary raise ``PoolingRefused``; with ``apart`` each setting is a variant of its own.
 
     numbers: with a published table, one line per published row kept (its identifying columns,
     ``paper`` as printed, and ours: the rows it maps to, our data, ``mean ± std (n=K)`` or "not
     measured" / "no counterpart: why"); without, our rows of the paper's kind grouped by
     ``ours_by`` beside "no published table stored". trends: ``trends_table``. Every cell is text."""
+    if not apart:
+        refuse_mixed(frame, spec)
     ours = prepare(frame)
     numbers = _published_table(spec, ours) if spec.tables else _ours_table(spec, ours)
     return numbers, trends_table(spec, ours)
 
 
-def report(frame: pd.DataFrame, spec: PaperSpec) -> str:
-    """The comparison with the paper ``spec`` as markdown: a heading, the numbers, the trends."""
-    numbers, trends = compare(frame, spec)
+def report(frame: pd.DataFrame, spec: PaperSpec, apart: bool = False) -> str:
+    """The comparison with the paper ``spec`` as markdown: a heading, the numbers, the trends
+    (``apart``: as in :func:`compare`)."""
+    numbers, trends = compare(frame, spec, apart)
     source = ", ".join(f"`{t}`" for t in spec.tables) if spec.tables else NO_TABLE
     parts = [f"# {spec.name}: {spec.title}", "", f"Published: {source}.", "", "## Numbers", "",
              render(numbers, "md") if len(numbers) else "(no matching rows in the results store)\n",
@@ -549,12 +640,14 @@ __all__ = [
     "Decreasing",
     "Filter",
     "LINEAR",
+    "Mixed",
     "NOT_MEASURED",
     "OBJECT_CENTRIC",
     "Outcome",
     "PER_METHOD",
     "Pair",
     "PaperSpec",
+    "PoolingRefused",
     "Positive",
     "SCENE_CENTRIC",
     "TABLES_DIR",
@@ -566,7 +659,9 @@ __all__ = [
     "compare",
     "describe",
     "prepare",
+    "mixed_settings",
     "published",
+    "refuse_mixed",
     "report",
     "runs_per_seed",
     "select",

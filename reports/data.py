@@ -32,7 +32,8 @@ results) reads ``DEFAULT_MARK``, ``(default)``. The variant is
 ``""`` for a run that is its group's only variant (seed-only differences included), for a run
 with no stored config (older stores, checkpoints without one), and for ids that do not parse.
 ``aug_label`` joins the augmentation and the variant (``sal-mask fill=blur``) for tables and
-figures.
+figures. ``load`` also adds ``settings``: the same differing settings under their full dotted paths
+(``aug_cfg.fill=blur; train.epochs=30``), which ``reports.compare`` reads before it pools runs.
 
 **Input transform.** A checkpoint trained on transformed images (the masking paper's high-pass
 views) records the transform every evaluation applied (``CheckpointMeta.input_transform``); the
@@ -142,14 +143,15 @@ def _key_names(paths: Iterable[str]) -> dict[str, str]:
     return names
 
 
-def variant_labels(configs: Mapping[str, Mapping]) -> dict[str, str]:
-    """run id -> variant label (module docstring, "Variants") for runs with these pretraining
-    configs; groups are (method, aug, backbone, pretrain_data) parsed from the run ids. Runs whose
-    id does not parse or whose config is empty get ``""``."""
+def differing_settings(configs: Mapping[str, Mapping]) -> dict[str, dict[str, str]]:
+    """run id -> {dotted path: value text} of the settings its variant shows (module docstring,
+    "Variants"): among the runs sharing (method, aug, backbone, pretrain_data), the settings that
+    differ between them, with a policy's ``aug_cfg`` settings aligned across methods; ``{}`` for a
+    run whose id does not parse or whose config is empty."""
     groups: dict[tuple, dict[str, dict[str, object]]] = {}
-    out = {}
+    out: dict[str, dict[str, str]] = {}
     for run_id, config in configs.items():
-        out[run_id] = ""
+        out[run_id] = {}
         info = _run_columns(str(run_id))
         if not config or pd.isna(info["aug"]):
             continue
@@ -164,10 +166,35 @@ def variant_labels(configs: Mapping[str, Mapping]) -> dict[str, str]:
         differing.update({rid: set(shown) for rid in runs})
     _align_policy_settings(groups, resolved, differing)
     for rid, values in resolved.items():
-        names = _key_names(differing[rid])
-        out[rid] = ", ".join(f"{name}={text}" for name, text in sorted((names[p], _value_text(values[p]))
-                                                                       for p in differing[rid]))
+        out[rid] = {p: _value_text(values[p]) for p in sorted(differing[rid])}
     return out
+
+
+def variant_labels(configs: Mapping[str, Mapping]) -> dict[str, str]:
+    """run id -> variant label (module docstring, "Variants") for runs with these pretraining
+    configs; groups are (method, aug, backbone, pretrain_data) parsed from the run ids. Runs whose
+    id does not parse or whose config is empty get ``""``."""
+    return {rid: _label(settings) for rid, settings in differing_settings(configs).items()}
+
+
+def _label(settings: Mapping[str, str]) -> str:
+    """``key=value, ...`` of a run's differing settings, keys by their shortest unambiguous name."""
+    names = _key_names(settings)
+    return ", ".join(f"{name}={text}" for name, text in sorted((names[p], t) for p, t in settings.items()))
+
+
+def settings_text(settings: Mapping[str, str]) -> str:
+    """A run's differing settings under their full dotted paths, for the ``settings`` column:
+    ``aug_cfg.distinct_pairs=true; train.epochs=30`` (``""`` for none)."""
+    return "; ".join(f"{p}={t}" for p, t in sorted(settings.items()))
+
+
+def parse_settings(text: object) -> dict[str, str]:
+    """The ``settings`` column back as {dotted path: value text}; ``""`` / NaN -> {}."""
+    if not isinstance(text, str) or not text:
+        return {}
+    pairs = (item.partition("=") for item in text.split("; "))
+    return {key: value for key, eq, value in pairs if eq}
 
 
 def _align_policy_settings(groups: Mapping[tuple, Mapping[str, Mapping[str, object]]],
@@ -198,9 +225,13 @@ def parse_variant(label: object) -> dict[str, str]:
 
 def with_variants(frame: pd.DataFrame, configs: Mapping[str, Mapping]) -> pd.DataFrame:
     """``frame`` (rows with a ``run_id``) plus ``variant`` from the runs' pretraining ``configs``
-    (run id -> config; ``""`` for runs without one). A new frame."""
-    labels = variant_labels(configs)
-    return frame.assign(variant=frame["run_id"].map(lambda r: labels.get(r, "")).astype(object))
+    (run id -> config; ``""`` for runs without one) and ``settings``, the same settings under their
+    full paths (:func:`settings_text`). A new frame."""
+    differing = differing_settings(configs)
+    labels = {rid: _label(s) for rid, s in differing.items()}
+    texts = {rid: settings_text(s) for rid, s in differing.items()}
+    return frame.assign(variant=frame["run_id"].map(lambda r: labels.get(r, "")).astype(object),
+                        settings=frame["run_id"].map(lambda r: texts.get(r, "")).astype(object))
 
 
 def input_transform_label(config: Mapping | None) -> str:
@@ -303,6 +334,6 @@ def export(frame: pd.DataFrame, path: Path | str) -> Path:
                      f"valid: {', '.join(EXPORT_FORMATS)}")
 
 
-__all__ = ["DEFAULT_DB", "DEFAULT_MARK", "EXPORT_FORMATS", "IGNORED_SETTINGS", "RUN_COLUMNS", "aug_label", "export",
-           "input_transform_label", "load", "parse_variant", "runs_table", "variant_labels", "with_input_transforms",
-           "with_run_info", "with_variants"]
+__all__ = ["DEFAULT_DB", "DEFAULT_MARK", "EXPORT_FORMATS", "IGNORED_SETTINGS", "RUN_COLUMNS", "aug_label",
+           "differing_settings", "export", "input_transform_label", "load", "parse_settings", "parse_variant",
+           "runs_table", "settings_text", "variant_labels", "with_input_transforms", "with_run_info", "with_variants"]

@@ -12,14 +12,33 @@ and its reproduction plan (``plan(lay, scale)``, the ``reports.reproduce.Step``s
 """
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from types import ModuleType
 
 from ..compare import PaperSpec
-from ..reproduce import Plan
+from ..reproduce import SCALES, Layout, Plan
 from . import invariance, saliency_aug, saliency_masking, slotcon, utility
 
 MODULES: tuple[ModuleType, ...] = (saliency_aug, saliency_masking, invariance, slotcon, utility)
-PAPERS: dict[str, PaperSpec] = {m.SPEC.name: m.SPEC for m in MODULES}
+# pretraining arguments that never make two runs different arms (reports.data.IGNORED_SETTINGS reads them so)
+_NOT_SETTINGS = ("train.seed", "train.out")
+
+
+def planned_settings(steps_of: Plan) -> frozenset[str]:
+    """The settings a plan varies on purpose: every ``--section.key=value`` its pretraining steps
+    pass, at either scale (``train.epochs``, ``aug_cfg.fill``, ``backbone.kwargs``, ...). Runs of one
+    arm that differ in any other setting are not pooled by ``reports.compare``."""
+    keys = set()
+    for scale in SCALES:
+        for step in steps_of(Layout(Path("plan")), scale):
+            if step.module == "pretrain":
+                keys |= {a[2:].partition("=")[0] for a in step.args if a.startswith("--") and "." in a.partition("=")[0]}
+    return frozenset(keys - set(_NOT_SETTINGS))
+
+
+PAPERS: dict[str, PaperSpec] = {m.SPEC.name: dataclasses.replace(m.SPEC, planned=planned_settings(m.plan))
+                                for m in MODULES}
 PLANS: dict[str, Plan] = {m.SPEC.name: m.plan for m in MODULES}
 
 
@@ -40,4 +59,4 @@ def get_plan(name: str) -> Plan:
     return PLANS[name]
 
 
-__all__ = ["MODULES", "PAPERS", "PLANS", "get_paper", "get_plan"]
+__all__ = ["MODULES", "PAPERS", "PLANS", "get_paper", "get_plan", "planned_settings"]

@@ -344,7 +344,8 @@ _G = "[backbone=resnet18, pretrain_data=shapes64, dataset=shapes64] "
     ([({}, 70), ({"branch": "both"}, 65)], C.NOT_MEASURED, "--aug_cfg.fill", [C.NOT_MEASURED]),  # one fill
 ])
 def test_fill_order_claim(runs: list, answer: str, shown: str, blur: list[str], tmp_path: Path) -> None:
-    numbers, trends = C.compare(masking_frame(tmp_path, runs), PAPERS["saliency-masking"])
+    # apart: the run at 64 px differs in a setting the plan does not vary (tested on its own below)
+    numbers, trends = C.compare(masking_frame(tmp_path, runs), PAPERS["saliency-masking"], apart=True)
     claim = trends.iloc[FILL_CLAIM]
     assert "high-pass fill is best" in claim["claim"]
     assert claim["ours shows"] == answer and shown in claim["ours: detail"], claim["ours: detail"]
@@ -352,6 +353,41 @@ def test_fill_order_claim(runs: list, answer: str, shown: str, blur: list[str], 
     rows = numbers[(numbers["method"] == "mocov2") & (numbers["variant"] == "saliency-mask-blur")
                    & (numbers["eval"] == "ImageNet-100")]
     assert rows["ours"].tolist() == blur
+
+
+# rows left from before a default changed: the noise fill's strength was N(0, 1), now 0.18
+_BEFORE = [({"fill": "mean"}, 60), ({"fill": "mean", "noise_std": 1.0}, 50)]
+
+
+def test_runs_differing_in_a_setting_the_plan_does_not_vary_are_not_pooled(tmp_path: Path) -> None:
+    """Two sets of sal-mask runs that differ only in noise_std (not a setting of the masking plan)
+    are refused in one line naming the setting and the runs at each value; ``apart`` compares each
+    setting on its own; a setting the plan varies (the fill) is no reason to refuse."""
+    frame = masking_frame(tmp_path, _BEFORE)
+    with pytest.raises(C.PoolingRefused) as refused:
+        C.compare(frame, PAPERS["saliency-masking"])
+    line = str(refused.value)
+    assert "\n" not in line and "differ in aug_cfg.noise_std (0.18: " in line
+    assert "mocov2-sal-mask-resnet18-shapes64-s0-00000001" in line and "1: mocov2-sal-mask-resnet18-shapes64-s0-00000002" in line
+    assert "--group-apart" in line
+    [mixed] = C.mixed_settings(frame, PAPERS["saliency-masking"])
+    assert mixed.path == "aug_cfg.noise_std" and sorted(mixed.runs) == ["0.18", "1"]
+    _, trends = C.compare(frame, PAPERS["saliency-masking"], apart=True)
+    detail = trends.iloc[0]["ours: detail"]
+    assert "noise_std=0.18 60.0 ± 1.2 (n=3) vs default" in detail and "noise_std=1 50.0 ± 1.2 (n=3) vs default" in detail
+    assert C.mixed_settings(masking_frame(tmp_path / "fills", [({}, 70), ({"fill": "blur"}, 65)]),
+                            PAPERS["saliency-masking"]) == []
+
+
+def test_cli_refuses_to_pool_or_groups_apart(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    masking_frame(tmp_path, _BEFORE)
+    db = tmp_path / "results.sqlite"
+    assert main(["compare", "--paper", "saliency-masking", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: saliency-masking: refusing to pool runs") \
+        and "aug_cfg.noise_std" in err
+    assert main(["compare", "--paper", "saliency-masking", "--db", str(db), "--group-apart"]) == 0
+    assert "noise_std=1 50.0" in capsys.readouterr().out
 
 
 def test_masking_claims_use_the_high_pass_variant(tmp_path: Path) -> None:
@@ -424,3 +460,11 @@ def test_one_seed_comparisons_print_the_figure_without_a_ci(tmp_path: Path) -> N
     _, trends = C.compare(frame_of(tmp_path, rows), PAPERS["saliency-masking"])
     assert "difference +10.00 (one seed: no CI)" in trends.iloc[0]["ours: detail"]
     assert trends.iloc[0]["ours shows"] == C.INCONCLUSIVE
+
+
+def test_the_report_shows_the_refusal_where_the_comparison_would_be(tmp_path: Path) -> None:
+    from reports.build import build
+    masking_frame(tmp_path, _BEFORE)
+    page = build(tmp_path / "results.sqlite", tmp_path / "report").read_text()
+    assert "Published vs ours: saliency-masking" in page and "refusing to pool runs" in page
+    assert not (tmp_path / "report" / "compare" / "saliency-masking.md").exists()

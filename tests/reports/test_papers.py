@@ -2,6 +2,7 @@
 each scale, its published tables on disk, and a module that imports first in a fresh interpreter."""
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,19 @@ NAMES = ["saliency-aug", "saliency-masking", "invariance", "slotcon", "utility"]
 def test_the_registry_names_every_paper_once() -> None:
     assert list(PAPERS) == list(PLANS) == NAMES            # the --paper names of compare and reproduce
     for module in MODULES:
-        assert PAPERS[module.SPEC.name] is module.SPEC and PLANS[module.SPEC.name] is module.plan
+        assert dataclasses.replace(PAPERS[module.SPEC.name], planned=frozenset()) == module.SPEC
+        assert PLANS[module.SPEC.name] is module.plan
         assert module.__name__ == f"reports.papers.{module.SPEC.name.replace('-', '_')}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_planned_settings_are_what_the_plan_passes(name: str) -> None:
+    """Every ``--section.key=`` a pretraining step of the plan passes is planned; the seed and the
+    output folder are not settings."""
+    passed = {a[2:].partition("=")[0] for scale in SCALES for s in plan(name, get_plan(name), scale)[1]
+              if s.module == "pretrain" for a in s.args if a.startswith("--") and "." in a.partition("=")[0]}
+    assert get_paper(name).planned == passed - {"train.seed", "train.out"}
+    assert "train.epochs" in get_paper(name).planned
 
 
 @pytest.mark.parametrize("lookup", [get_paper, get_plan])
