@@ -53,15 +53,18 @@ data:                  ## generate a synthetic dataset into $(DATA_DIR)/$(DATASE
 sheet:                 ## contact sheet of $(DATA_DIR)/$(DATASET)
 	$(PY) -m synthetic.show $(DATA_DIR)/$(DATASET) --out $(DATA_DIR)/$(DATASET)-sheet.png
 
-# policies that read HC / RC saliency from the cache: `make pretrain` fills it first with 2 worker processes
-# (ALGO must name the policy's algorithm: rc by default, ALGO=hc with ARGS=--aug_cfg.algo=hc)
+# policies that read HC / RC saliency from the cache: `make pretrain` fills it first with 2 worker processes.
+# sgd / sgd-only cut the object with SaliencyCut by default (--aug_cfg.threshold=cut), cached as ALGO-cut;
+# with ARGS="--aug_cfg.threshold=adaptive" (or otsu, a number) they read the maps: SGD_CACHE=$(ALGO).
+# ALGO must name the policy's algorithm: rc by default, ALGO=hc with ARGS=--aug_cfg.algo=hc.
 SALIENCY_AUGS := sgd sgd-only
+SGD_CACHE     ?= $(ALGO)-cut
 
 pretrain:              ## self-supervised pretraining -> runs/<run_id>/ckpt.pt (saliency policies: cache filled first)
-	$(if $(filter $(AUG),$(SALIENCY_AUGS)),$(PY) -m pretrain.saliency precompute --data $(DATA) --algo $(ALGO) --workers 2 --quiet)
+	$(if $(filter $(AUG),$(SALIENCY_AUGS)),$(PY) -m pretrain.saliency precompute --data $(DATA) --algo $(SGD_CACHE) --workers 2 --quiet)
 	$(PY) -m pretrain --method $(METHOD) $(if $(AUG),--aug $(AUG)) --preset $(PRESET) --data $(DATA) $(ARGS)
 
-saliency:              ## precompute the saliency cache of $(DATA) with $(ALGO) (hc | rc)
+saliency:              ## precompute the saliency cache of $(DATA) with $(ALGO) (hc | rc | hc-cut | rc-cut)
 	$(PY) -m pretrain.saliency precompute --data $(DATA) --algo $(ALGO) --workers 2
 
 report:                ## tables, plots and one HTML report of the results store -> reports/out

@@ -101,7 +101,7 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
         raise DatasetError(f"{data}: dataset not found (checkpoint {ckpt} was trained on it; pass --data)")
     ctx = Context(ckpt, meta, data, cfg, store)
     if meta.config:                      # how it was pretrained, for the reports' variants
-        store.put_run(ctx.run_id, ctx.sha, recorded_config(meta))
+        store.record_run(ctx.run_id, ctx.sha, recorded_config(meta))
     summary: list[dict[str, Any]] = []
     for task in chosen:
         progress.begin(ctx.run_id, task.name)

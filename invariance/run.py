@@ -215,7 +215,7 @@ def evaluate(ckpt: Path | str, cfg: InvarianceConfig, store: ResultsStore, *, fo
     meta = read_meta(ckpt)
     sha, run_id = file_sha256(ckpt), meta.run_id or ckpt.parent.name
     if meta.config:                      # how it was pretrained, for the reports' variants
-        store.put_run(run_id, sha, recorded_config(meta))
+        store.record_run(run_id, sha, recorded_config(meta))
     return store_jobs(invariance_jobs(ckpt, cfg, data, meta), store, run_id, sha, force)
 
 

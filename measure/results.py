@@ -7,9 +7,10 @@ Every evaluation writes its numbers here; reports read them back as a pandas fra
 
 Beside the results, a ``runs`` table keeps how each checkpoint was pretrained: one row per
 (run_id, ckpt_sha256) with the checkpoint's full resolved pretraining config (``meta.config``,
-canonical JSON), written by every evaluation (``put_run``) and read back by ``runs()``; the reports
+canonical JSON), written by every evaluation (``record_run``) and read back by ``runs()``; the reports
 use it to tell apart runs that differ only in settings the run id does not name
-(``--aug_cfg.fill=blur``). Stores made before the table existed open as they are (the table is
+(``--aug_cfg.fill=blur``). A run id's rows are those of its current checkpoint: ``record_run``
+removes what an earlier checkpoint of the same run left (a run retrained after a default changed). Stores made before the table existed open as they are (the table is
 added on open) and read as having no configs.
 
 The database runs in WAL mode, so readers never block the writer. Each ``add`` / ``replace`` is
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import math
 import numbers
 import sqlite3
@@ -46,6 +48,8 @@ from fsio import write_text_atomic
 FORMAT = "sslbench-results"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 60.0
+log = logging.getLogger("measure.results")
+
 COLUMNS = ("id", "run_id", "ckpt_sha256", "task", "dataset", "split", "metric", "value", "seed",
            "eval_config", "created")
 TEXT_FIELDS = ("run_id", "ckpt_sha256", "task", "dataset", "split", "metric")
@@ -312,6 +316,24 @@ class ResultsStore:
         with self._transaction() as con:
             con.execute(_RUNS_SCHEMA)
             con.execute("INSERT OR REPLACE INTO runs (run_id, ckpt_sha256, config, created) VALUES (?, ?, ?, ?)", row)
+
+    def record_run(self, run_id: str, ckpt_sha256: str, config: Mapping[str, Any]) -> int:
+        """What an evaluation records of the checkpoint it evaluates: its config (``put_run``), after
+        removing every record of the same run made from another checkpoint (results, arrays, run
+        configs): a run id names one run, whose rows are those of its current ``ckpt.pt`` (a run
+        retrained, e.g. by a plan rerun after a default changed, leaves no rows of its old
+        weights). Returns the number of result rows removed, and logs it when there are any."""
+        with self._transaction() as con:
+            stale = con.execute("SELECT COUNT(*), GROUP_CONCAT(DISTINCT ckpt_sha256) FROM results "
+                                "WHERE run_id = ? AND ckpt_sha256 != ?", (run_id, ckpt_sha256)).fetchone()
+            for table in ("results", "arrays", "runs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ? AND ckpt_sha256 != ?", (run_id, ckpt_sha256))
+        if stale[0]:
+            log.warning("%s: removed %d stored values of an earlier checkpoint of this run (sha256 %s); this "
+                        "checkpoint (%s) replaces it", run_id, stale[0], ", ".join(s[:12] for s in stale[1].split(",")),
+                        ckpt_sha256[:12])
+        self.put_run(run_id, ckpt_sha256, config)
+        return int(stale[0])
 
     def runs(self) -> pd.DataFrame:
         """Every recorded run config: columns run_id, ckpt_sha256, config (a dict), created; oldest

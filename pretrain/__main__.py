@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aug", default=None, help="augmentation policy (default: the method preset's, else 'default')")
     ap.add_argument("--preset", default="cpu", help=f"one of {', '.join(C.PRESETS)}")
     ap.add_argument("--data", default=None, help="dataset folder (same as --data.path=...)")
-    ap.add_argument("--resume", action="store_true", help="continue this config's partial run from resume.pt")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue this config's partial run from resume.pt; a run whose checkpoint recorded other "
+                         "resolved settings than this version gives its config is retrained from step 0 (logged)")
     ap.add_argument("--overwrite", action="store_true", help="start this config's run again from step 0")
     ap.add_argument("--list", action="store_true", help="print the registries and exit")
     ap.add_argument("--quiet", action="store_true")

@@ -27,7 +27,7 @@ from fsio import write_text_atomic
 from . import config as C
 from .augment import Policy, build_policy
 from .backbones import build_backbone, check_image_size
-from .checkpoint import DataSpec, TrainSpec, export_checkpoint, save_atomic
+from .checkpoint import DataSpec, TrainSpec, export_checkpoint, read_meta, save_atomic
 from .data import PretrainData, open_pretrain_data
 from .distributed import Dist, init_distributed
 from .methods import METHODS, get_method
@@ -167,9 +167,31 @@ def _save(run: Run, step: int, opt: torch.optim.Optimizer, scaler: Any, complete
     _export(run, step, complete)
 
 
+def stale_settings(run: Run, ckpt: Path) -> list[str]:
+    """Where the run's checkpoint ``ckpt`` recorded other resolved method / policy settings than
+    this version resolves the same given config to (a default changed since it was trained):
+    ``aug_cfg.distinct_pairs (False vs True)``, recorded first; [] when they agree or there is no
+    checkpoint. The recorded sections are read as ``pretrain.resolve`` reads them (``LEGACY``)."""
+    if not ckpt.exists():
+        return []
+    recorded, today = resolve_config(read_meta(ckpt).config), resolved_config(run)
+    return [change for section in ("method_cfg", "aug_cfg")
+            for change in C.diff(recorded.get(section) or {}, today.get(section) or {}, f"{section}.")]
+
+
 def _prepare_dir(run: Run, resume: bool, overwrite: bool) -> dict | None:
-    """Decide what to do with an existing run folder; returns the resume state or None."""
+    """Decide what to do with an existing run folder; returns the resume state or None. A run whose
+    checkpoint recorded other resolved settings than today's (``stale_settings``) is retrained
+    from step 0 under ``--resume`` (a plan rerun: logged with the settings), refused without it."""
     ckpt, res = run.dir / "ckpt.pt", run.dir / "resume.pt"
+    stale = [] if overwrite or not res.exists() else stale_settings(run, ckpt)
+    if stale and not resume:
+        raise RunExists(f"{ckpt}: made by an earlier version that resolved other settings ({'; '.join(stale[:4])}); "
+                        "pass --resume to retrain it from step 0, or --overwrite")
+    if stale:
+        log.warning("%s: retrained from step 0, its checkpoint was made with other resolved settings than this "
+                    "version's (%s)", run.dir, "; ".join(stale))
+        overwrite = True
     if overwrite or not res.exists():
         if resume and not overwrite and run.dir.exists():     # a fresh run under --resume is not news
             log.warning("--resume: no resume.pt in %s; starting from step 0", run.dir)
@@ -344,4 +366,4 @@ def _tensorboard(run: Run) -> Any:
     return SummaryWriter(str(run.dir / "tb"))
 
 
-__all__ = ["METHODS", "TrainingDiverged", "RunExists", "build_run", "train"]
+__all__ = ["METHODS", "TrainingDiverged", "RunExists", "build_run", "stale_settings", "train"]

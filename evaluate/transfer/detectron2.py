@@ -296,7 +296,7 @@ def _store(ckpt: Path | str, data: Path, protocol: str, cfg: Any, metrics: dict[
     sha, run_id = file_sha256(ckpt), meta.run_id or Path(ckpt).parent.name
     rows = [Result(run_id, sha, "detection", data.name, "test", m, v, None, ecfg) for m, v in metrics.items()]
     store = ResultsStore(path)
-    store.put_run(run_id, sha, resolve_config(meta.config))
+    store.record_run(run_id, sha, resolve_config(meta.config))
     store.replace(rows, ckpt_sha256=sha, task="detection", dataset=data.name, eval_config=ecfg)
 
 

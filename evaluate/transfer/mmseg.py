@@ -256,7 +256,7 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
         rows = [Result(run_id, sha, "segmentation_transfer", name, "test", m, v, None, ecfg)
                 for m, v in metrics.items()]
         results = ResultsStore(store)
-        results.put_run(run_id, sha, resolve_config(meta.config))
+        results.record_run(run_id, sha, resolve_config(meta.config))
         results.replace(rows, ckpt_sha256=sha, task="segmentation_transfer", dataset=name, eval_config=ecfg)
     return metrics
 

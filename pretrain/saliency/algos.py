@@ -5,7 +5,10 @@ uint8 RGB image and returning an H x W float map in [0, 1]:
 
 * ``hc`` - Histogram Contrast, ``rc`` - Region Contrast (Cheng et al., "Global Contrast based
   Salient Region Detection", CVPR 2011 / TPAMI 2015), implemented in
-  :mod:`pretrain.saliency.global_contrast` and imported only when first called.
+  :mod:`pretrain.saliency.global_contrast` and imported only when first called;
+* ``hc-cut`` / ``rc-cut`` - SaliencyCut (the same paper, sec. 4) of the HC / RC map: the salient
+  object's mask as a map of 0 / 1 (:mod:`pretrain.saliency.masks`), what the ``sgd`` policy's
+  ``threshold=cut`` reads.
 
 :func:`algorithm_key` hashes an algorithm's name, its fully resolved parameters (defaults filled in
 from the function's signature) and ``ALGO_VERSION``; a cache entry written under one key is never
@@ -50,9 +53,12 @@ class LazyAlgorithm:
 
 
 _GC = f"{__package__}.global_contrast"
+_MASKS = f"{__package__}.masks"
 ALGORITHMS: dict[str, Callable[..., np.ndarray]] = {
     "hc": LazyAlgorithm(_GC, "hc"),
     "rc": LazyAlgorithm(_GC, "rc"),
+    "hc-cut": LazyAlgorithm(_MASKS, "hc_cut"),
+    "rc-cut": LazyAlgorithm(_MASKS, "rc_cut"),
 }
 
 

@@ -11,6 +11,9 @@
   previous result, until it stops changing. GrabCut is OpenCV's ``cv2.grabCut``.
 
 All functions return (H, W) bool masks; a map with nothing salient gives an all-False mask.
+:func:`hc_cut` / :func:`rc_cut` are SaliencyCut of the HC / RC map as cacheable "saliency" maps
+({0, 1} float32), registered as ``hc-cut`` / ``rc-cut`` in :mod:`pretrain.saliency.algos`: the
+``sgd`` policy's ``threshold=cut`` reads them from the hashed cache, so GrabCut runs once per image.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import numpy as np
 
 from .global_contrast import to_rgb_uint8
 
-__all__ = ["largest_component", "saliency_cut", "saliency_mask"]
+__all__ = ["hc_cut", "largest_component", "rc_cut", "saliency_cut", "saliency_mask"]
 
 _METHODS = ("adaptive", "otsu")
 _MIN_SAMPLES = 5          # GrabCut fits 5-component GMMs by k-means
@@ -165,3 +168,17 @@ def saliency_cut(rgb: np.ndarray, sal: np.ndarray, iterations: int = 4, *, t_low
         if changed < min_changed:
             break
     return fg
+
+
+def hc_cut(rgb: np.ndarray, iterations: int = 4) -> np.ndarray:
+    """SaliencyCut (:func:`saliency_cut`, ``iterations`` rounds) of the HC map of an (H, W, 3) uint8
+    RGB image: the object's mask as an (H, W) float32 map of 0 / 1."""
+    from .global_contrast import hc
+    return saliency_cut(rgb, hc(rgb), iterations).astype(np.float32)
+
+
+def rc_cut(rgb: np.ndarray, iterations: int = 4) -> np.ndarray:
+    """SaliencyCut (:func:`saliency_cut`, ``iterations`` rounds) of the RC map of an (H, W, 3) uint8
+    RGB image: the object's mask as an (H, W) float32 map of 0 / 1."""
+    from .global_contrast import rc
+    return saliency_cut(rgb, rc(rgb), iterations).astype(np.float32)

@@ -59,12 +59,14 @@ def plan(lay: Layout, scale: str) -> list[Step]:
 
     cpu: ``shapes64-clutter-heldout``, ``CPU_OBJECTS`` (12 500) images: held-out meshes, 2544 test
     images (seed 0); three pretraining seeds (``--seeds 0,1`` are the seeded evaluations' own
-    seeds, averaged inside each run)."""
+    seeds, averaged inside each run). The object's mask: sgd's default rule, SaliencyCut of the map
+    (the best IoU with the objects on these sets: bench/RESULTS.md "Salient-object masks against the
+    objects"), its masks cached before the runs."""
     steps, data = [], Path("data/imagenet")
     if scale == "cpu":
         step, data = data_step(lay, "shapes64-clutter-heldout", CPU_OBJECTS)
         steps.append(step)
-    steps += saliency_steps(data)
+    steps += saliency_steps(data, ("hc-cut", "rc-cut"))     # sgd's default rule: the SaliencyCut masks
     for seed in seeds(scale):
         for method in ("simclr", "byol"):
             steps.append(pretrain_step(lay, scale, method, "default", data, seed=seed))

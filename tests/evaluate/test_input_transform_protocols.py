@@ -1,6 +1,6 @@
 """The protocols and a checkpoint's ``input_transform``: the transfer frameworks refuse it with one
-line, the suite skips what cannot apply it and records it for the reports, and finetuning (which
-rebuilds the bare backbone) is known not to apply it yet."""
+line, the suite evaluates through it and records it for the reports, and finetuning feeds the
+pretrained network transformed images (its from-scratch baseline plain ones)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -216,6 +216,22 @@ def test_run_configs_round_trip_and_replace(store: ResultsStore) -> None:
     assert len(store) == 0                                                # the results table is untouched
 
 
+def test_recording_a_new_checkpoint_of_a_run_removes_its_old_rows(store: ResultsStore, caplog) -> None:
+    """A run retrained (same run id, new checkpoint): its old checkpoint's results, arrays and
+    config go when the new one is recorded, with a log line; other runs and the new rows stay."""
+    old = [Result("run-x", SHA_A, "linear", "cifar10", "val", "top1", 0.4, eval_config=LINEAR)]
+    store.add(old + results(SHA_B))
+    store.put_run("run-x", SHA_A, {"aug_cfg": {"distinct_pairs": False}})
+    store.put_arrays("run-x", SHA_A, "clustering", "shapes", "embedding_tsne", xy=np.zeros((2, 2)), labels=np.arange(2))
+    assert store.record_run("run-x", SHA_A, {"aug_cfg": {"distinct_pairs": False}}) == 0    # the same checkpoint
+    with caplog.at_level("WARNING", logger="measure.results"):
+        assert store.record_run("run-x", "c" * 64, {"aug_cfg": {"distinct_pairs": True}}) == 1
+    assert "run-x: removed 1 stored values of an earlier checkpoint of this run (sha256 aaaaaaaaaaaa)" in caplog.text
+    assert store.query(run_id="run-x").empty and len(store.query(run_id="run-bbbb")) == 2
+    assert store.arrays(run_id="run-x") == []
+    assert store.runs()["ckpt_sha256"].tolist() == ["c" * 64]
+
+
 @pytest.mark.parametrize("args, error", [(("", SHA_A, {}), ValueError), (("r", None, {}), ValueError),
                                          (("r", SHA_A, "fill=blur"), TypeError),
                                          (("r", SHA_A, {"lr": float("nan")}), ValueError)])

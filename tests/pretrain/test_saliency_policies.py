@@ -114,7 +114,7 @@ def test_sgd_only_pairs_are_never_two_copies_unless_asked(shapes_dir: Path, tmp_
     views are kept or both segmented (about half); sgd-only segments exactly one of the two."""
     batch = shapes_batch(shapes_dir, 16)
     policy = build_policy("sgd-only", algo="hc", cache=str(tmp_path), fill="grey")
-    has_fg = M.adaptive_foreground(policy.maps(batch.images, batch.indices)).flatten(1).any(1)
+    has_fg = (policy.maps(batch.images, batch.indices) > 0.5).flatten(1).any(1)
     assert policy.config.distinct_pairs and has_fg.all()
     first_segmented = 0
     for seed in range(6):
@@ -127,12 +127,15 @@ def test_sgd_only_pairs_are_never_two_copies_unless_asked(shapes_dir: Path, tmp_
     assert same > 0
 
 
-def test_sgd_only_with_p1_is_the_segmented_image(shapes_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threshold", ["cut", "adaptive", "otsu", 0.4])
+def test_sgd_only_with_p1_is_the_segmented_image(threshold, shapes_dir: Path, tmp_path: Path) -> None:
     batch = shapes_batch(shapes_dir)
-    policy = build_policy("sgd-only", algo="hc", cache=str(tmp_path), seg_p=1.0, fill="grey", distinct_pairs=False)
+    policy = build_policy("sgd-only", algo="hc", cache=str(tmp_path), seg_p=1.0, fill="grey", distinct_pairs=False,
+                          threshold=threshold)
     out = policy(batch, gen())
     x = batch.images.float() / 255
-    fg = M.adaptive_foreground(policy.maps(batch.images, batch.indices))
+    maps = policy.maps(batch.images, batch.indices)
+    fg = maps > 0.5 if threshold == "cut" else M.adaptive_foreground(maps, threshold)
     expected = torch.where(fg.flatten(1).any(1).view(-1, 1, 1, 1), M.segment(x, fg, "grey", gen()), x)
     for v in out.views:
         torch.testing.assert_close(v, expected, atol=1e-5, rtol=0)
@@ -164,17 +167,42 @@ def test_segment_keeps_foreground(fill: str) -> None:
         assert torch.equal(y[1, :, 0], x[0, :, 0])
 
 
+def test_the_default_rule_is_saliency_cut_from_the_cache(shapes_dir: Path, tmp_path: Path) -> None:
+    """threshold=cut (the default) reads the SaliencyCut masks of the HC maps from the cache, as
+    ``hc-cut`` entries: what ``saliency_cut`` gives for each image, computed once."""
+    from pretrain.saliency.global_contrast import hc
+    from pretrain.saliency.masks import saliency_cut
+
+    batch = shapes_batch(shapes_dir)
+    policy = build_policy("sgd", algo="hc", cache=str(tmp_path))
+    assert policy.config.threshold == "cut" and policy.maps.algo == "hc-cut"
+    maps = policy.maps(batch.images, batch.indices)
+    rgb = batch.images.permute(0, 2, 3, 1).numpy()
+    expected = torch.from_numpy(__import__("numpy").stack([saliency_cut(i, hc(i)) for i in rgb]))
+    assert torch.equal(maps[:, 0] > 0.5, expected)
+    assert set(maps.unique().tolist()) <= {0.0, 1.0}
+    assert any(p.name.startswith("hc-cut-") for p in tmp_path.iterdir())
+    assert build_policy("sgd", algo="hc", cache=str(tmp_path)).maps(batch.images, batch.indices).equal(maps)
+
+
+@pytest.mark.parametrize("bad, match", [({"threshold": "median"}, "unknown sgd threshold 'median'; valid: cut, "),
+                                        ({"algo": "rc-cut"}, "unknown saliency algorithm 'rc-cut'; valid: hc, rc")])
+def test_sgd_bad_rule_or_algorithm_is_one_line(bad: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        build_policy("sgd", **bad)
+
+
 def test_maps_come_from_the_cache_once(shapes_dir: Path, tmp_path: Path) -> None:
     batch = shapes_batch(shapes_dir)
-    first = build_policy("sgd", algo="hc", cache=str(tmp_path))
+    first = build_policy("sgd", algo="hc", cache=str(tmp_path), threshold="adaptive")
     first(batch, gen())
     assert first.maps._cache.stats["computed"] == 8
     first(batch, gen())                                      # memoised by dataset index
     assert first.maps._cache.stats["computed"] == 8 and first.maps._cache.stats["hits"] == 0
-    second = build_policy("sgd", algo="hc", cache=str(tmp_path))
+    second = build_policy("sgd", algo="hc", cache=str(tmp_path), threshold="adaptive")
     second(batch, gen())                                     # a new run reads the stored maps
     assert second.maps._cache.stats == {"hits": 8, "misses": 0, "computed": 0, "corrupt": 0}
-    other = build_policy("sgd", algo="hc", cache=str(tmp_path), params={"delta": 0.5})
+    other = build_policy("sgd", algo="hc", cache=str(tmp_path), params={"delta": 0.5}, threshold="adaptive")
     other(batch, gen())                                      # another parameter misses
     assert other.maps._cache.stats["computed"] == 8
 

@@ -172,6 +172,30 @@ def test_complete_run_is_a_no_op(shapes_dir: Path, tmp_path: Path) -> None:
     assert (run_dir / "ckpt.pt").stat().st_mtime_ns == mtime
 
 
+def _as_if_resolved_earlier(ckpt: Path, section: str, key: str, value: object) -> None:
+    """Rewrite ``ckpt``'s recorded resolved setting, as a version with another default wrote it."""
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    raw["config"][section][key] = value
+    T.save_atomic(raw, ckpt)
+
+
+def test_a_run_made_with_other_resolved_settings_is_retrained_under_resume(shapes_dir: Path, tmp_path: Path,
+                                                                          caplog) -> None:
+    """A complete run whose checkpoint recorded another resolved setting than this version gives
+    the same given config (a default changed): refused without --resume, naming the setting;
+    retrained from step 0 under --resume (what a plan rerun passes), saying which and why."""
+    cfg = cfg_for("simclr", shapes_dir, tmp_path)
+    run_dir = T.train(cfg, progress=False)
+    _as_if_resolved_earlier(run_dir / "ckpt.pt", "method_cfg", "temperature", 0.1)
+    with pytest.raises(T.RunExists, match=r"resolved other settings \(method_cfg.temperature \(0.1 vs 0.5\)\).*--resume"):
+        T.train(cfg, progress=False)
+    with caplog.at_level("WARNING", logger="pretrain"):
+        T.train(cfg, resume=True, progress=False)
+    assert "retrained from step 0" in caplog.text and "method_cfg.temperature (0.1 vs 0.5)" in caplog.text
+    assert read_checkpoint(run_dir / "ckpt.pt")[1].config["method_cfg"]["temperature"] == 0.5
+    assert T.stale_settings(T.build_run(cfg), run_dir / "ckpt.pt") == []
+
+
 # --------------------------------------------------------------------------- checkpoints
 def test_truncated_and_foreign_checkpoints_fail_loudly(shapes_dir: Path, tmp_path: Path) -> None:
     ckpt = T.train(cfg_for("random", shapes_dir, tmp_path), progress=False) / "ckpt.pt"

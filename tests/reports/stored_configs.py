@@ -22,7 +22,7 @@ _MASK = {**_PIPELINE, "grid": None, "ratio": [0.05, 0.25], "fill": "highpass", "
 AUG_CFG: dict[str, dict[str, Any]] = {
     "default": dict(_PIPELINE),
     "mild": {**_PIPELINE, "crop_scale": [0.5, 1.0]},
-    "sgd": {**_PIPELINE, "seg_p": 0.5, "fill": "black", "algo": "rc", "params": None, "threshold": "adaptive",
+    "sgd": {**_PIPELINE, "seg_p": 0.5, "fill": "black", "algo": "rc", "params": None, "threshold": "cut",
             "cache": None, "saliency_size": None, "distinct_pairs": False},
     "random-mask": dict(_MASK),
     "sal-mask": {**_MASK, "saliency": "scda"},
