@@ -1,5 +1,6 @@
-"""Saliency examples for the reports: images, their HC and RC maps, the salient-object mask, and
-the views the saliency policies make of them (``python -m pretrain.saliency examples``).
+"""Saliency examples for the reports: images, their HC and RC maps, the salient-object mask that
+``sgd`` cuts from the RC map (its default rule, SaliencyCut: the cached ``rc-cut`` masks), and the
+views the saliency policies make of them (``python -m pretrain.saliency examples``).
 
 The views come from the registered policies themselves (``pretrain.augment.build_policy``) on a
 batch of the dataset's first images, bound to the dataset as in training (its saliency cache and
@@ -25,7 +26,6 @@ import torch
 from fsio import write_bytes_atomic
 
 from ..augment import build_policy
-from ..augment.masking import adaptive_foreground
 from ..augment.saliency import SaliencyMaps
 from ..views import RawBatch
 
@@ -54,7 +54,7 @@ def saliency_examples(data: Path | str, n: int = 6, seed: int = 0, cache: str | 
     images = source.read(idx)
     batch = RawBatch(images=images, targets=torch.zeros(len(idx), dtype=torch.long), indices=torch.from_numpy(idx))
     maps = {}
-    for algo in ("hc", "rc"):
+    for algo in ("hc", "rc", "rc-cut"):
         m = SaliencyMaps(algo, None, cache, None)
         m.bind(data)
         maps[algo] = m(images, batch.indices)
@@ -62,7 +62,7 @@ def saliency_examples(data: Path | str, n: int = 6, seed: int = 0, cache: str | 
     mean, std = x.mean((0, 2, 3)), x.std((0, 2, 3))
     out = {"image": images.permute(0, 2, 3, 1).contiguous().numpy(),
            "HC": maps["hc"][:, 0].numpy(), "RC": maps["rc"][:, 0].numpy(),
-           "RC mask": adaptive_foreground(maps["rc"])[:, 0].numpy()}
+           "RC mask": (maps["rc-cut"] > 0.5)[:, 0].numpy()}
     for name in ("sgd-only", "sgd"):
         out[f"{name} view"] = _views(name, batch, data, mean, std, seed, algo="rc", seg_p=1.0, cache=cache)
     out["random-mask"] = _views("random-mask", batch, data, mean, std, seed)
