@@ -10,8 +10,9 @@ Beside the results, a ``runs`` table keeps how each checkpoint was pretrained: o
 canonical JSON), written by every evaluation (``record_run``) and read back by ``runs()``; the reports
 use it to tell apart runs that differ only in settings the run id does not name
 (``--aug_cfg.fill=blur``). A run id's rows are those of its current checkpoint: ``record_run``
-removes what an earlier checkpoint of the same run left (a run retrained after a default changed). Stores made before the table existed open as they are (the table is
-added on open) and read as having no configs.
+removes what an earlier checkpoint of the same run left (a run retrained after a default
+changed). Stores made before the table existed open as they are (the table is added on open) and
+read as having no configs.
 
 The database runs in WAL mode, so readers never block the writer. Each ``add`` / ``replace`` is
 one ``BEGIN IMMEDIATE`` transaction (all rows or none) that waits up to ``BUSY_TIMEOUT_S`` for

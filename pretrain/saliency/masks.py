@@ -20,7 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .global_contrast import to_rgb_uint8
+from .global_contrast import hc, rc, to_rgb_uint8
 
 __all__ = ["hc_cut", "largest_component", "rc_cut", "saliency_cut", "saliency_mask"]
 
@@ -173,12 +173,10 @@ def saliency_cut(rgb: np.ndarray, sal: np.ndarray, iterations: int = 4, *, t_low
 def hc_cut(rgb: np.ndarray, iterations: int = 4) -> np.ndarray:
     """SaliencyCut (:func:`saliency_cut`, ``iterations`` rounds) of the HC map of an (H, W, 3) uint8
     RGB image: the object's mask as an (H, W) float32 map of 0 / 1."""
-    from .global_contrast import hc
     return saliency_cut(rgb, hc(rgb), iterations).astype(np.float32)
 
 
 def rc_cut(rgb: np.ndarray, iterations: int = 4) -> np.ndarray:
     """SaliencyCut (:func:`saliency_cut`, ``iterations`` rounds) of the RC map of an (H, W, 3) uint8
     RGB image: the object's mask as an (H, W) float32 map of 0 / 1."""
-    from .global_contrast import rc
     return saliency_cut(rgb, rc(rgb), iterations).astype(np.float32)
