@@ -70,8 +70,8 @@ saliency:              ## precompute the saliency cache of $(DATA) with $(ALGO) 
 report:                ## tables, plots and one HTML report of the results store -> reports/out
 	$(PY) -m reports build --db $(DB) --out reports/out
 
-reproduce:             ## a paper end to end (PAPER=saliency-aug|saliency-masking|invariance|slotcon|utility, SCALE=cpu|full)
-	$(PY) -m reports reproduce --paper $(PAPER) --scale $(SCALE)
+reproduce:             ## a paper end to end (PAPER=saliency-aug|saliency-masking|invariance|slotcon|utility, SCALE=cpu|full, TRANSFER=1: cpu transfers too)
+	$(PY) -m reports reproduce --paper $(PAPER) --scale $(SCALE) $(if $(TRANSFER),--transfer)
 
 clean:
 	rm -rf .pytest_cache bench/out

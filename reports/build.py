@@ -170,7 +170,7 @@ def add_build(sub: argparse._SubParsersAction) -> None:
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
     """Run a paper's reproduction end to end (data, pretraining, evaluation, report)."""
-    report = run(a.paper, get_plan(a.paper), a.scale, a.out, dry_run=a.dry_run)
+    report = run(a.paper, get_plan(a.paper), a.scale, a.out, dry_run=a.dry_run, transfer=a.transfer)
     print(f"report: {report / 'report.html'}" if not a.dry_run else f"(dry run) report would be in {report}")
     return 0
 
@@ -181,4 +181,7 @@ def add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", default="cpu", help=f"one of {', '.join(SCALES)}")
     p.add_argument("--out", type=Path, default=Path("reproductions"))
     p.add_argument("--dry-run", action="store_true", help="print the steps without running them")
+    p.add_argument("--transfer", action="store_true",
+                   help="cpu: also run the plan's Detectron2 / mmseg transfers (an extra standard-stem arm, "
+                        "seed 0, ~20 minutes a checkpoint; full plans always transfer)")
     p.set_defaults(func=cmd_reproduce)

@@ -45,9 +45,14 @@ class Step:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where a reproduction writes: its data, runs, store and report."""
+    """Where a reproduction writes: its data, runs, store and report. ``transfer``: a cpu plan
+    also runs its framework transfers (Detectron2 / mmseg on an extra standard-stem arm, seed 0;
+    ``pretrain_steps``); off by default, since at ~20 minutes a checkpoint on 2 cores three seeds
+    a side do not fit a cpu plan's 90 minutes, so their claims are judged at full scale. Full
+    plans always transfer."""
 
     root: Path
+    transfer: bool = False
 
     @property
     def data(self) -> Path:
@@ -167,12 +172,13 @@ def pretrain_steps(lay: Layout, scale: str, method: str, aug: str | None, data: 
     take. full: one run in the ``transfer`` group (every full run transfers). cpu: the run at the
     cpu preset's backbone in the root group, evaluated with its seeds; a ``chosen`` one also gets
     an arm at torchvision's standard stem in the ``transfer`` group (``CPU_TRANSFER_BACKBONE``),
-    which the root suites see as another variant of it, never pooled with the preset's runs."""
+    which the root suites see as another variant of it, never pooled with the preset's runs: only
+    where the plan runs its transfers at cpu scale (``lay.transfer``)."""
     common = dict(seed=seed, cpu_epochs=cpu_epochs)
     if scale != "cpu":
         return [pretrain_step(lay, scale, method, aug, data, *extra, group=transfer_group(scale, chosen), **common)]
     steps = [pretrain_step(lay, scale, method, aug, data, *extra, **common)]
-    if chosen:
+    if chosen and lay.transfer:
         steps.append(pretrain_step(lay, scale, method, aug, data, *extra, group="transfer", **common))
     return steps
 
@@ -186,11 +192,14 @@ def transfer_group(scale: str, chosen: bool) -> str:
 def transfer_steps(lay: Layout, scale: str, group: str = "", tasks: str = "") -> list[Step]:
     """Detectron2 and mmseg transfer of every run of ``group``: the CPU protocols on synthetic
     scenes (``tasks``: both by default), or the papers' protocols (VOC07+12 Faster R-CNN C4, COCO
-    Mask R-CNN FPN 1x, VOC12aug FCN) on 8 GPUs with the frameworks' launchers.
+    Mask R-CNN FPN 1x, VOC12aug FCN) on 8 GPUs with the frameworks' launchers. None at cpu scale
+    unless the plan runs its transfers (``lay.transfer``).
 
     cpu: ``scenes``, 2000 128-px images (seed 0: 1646 train, 180 test with 739 objects). It stays
     that size: detection AP counts the test objects and segmentation mIoU the test pixels (~2.9 M),
     and every image more costs the scene pretrainings (SlotCon's: 50 epochs) and Detectron2."""
+    if scale == "cpu" and not lay.transfer:
+        return []
     if scale == "cpu":
         step, scenes = data_step(lay, "scenes", 2000)
         return [step, suite_step(lay, scenes, tasks or "detection,segmentation_transfer", "--transfer-iters", "150",
@@ -203,13 +212,15 @@ def transfer_steps(lay: Layout, scale: str, group: str = "", tasks: str = "") ->
 
 # ------------------------------------------------------------------------------------- running
 
-def plan(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions") -> tuple[Layout, list[Step]]:
+def plan(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions",
+         transfer: bool = False) -> tuple[Layout, list[Step]]:
     """The layout and steps of ``paper`` (its name) at ``scale``, from its plan function
-    ``steps_of`` (``reports.papers.get_plan(paper)``); a command named twice, e.g. the scenes data
-    of a plan that also transfers on it, is run once. ValueError for an unknown scale."""
+    ``steps_of`` (``reports.papers.get_plan(paper)``); ``transfer``: a cpu plan runs its framework
+    transfers too (``Layout.transfer``). A command named twice, e.g. the scenes data of a plan
+    that also transfers on it, is run once. ValueError for an unknown scale."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
-    lay = Layout(Path(out) / f"{paper}-{scale}")
+    lay = Layout(Path(out) / f"{paper}-{scale}", transfer=transfer or scale == "full")
     steps = list(dict.fromkeys(steps_of(lay, scale)))
     return lay, [_on_gpus(s) for s in steps] if scale == "full" else steps
 
@@ -224,10 +235,12 @@ def _on_gpus(step: Step) -> Step:
     return step
 
 
-def run(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions", dry_run: bool = False) -> Path:
+def run(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions", dry_run: bool = False,
+        transfer: bool = False) -> Path:
     """Run (or with ``dry_run`` print) every step of ``paper``'s reproduction (its plan function
-    ``steps_of``) at ``scale``; returns its report folder."""
-    lay, steps = plan(paper, steps_of, scale, out)
+    ``steps_of``) at ``scale``, with its framework transfers at cpu scale if ``transfer``; returns
+    its report folder."""
+    lay, steps = plan(paper, steps_of, scale, out, transfer)
     begin = time.perf_counter()
     for i, step in enumerate(steps, 1):
         cmd = step.command()

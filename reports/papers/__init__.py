@@ -27,11 +27,12 @@ _NOT_SETTINGS = ("train.seed", "train.out")
 
 def planned_settings(steps_of: Plan) -> frozenset[str]:
     """The settings a plan varies on purpose: every ``--section.key=value`` its pretraining steps
-    pass, at either scale (``train.epochs``, ``aug_cfg.fill``, ``backbone.kwargs``, ...). Runs of one
+    pass, at either scale, transfers included (``train.epochs``, ``aug_cfg.fill``, ``backbone.kwargs``,
+    ...). Runs of one
     arm that differ in any other setting are not pooled by ``reports.compare``."""
     keys = set()
     for scale in SCALES:
-        for step in steps_of(Layout(Path("plan")), scale):
+        for step in steps_of(Layout(Path("plan"), transfer=True), scale):
             if step.module == "pretrain":
                 keys |= {a[2:].partition("=")[0] for a in step.args if a.startswith("--") and "." in a.partition("=")[0]}
     return frozenset(keys - set(_NOT_SETTINGS))

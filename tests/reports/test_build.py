@@ -133,11 +133,11 @@ def test_every_paper_has_a_plan_ending_in_its_report(paper: str, scale: str, tmp
 
 @pytest.mark.parametrize("paper", list(PLANS))
 def test_cpu_plans_transfer_a_bounded_number_of_runs(paper: str, tmp_path: Path) -> None:
-    """Detectron2 on 2 cores costs ~20 minutes a checkpoint, so a cpu plan sends at most three
-    runs to the framework transfer (its ``runs/transfer`` group); the full plans send every run
-    of the study there."""
-    for scale, bound in (("cpu", 3), ("full", None)):
-        lay, steps = plan(paper, PLANS[paper], scale, tmp_path)
+    """Detectron2 on 2 cores costs ~20 minutes a checkpoint: a cpu plan transfers nothing unless
+    asked (``--transfer``), then at most three runs (its ``runs/transfer`` group); the full plans
+    send every run of the study there."""
+    for scale, transfer, bound in (("cpu", False, 0), ("cpu", True, 3), ("full", False, None)):
+        lay, steps = plan(paper, PLANS[paper], scale, tmp_path, transfer=transfer)
         pretrained = [s for s in steps if s.module == "pretrain"]
         transferred = [s for s in pretrained if f"--train.out={lay.runs / 'transfer'}" in s.args]
         framework = [s for s in steps if s.module == "evaluate.suite"
@@ -149,6 +149,8 @@ def test_cpu_plans_transfer_a_bounded_number_of_runs(paper: str, tmp_path: Path)
             assert all(s.args[0] == str(lay.runs / "transfer") for s in framework)
         else:
             assert len(transferred) == len(pretrained)
+        if bound == 0:
+            assert not framework and not transferred
 
 
 def _value(args: tuple[str, ...], flag: str) -> str:
@@ -180,24 +182,27 @@ def test_cpu_plans_classify_held_out_objects_on_2500_test_images(paper: str, tmp
 
 
 @pytest.mark.parametrize("paper", list(PLANS))
-def test_cpu_plans_pretrain_three_seeds(paper: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transfer", [False, True])
+def test_cpu_plans_pretrain_three_seeds(paper: str, transfer: bool, tmp_path: Path) -> None:
     """At cpu scale every pretraining comes in the three seeds of ``seeds("cpu")`` at the preset's
-    backbone; a run handed to the framework transfer is an extra arm (seed 0, standard stem) beside
-    its three preset runs, never one of them."""
+    backbone, so every claim a cpu plan judges rests on three pretraining seeds a side; with
+    ``--transfer`` a run handed to the framework transfer is an extra arm (seed 0, standard stem)
+    beside its three preset runs, never one of them, and without it there is no such arm."""
     from reports.reproduce import seeds, transfer_arm_args
 
     assert seeds("cpu") == (0, 1, 2)
-    lay, steps = plan(paper, PLANS[paper], "cpu", tmp_path)
+    lay, steps = plan(paper, PLANS[paper], "cpu", tmp_path, transfer=transfer)
     runs: dict[tuple[str, ...], list[int]] = {}
     arms: dict[tuple[str, ...], list[int]] = {}
     for s in (s for s in steps if s.module == "pretrain"):
         seed, = (int(a.split("=")[1]) for a in s.args if a.startswith("--train.seed="))
         key = tuple(a for a in s.args if not a.startswith(("--train.seed=", "--train.out="))
                     and a not in transfer_arm_args(_value(s.args, "--method")))
-        transfer = f"--train.out={lay.runs / 'transfer'}" in s.args
-        (arms if transfer else runs).setdefault(key, []).append(seed)
+        arm = f"--train.out={lay.runs / 'transfer'}" in s.args
+        (arms if arm else runs).setdefault(key, []).append(seed)
     assert runs and all(sorted(v) == [0, 1, 2] for v in runs.values()), runs
     assert all(v == [0] and key in runs for key, v in arms.items()), arms
+    assert bool(arms) == (transfer and paper in ("saliency-masking", "slotcon")), arms
 
 
 @pytest.mark.parametrize("paper", list(PLANS))
@@ -211,7 +216,7 @@ def test_cpu_transfer_runs_train_the_standard_stem(paper: str, tmp_path: Path, m
     monkeypatch.setitem(C.PRESETS, "cpu", {**C.PRESETS["cpu"], "backbone.kwargs.small_stem": True,
                                            "backbone.kwargs.width": 16})
     for scale in SCALES:
-        lay, steps = plan(paper, PLANS[paper], scale, tmp_path)
+        lay, steps = plan(paper, PLANS[paper], scale, tmp_path, transfer=True)
         for s in (s for s in steps if s.module == "pretrain"):
             transfer = f"--train.out={lay.runs / 'transfer'}" in s.args
             reset = all(a in s.args for a in CPU_TRANSFER_BACKBONE)
@@ -231,7 +236,7 @@ def test_slotcon_transfer_arm_groups_a_4x4_map(tmp_path: Path) -> None:
     from pretrain import config as C
     from pretrain.backbones import build_backbone
 
-    lay, steps = plan("slotcon", PLANS["slotcon"], "cpu", tmp_path)
+    lay, steps = plan("slotcon", PLANS["slotcon"], "cpu", tmp_path, transfer=True)
     arm, = (s for s in steps if s.module == "pretrain" and _value(s.args, "--method") == "slotcon"
             and f"--train.out={lay.runs / 'transfer'}" in s.args)
     cfg = C.build_config("slotcon", None, _value(arm.args, "--preset"),
@@ -310,29 +315,33 @@ def test_rebuild_removes_what_the_store_no_longer_gives(tmp_path: Path) -> None:
     check_output(out)
 
 
-def test_masking_cpu_plan_runs_every_variant_and_trains_moco_long_enough(tmp_path: Path) -> None:
-    """cpu: SimCLR runs the whole grid (random / saliency masks, three fills, both branches, hard
-    negatives) at the cpu epochs; MoCo v2 the default vs high-pass saliency-masked pair at
-    MOCO_EPOCHS (it probes below random init at 10); full: every variant of both methods."""
-    from reports.reproduce import CPU_EPOCHS, MOCO_EPOCHS
+def test_masking_cpu_plan_runs_the_arms_of_its_linear_claims(tmp_path: Path) -> None:
+    """cpu: SimCLR runs no / random / saliency masks with the three fills, MoCo v2 (asymmetric in
+    every arm) no / random / high-pass saliency masks, all at the cpu epochs, and random init;
+    with ``--transfer`` the MoCo v2 pair of seed 0 adds its standard-stem arms; full: every
+    variant of both methods."""
+    from reports.reproduce import CPU_EPOCHS
 
-    def runs(scale: str) -> dict[str, list[str]]:
-        _, steps = plan("saliency-masking", PLANS["saliency-masking"], scale, tmp_path)
+    def runs(scale: str, transfer: bool = False) -> dict[str, list[str]]:
+        _, steps = plan("saliency-masking", PLANS["saliency-masking"], scale, tmp_path, transfer=transfer)
         out: dict[str, list[str]] = {}
         for s in steps:
             if s.module == "pretrain" and "--train.seed=0" in s.args:
                 method = s.args[s.args.index("--method") + 1]
                 out.setdefault(method, []).append(s.what)
                 if scale == "cpu":
-                    epochs = MOCO_EPOCHS if method == "mocov2" else CPU_EPOCHS
-                    assert f"--train.epochs={epochs}" in s.args, s.what
+                    assert f"--train.epochs={CPU_EPOCHS}" in s.args, s.what
         return out
 
     cpu, full = runs("cpu"), runs("full")
-    assert len(cpu["simclr"]) == len(full["simclr"]) == len(full["mocov2"]) == 7
-    masked = "sal-mask --aug_cfg.saliency=rc --aug_cfg.fill=highpass"
-    arm = " (standard stem for the transfers)"
+    assert len(full["simclr"]) == len(full["mocov2"]) == 7
+    masked = "sal-mask --aug_cfg.saliency=rc --aug_cfg.fill="
     asym = " --method_cfg.symmetric=false"                 # the authors' one-directional MoCo v2, every arm
-    assert [n.split(" ", 2)[2] for n in cpu["mocov2"]] == ["default" + asym, "default" + asym + arm, masked + asym,
-                                                           masked + asym + arm]
+    assert [n.split(" ", 2)[2] for n in cpu["simclr"]] == ["default", "random-mask", *(masked + f for f in
+                                                                                       ("highpass", "blur", "mean"))]
+    assert [n.split(" ", 2)[2] for n in cpu["mocov2"]] == ["default" + asym, "random-mask" + asym,
+                                                           masked + "highpass" + asym]
+    arm = " (standard stem for the transfers)"
+    assert [n for n in runs("cpu", transfer=True)["mocov2"] if n.endswith(arm)] == \
+        [f"pretrain mocov2 default{asym}{arm}", f"pretrain mocov2 {masked}highpass{asym}{arm}"]
     assert "random" in cpu and "random" not in full

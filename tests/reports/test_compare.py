@@ -72,6 +72,10 @@ CASES: dict[str, list[tuple[str, str, str, str, str, str, float, float]]] = {
         ("slotcon", "default", "segmentation_transfer", "scenes", "miou", "scenes", 50, 30),
         ("byol", "default", "segmentation_transfer", "scenes", "miou", "scenes", 40, 40),
         ("slotcon", "default", "detection", "scenes", "segm_AP", "scenes", 25, 25),
+        ("slotcon", "default", "unsup_seg", "scenes", "miou", "scenes", 30, 10),
+        ("mocov2", "default", "unsup_seg", "scenes", "miou", "scenes", 20, 20),
+        ("slotcon", "default", "segmentation", "scenes", "miou", "scenes", 40, 20),
+        ("byol", "default", "segmentation", "scenes", "miou", "scenes", 30, 30),
     ],
     "utility": [
         ("mocov2", "default", "finetune", "shapes64", "utility@n100", "shapes64", 20, -5),

@@ -33,7 +33,7 @@ def test_the_plan_measures_scratch_beyond_the_largest_finetuned_size(scale: str,
     _, steps = plan("utility", U.plan, scale, tmp_path)
     data = {str(s.args[s.args.index("--out") + 1]): s for s in steps if s.module == "synthetic.generate"}
     suites = [s for s in steps if s.module == "evaluate.suite"]
-    assert len(suites) == len(data) == 12
+    assert len(suites) == len(data) == (len(U.CPU_VARIANTS) if scale == "cpu" else 12)
     for s in suites:
         assert "--finetune-max-steps" not in s.args
         gen = data[_value(s.args, "--data")]

@@ -28,9 +28,9 @@ def test_the_registry_names_every_paper_once() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_planned_settings_are_what_the_plan_passes(name: str) -> None:
-    """Every ``--section.key=`` a pretraining step of the plan passes is planned; the seed and the
-    output folder are not settings."""
-    passed = {a[2:].partition("=")[0] for scale in SCALES for s in plan(name, get_plan(name), scale)[1]
+    """Every ``--section.key=`` a pretraining step of the plan passes (its cpu transfer arms
+    included) is planned; the seed and the output folder are not settings."""
+    passed = {a[2:].partition("=")[0] for scale in SCALES for s in plan(name, get_plan(name), scale, transfer=True)[1]
               if s.module == "pretrain" for a in s.args if a.startswith("--") and "." in a.partition("=")[0]}
     assert get_paper(name).planned == passed - {"train.seed", "train.out"}
     assert "train.epochs" in get_paper(name).planned
@@ -92,5 +92,6 @@ def test_the_masking_plan_runs_moco_v2_as_the_authors_do(scale: str, tmp_path: P
     assert {a[3] for a in moco if a[2] == "--aug"} >= {"default", "sal-mask"}
     assert not any("--method_cfg.symmetric=false" in a for a in runs if a[1] != "mocov2")
     hard = [a for a in runs if "sal-mask-hn" in a]
-    assert hard and all("--method_cfg.hard_negative_alpha=2.0" in a for a in hard)
+    assert bool(hard) == (scale == "full")              # cpu: the arms of the linear claims only
+    assert all("--method_cfg.hard_negative_alpha=2.0" in a for a in hard)
     assert all(("--method_cfg.queue_size=65536" in a) == (scale == "full") for a in moco)
