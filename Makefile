@@ -67,8 +67,13 @@ pretrain:              ## self-supervised pretraining -> runs/<run_id>/ckpt.pt (
 saliency:              ## precompute the saliency cache of $(DATA) with $(ALGO) (hc | rc | hc-cut | rc-cut)
 	$(PY) -m pretrain.saliency precompute --data $(DATA) --algo $(ALGO) --workers 2
 
-report:                ## tables, plots and one HTML report of the results store -> reports/out
-	$(PY) -m reports build --db $(DB) --out reports/out
+report:                ## the results store's report -> reports/out; each committed cpu reproduction's -> reports/out/reproductions/<paper>
+	@if [ -f $(DB) ] || ! ls bench/reproductions/*-cpu.sqlite >/dev/null 2>&1; then \
+	  $(PY) -m reports build --db $(DB) --out reports/out || exit 1; fi
+	@for db in bench/reproductions/*-cpu.sqlite; do [ -f "$$db" ] || continue; \
+	  paper=$$(basename $$db -cpu.sqlite); out=reports/out/reproductions/$$paper; \
+	  $(PY) -m reports build --db $$db --out $$out && \
+	  $(PY) -m reports compare --paper $$paper --db $$db --out $$out || exit 1; done
 
 reproduce:             ## a paper end to end (PAPER=saliency-aug|saliency-masking|invariance|slotcon|utility, SCALE=cpu|full, TRANSFER=1: cpu transfers too)
 	$(PY) -m reports reproduce --paper $(PAPER) --scale $(SCALE) $(if $(TRANSFER),--transfer)
