@@ -235,6 +235,13 @@ def _on_gpus(step: Step) -> Step:
     return step
 
 
+def progress(elapsed: float, done: int, total: int) -> str:
+    """Elapsed time and the ETA at the pace so far, after ``done`` of ``total`` steps
+    (``elapsed`` in seconds), e.g. ``"12.0 min elapsed, ETA 36.0 min"``."""
+    left = elapsed / done * (total - done) if done else float("nan")
+    return f"{elapsed / 60:.1f} min elapsed, ETA {left / 60:.1f} min"
+
+
 def run(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions", dry_run: bool = False,
         transfer: bool = False) -> Path:
     """Run (or with ``dry_run`` print) every step of ``paper``'s reproduction (its plan function
@@ -251,7 +258,8 @@ def run(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions
         rc = subprocess.run(cmd).returncode
         if rc != 0:
             raise RuntimeError(f"step {i} ({step.what}) failed with exit code {rc}: {' '.join(cmd)}")
-        print(f"[{i}/{len(steps)}] done in {time.perf_counter() - start:.0f} s", flush=True)
+        print(f"[{i}/{len(steps)}] done in {time.perf_counter() - start:.0f} s; "
+              f"{progress(time.perf_counter() - begin, i, len(steps))}", flush=True)
     if not dry_run:
         print(f"{paper} ({scale}) reproduced in {(time.perf_counter() - begin) / 60:.1f} min: "
               f"{lay.report / 'report.html'}", flush=True)

@@ -95,3 +95,11 @@ def test_the_masking_plan_runs_moco_v2_as_the_authors_do(scale: str, tmp_path: P
     assert bool(hard) == (scale == "full")              # cpu: the arms of the linear claims only
     assert all("--method_cfg.hard_negative_alpha=2.0" in a for a in hard)
     assert all(("--method_cfg.queue_size=65536" in a) == (scale == "full") for a in moco)
+
+
+@pytest.mark.parametrize(("elapsed", "done", "total", "expected"), [
+    (600.0, 1, 4, "10.0 min elapsed, ETA 30.0 min"),
+    (1200.0, 4, 4, "20.0 min elapsed, ETA 0.0 min"),
+])
+def test_progress_gives_the_eta_at_the_pace_so_far(elapsed: float, done: int, total: int, expected: str) -> None:
+    assert R.progress(elapsed, done, total) == expected
