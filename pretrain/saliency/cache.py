@@ -48,6 +48,7 @@ DIGEST_SIZE = 24
 FOOTER_SIZE = len(FOOTER_MAGIC) + DIGEST_SIZE
 STORE_DTYPE = np.float16
 RANGE_TOLERANCE = 1e-3      # computed maps must lie in [0, 1] up to this
+FILL_CHUNK = 64            # images per process-pool task in SaliencyCache.fill
 PRECOMPUTE_HINT = "run `python -m pretrain.saliency precompute --data DIR --algo ALGO` first"
 
 
@@ -142,10 +143,12 @@ def compute_saliency(fn: Callable[..., np.ndarray], params: dict[str, Any], rgb:
     return np.clip(sal, 0.0, 1.0)
 
 
-def _compute_and_store(fn: Callable[..., np.ndarray], params: dict[str, Any], rgb: np.ndarray, key: str,
-                       path: str) -> None:
-    """Process-pool task: compute one map and write its entry."""
-    write_bytes_atomic(Path(path), encode_entry(key, compute_saliency(fn, params, rgb)))
+def _compute_and_store(fn: Callable[..., np.ndarray], params: dict[str, Any],
+                       items: list[tuple[np.ndarray, str, str]]) -> int:
+    """Process-pool task: compute the maps of a chunk of (image, key, path) and write their entries."""
+    for rgb, key, path in items:
+        write_bytes_atomic(Path(path), encode_entry(key, compute_saliency(fn, params, rgb)))
+    return len(items)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,27 +307,40 @@ class SaliencyCache:
             yield key, rgb
 
     def _fill_parallel(self, missing: Iterator[tuple[str, np.ndarray]], workers: int, bar: tqdm) -> int:
+        """Missing entries computed by ``workers`` processes, FILL_CHUNK images per task: one task per
+        image spent a third of the CPU on inter-process traffic (bench/RESULTS.md, "make pretrain
+        METHOD=byol AUG=sgd")."""
         pool: ProcessPoolExecutor | None = None
         pending: set[Future] = set()
         computed = 0
+        chunk: list[tuple[np.ndarray, str, str]] = []
 
         def collect(done: set[Future]) -> None:
             nonlocal computed
             for f in done:
-                f.result()          # re-raises a worker's error
-                computed += 1
-                self.stats["computed"] += 1
-                bar.update()
+                n = f.result()          # re-raises a worker's error
+                computed += n
+                self.stats["computed"] += n
+                bar.update(n)
+
+        def submit() -> None:
+            nonlocal pool, pending
+            if pool is None:
+                self._write_params()
+                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            pending.add(pool.submit(_compute_and_store, self.fn, self.params, list(chunk)))
+            chunk.clear()
+            if len(pending) >= 2 * workers:     # bound the images held in flight
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                collect(done)
 
         try:
             for key, rgb in missing:
-                if pool is None:
-                    self._write_params()
-                    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-                pending.add(pool.submit(_compute_and_store, self.fn, self.params, rgb, key, str(self.path(key))))
-                if len(pending) >= 4 * workers:     # bound the images held in flight
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    collect(done)
+                chunk.append((rgb, key, str(self.path(key))))
+                if len(chunk) == FILL_CHUNK:
+                    submit()
+            if chunk:
+                submit()
             done, pending = wait(pending)
             collect(done)
         finally:

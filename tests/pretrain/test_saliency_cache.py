@@ -245,6 +245,20 @@ def test_two_processes_fill_the_same_cache_without_corruption(fake: Counting, tm
     assert not [f for f in files if f.name.endswith(".tmp")]
 
 
+def test_a_pool_fills_in_chunks_with_a_partial_last_one(fake: Counting, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from pretrain.saliency import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "FILL_CHUNK", 3)
+    x = images(10, seed=7)
+    cache = SaliencyCache(tmp_path, "grad")
+    cache.fill(x[:2], workers=1)                                    # two present, eight missing
+    assert cache.fill(np.concatenate([x, x[:1]]), workers=2) == 8   # chunks of 3, 3, 2; duplicate once
+    assert cache.stats["computed"] == 10
+    np.testing.assert_allclose(cache.get_many(x, compute=False), np.stack([gradient_saliency(r) for r in x]),
+                               atol=1e-3)
+
+
 # --------------------------------------------------------------------------------------------
 # The CLI
 
