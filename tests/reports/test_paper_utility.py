@@ -43,6 +43,18 @@ def test_the_plan_measures_scratch_beyond_the_largest_finetuned_size(scale: str,
         assert scratch_label_counts(cfg, train)[-2:] == [2 * top, 4 * top] and 4 * top < train, (scale, train)
 
 
+def test_the_cpu_plan_replicates_pretraining_and_leaves_out_the_saturated_variant(tmp_path: Path) -> None:
+    """cpu: three pretraining seeds of every (method, variant), one evaluation draw each; no
+    variant with every factor fixed (its scratch curve starts at its ceiling, no utility to measure)."""
+    _, steps = plan("utility", U.plan, "cpu", tmp_path)
+    groups = {_value(s.args, "--preset") for s in steps if s.module == "synthetic.generate"}
+    assert groups == {f"tcvl-{v}-heldout" for v in U.CPU_VARIANTS} and "tcvl-0000-heldout" not in groups
+    assert all(_value(s.args, "--seeds") == U.CPU_EVAL_SEEDS for s in steps if s.module == "evaluate.suite")
+    seeds = [a for s in steps if s.module == "pretrain" for a in s.args if a.startswith("--train.seed=")]
+    assert sorted(set(seeds)) == ["--train.seed=0", "--train.seed=1", "--train.seed=2"]
+    assert len(seeds) == 3 * 2 * len(U.CPU_VARIANTS)
+
+
 def _rows(metric: str, values: tuple[float, float, float]) -> list[Result]:
     """One row per pretraining seed of a SimCLR checkpoint on tcvl-0100-heldout."""
     out = []
