@@ -159,10 +159,10 @@ def method_args(method: str, aug: str, scale: str) -> tuple[str, ...]:
 
 # cpu: the arms of the headline claims, three seeds each, in <= 90 minutes on 2 cores: no masking,
 # random masking and the high-pass saliency mask for SimCLR and for MoCo v2 (asymmetric). Measured
-# on 2 cores (2026-12-07, 10 epochs of 680 steps): SimCLR 214-255 s a run, asymmetric MoCo v2
-# 173 s, so the earlier 24 runs (SimCLR's blur and mean fills too) came to ~83 minutes of
-# pretraining before the suite. SimCLR's fill order, query-only masking and hard negatives are
-# full-scale arms.
+# on 2 cores (2026-12-07, ~680 steps a run; bench/RESULTS.md, the saliency-aug and invariance
+# plans): SimCLR 187-255 s a run, asymmetric MoCo v2 159-187 s, so with SimCLR's blur and mean
+# fills the 24 runs would need about 80 minutes of pretraining before the suite. SimCLR's fill
+# order, query-only masking and hard negatives are full-scale arms.
 CPU_FILLS = {"simclr": ("highpass",), "mocov2": ("highpass",)}
 
 
