@@ -52,7 +52,10 @@ def test_the_cpu_plan_replicates_pretraining_and_leaves_out_the_saturated_varian
     assert all(_value(s.args, "--seeds") == U.CPU_EVAL_SEEDS for s in steps if s.module == "evaluate.suite")
     seeds = [a for s in steps if s.module == "pretrain" for a in s.args if a.startswith("--train.seed=")]
     assert sorted(set(seeds)) == ["--train.seed=0", "--train.seed=1", "--train.seed=2"]
-    assert len(seeds) == 3 * 2 * len(U.CPU_VARIANTS)
+    assert len(seeds) == 3 * sum(len(U.CPU_METHODS[v]) for v in U.CPU_VARIANTS)
+    runs = {(_value(s.args, "--data").split("/")[-1], _value(s.args, "--method"))
+            for s in steps if s.module == "pretrain"}
+    assert runs == {(f"tcvl-{v}-heldout", m) for v in U.CPU_VARIANTS for m in U.CPU_METHODS[v]}
 
 
 def _rows(metric: str, values: tuple[float, float, float]) -> list[Result]:
