@@ -13,6 +13,7 @@ from measure import features as F
 
 from .dense import DenseConfig
 from .finetune import FinetuneConfig
+from .fewshot import FewShotConfig
 from .lowshot import LowShotConfig
 
 DEFAULT_STORE = Path("results/results.sqlite")
@@ -42,6 +43,7 @@ class SuiteConfig:
     test_limit: int = 0
     seeds: tuple[int, ...] = (0,)
     lowshot: LowShotConfig = field(default_factory=LowShotConfig)
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
     knn_k: tuple[int, ...] = (20, 200)
     knn_t: float = 0.07
     embedding: str = "tsne"

@@ -40,7 +40,7 @@ from torch import nn
 from tqdm import tqdm
 
 from imagedata.formats import open_source
-from imagedata.subsets import balanced_subset
+from imagedata.subsets import balanced_subset, stratified_subset
 from measure.features import FeatureError, check_fits
 from pretrain.augment.ops import hflip, random_resized_crop
 from pretrain.augment.input_transforms import InputTransformed, with_input_transform
@@ -249,12 +249,13 @@ def accuracy(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, norm
 
 def _split(data: Path | str, split: str, column: str, limit: int = 0,
            image_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images and int64 targets of the labelled images of a split (the first ``limit``)."""
+    """uint8 images and int64 targets of the labelled images of a split (``limit`` of them drawn
+    class-stratified with seed 0: the same test set for every checkpoint)."""
     source = open_source(data, image_size=image_size, split=split)
     y = _targets(source, column)
     keep = np.flatnonzero(y >= 0)
     if limit:
-        keep = keep[:limit]
+        keep = keep[stratified_subset(y[keep], limit, seed=0)]
     if keep.size == 0:
         raise FeatureError(f"{data}: split {split!r} has no {column!r} labels")
     return source.read(keep), torch.from_numpy(y[keep])

@@ -32,6 +32,7 @@ from synthetic.dataset import DatasetError
 from .clustering import cluster_metrics, embed_2d
 from .dense import (confusion, depth_metrics, pose_metrics, predict_dense, segmentation_metrics, train_dense_head,
                     unsupervised_segmentation)
+from .fewshot import few_shot
 from .finetune import label_efficiency, step_plan
 from .floor import silhouette_floor
 from .knn import knn_sweep
@@ -56,6 +57,21 @@ def task_linear(ctx: Context) -> list[Row]:
     tr, te = _labelled(ctx)
     out = linear_probe(tr.features, tr.targets, te.features, te.targets, LinearConfig())
     return [(m, float(out[m]), ctx.cfg.test_split, None) for m in ("top1", "top5", "best_c") if m in out]
+
+
+def task_fewshot(ctx: Context) -> list[Row]:
+    """Few-shot episodes on the test split's frozen pooled features (5-way 1 / 5 / 20-shot, 600
+    episodes, 15 queries a class, as ssl-transfer): prototype and logistic-regression accuracy per
+    shot count (``prototype@5way1shot``, ...) and each one's 95 % CI half-width (``..._ci95``)."""
+    te = ctx.features(ctx.cfg.test_split)
+    try:
+        out = few_shot(te.features, te.targets, ctx.cfg.fewshot)
+    except ValueError as e:
+        raise SkipTask(f"{ctx.data}: {e}") from e
+    rows: list[Row] = []
+    for name, (mean, half, _) in out.items():
+        rows += [(name, mean, ctx.cfg.test_split, None), (f"{name}_ci95", half, ctx.cfg.test_split, None)]
+    return rows
 
 
 def task_lowshot(ctx: Context) -> list[Row]:
@@ -185,9 +201,10 @@ def task_pose(ctx: Context) -> list[Row]:
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
 
 
-def _dense_targets(ctx: Context, split: str, n: int, kind: str) -> torch.Tensor:
+def _dense_targets(ctx: Context, split: str, positions: np.ndarray, kind: str) -> torch.Tensor:
+    """Depth maps or semantic masks of the images at ``positions`` of ``split`` (the features' own)."""
     source = ctx.synthetic(split)
-    rows = source.indices[:n]
+    rows = source.indices[positions]
     if kind == "depth":
         return torch.from_numpy(np.asarray(source.dataset.depth[rows], dtype=np.float32))
     return torch.from_numpy(np.asarray(source.dataset.semantic[rows], dtype=np.int64))
@@ -196,9 +213,10 @@ def _dense_targets(ctx: Context, split: str, n: int, kind: str) -> torch.Tensor:
 def _dense_task(ctx: Context, kind: str) -> list[Row]:
     dcfg = ctx.cfg.dense
     ctx.synthetic(ctx.cfg.train_split)
-    ftr, fte = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split, dcfg.test_limit)
-    ytr = _dense_targets(ctx, ctx.cfg.train_split, len(ftr[0]), kind)
-    yte = _dense_targets(ctx, ctx.cfg.test_split, len(fte[0]), kind)
+    (ftr, at_tr), (fte, at_te) = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split,
+                                                                                             dcfg.test_limit)
+    ytr = _dense_targets(ctx, ctx.cfg.train_split, at_tr, kind)
+    yte = _dense_targets(ctx, ctx.cfg.test_split, at_te, kind)
     classes = len(ctx.source(ctx.cfg.train_split).classes) + 1
     out_channels = 1 if kind == "depth" else classes
     head = train_dense_head(ftr, ytr, kind, out_channels, dcfg)
@@ -226,8 +244,8 @@ def task_unsup_seg(ctx: Context) -> list[Row]:
     """Unsupervised segmentation: k-means on the frozen pyramid's pixel descriptors, Hungarian-matched:
     mIoU per seed."""
     source = ctx.synthetic(ctx.cfg.test_split)
-    fte = ctx.dense(ctx.cfg.test_split, ctx.cfg.dense.test_limit)
-    labels = np.asarray(source.dataset.semantic[source.indices[:len(fte[0])]], dtype=np.int64)
+    fte, at = ctx.dense(ctx.cfg.test_split, ctx.cfg.dense.test_limit)
+    labels = np.asarray(source.dataset.semantic[source.indices[at]], dtype=np.int64)
     classes = len(source.classes) + 1
     rows: list[Row] = []
     for seed in ctx.cfg.seeds:
@@ -303,4 +321,5 @@ register(
     # the framework transfers take minutes to hours each: on request only
     Task("detection", task_detection, ("transfer",), default=False),
     Task("segmentation_transfer", task_segmentation_transfer, ("transfer",), default=False),
+    Task("fewshot", task_fewshot, ("test_split", "test_limit", "fewshot"), default=False),
 )

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from imagedata.arrays import detect_array_format, open_cifar, open_idx, open_stl10
 from imagedata.coco import open_coco
 from imagedata.frames import open_frames
 from imagedata.imagefolder import open_imagefolder
@@ -26,16 +27,29 @@ class Reader(Protocol):
         ...
 
 
+def _arrays(reader, **fixed):
+    """An array-dataset reader with the :class:`Reader` signature (``cache`` / ``image_dir`` do not apply)."""
+    def read(path: Path, image_size: int | None, split: str | None = None, *, cache: bool = True,
+             image_dir: Path | None = None) -> ImageSource:
+        return reader(path, image_size, split, **fixed)
+    return read
+
+
 READERS: dict[str, Reader] = {
     "synthetic": open_synthetic,
     "coco": open_coco,
     "voc": open_voc,
     "imagefolder": open_imagefolder,
     "frames": open_frames,
+    "cifar10": _arrays(open_cifar, kind="cifar10"),
+    "cifar100": _arrays(open_cifar, kind="cifar100"),
+    "stl10": _arrays(open_stl10),
+    "idx": _arrays(open_idx),
 }
 FORMATS = tuple(READERS)
 ACCEPTED = ("a synthetic dataset folder (with meta.json), a COCO annotation .json file, "
             "a VOC folder (with JPEGImages/), an ImageFolder (class subfolders of images), "
+            "CIFAR-10/100 python batches, STL-10 binaries, MNIST-style IDX files, "
             "or folders of video frames (pass format='frames')")
 
 
@@ -65,6 +79,9 @@ def detect_format(path: Path | str, split: str | None = None) -> str:
         return "synthetic"
     if (path / "JPEGImages").is_dir():
         return "voc"
+    array_format = detect_array_format(path)
+    if array_format:
+        return array_format
     base = path / split if split else path
     if base.is_dir() and _has_class_images(base):
         return "imagefolder"

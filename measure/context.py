@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fsio import file_sha256
@@ -66,9 +67,11 @@ class Context:
     def source(self, split: str) -> Any:
         return open_source(self.data, image_size=self.image_size, split=split)
 
-    def dense(self, split: str, limit: int) -> list[torch.Tensor]:
-        """The frozen stage pyramid [(N, C_i, h_i, w_i), ...] of the first ``limit`` images of ``split``."""
-        return F.dense_maps(self.features(split, "dense", limit))
+    def dense(self, split: str, limit: int) -> tuple[list[torch.Tensor], np.ndarray]:
+        """The frozen stage pyramid [(N, C_i, h_i, w_i), ...] of ``limit`` images of ``split``
+        (class-stratified, seed 0) and their positions in the split (N,)."""
+        fs = self.features(split, "dense", limit)
+        return F.dense_maps(fs), fs.indices
 
     def synthetic(self, split: str) -> Any:
         """The split's synthetic source (masks, depth, labels.csv); SkipTask for other datasets."""
