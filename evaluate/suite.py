@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                                         progress=progress)
         if "linear" in tasks and "finetune" in tasks and len(ckpts) >= 3:
             store_agreement(store, ckpts, Path(cfg.data or read_meta(ckpts[0]).data.path or "").name)
-    except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError, FloatingPointError) as e:
+    except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError, FloatingPointError,
+            OSError) as e:   # OSError: an unreadable image file, named by the reader
         print(f"error: {e}", file=sys.stderr)
         return 2
     if rows and all(r["status"].startswith("skipped") for r in rows):   # nothing computed, nothing stored

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     print(f"{row['run_id']}  {row['task']:<20} {row['dataset']:<28} (stored)")
     except (ValueError, FileNotFoundError, CheckpointError, DatasetError, FeatureError, InvarianceError,
-            LayoutError) as e:
+            LayoutError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

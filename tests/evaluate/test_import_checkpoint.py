@@ -117,3 +117,24 @@ def test_the_suite_runs_linear_and_knn_on_a_dino_vit_s16_file_over_cifar10(tmp_p
     assert {"linear", "knn"} <= set(frame["task"]) and (frame["dataset"] == "cifar").all()
     meta = read_meta(find_checkpoints([str(fx.path)], import_from="dino")[0])
     assert meta.backbone.kwargs["model"] == "vit_small_patch16_224" and meta.backbone.num_features == 384
+
+
+def test_a_corrupt_image_in_a_folder_is_one_line_naming_it(tv_file: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+    monkeypatch.setenv("SSLBENCH_CACHE", str(tmp_path / "cache"))
+    for split in ("train", "test"):
+        for c in range(2):
+            folder = tmp_path / "data" / split / f"c{c}"
+            folder.mkdir(parents=True)
+            for j in range(4):
+                Image.new("RGB", (8, 8), (100 * c, 10 * j, 0)).save(folder / f"{j}.png")
+    bad = tmp_path / "data" / "train" / "c1" / "2.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    code = suite.main([str(tv_file), "--data", str(tmp_path / "data"), "--tasks", "knn", "--image-size", "32",
+                       "--store", str(tmp_path / "r.sqlite"), "--cache", str(tmp_path / "features")])
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err and last.startswith("error: ") and str(bad) in last
+    assert "cannot decode image" in last
