@@ -59,11 +59,12 @@ def cached_import(src: Path | str, fmt: str = "auto", arch: str | None = None,
 
 def resolve_checkpoint(path: Path | str, fmt: str = "auto", arch: str | None = None,
                        arch_kwargs: dict[str, Any] | None = None, cache_dir: Path | str | None = None) -> Path:
-    """``path`` itself when it is an sslbench checkpoint (and no format was named), else its cached
-    import. CheckpointError (one line naming the file) when it is neither."""
+    """``path`` itself when it is an sslbench checkpoint (whatever ``fmt`` says: the import options
+    apply to foreign files only), else its cached import. CheckpointError (one line naming the
+    file) when it is neither."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if fmt == "auto" and arch is None and is_sslbench_checkpoint(path):
+    if is_sslbench_checkpoint(path):
         return path
     return cached_import(path, fmt, arch, arch_kwargs, cache_dir)
