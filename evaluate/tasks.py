@@ -202,7 +202,12 @@ def task_pose(ctx: Context) -> list[Row]:
 
 
 def _dense_targets(ctx: Context, split: str, positions: np.ndarray, kind: str) -> torch.Tensor:
-    """Depth maps or semantic masks of the images at ``positions`` of ``split`` (the features' own)."""
+    """Depth maps or semantic masks of the images at ``positions`` of ``split`` (the features' own):
+    from a synthetic dataset, or the masks of a VOC / COCO source (``read_masks``: 0 background,
+    c + 1 class c, 255 void); SkipTask where the data have none."""
+    source = ctx.source(split)
+    if kind == "segmentation" and hasattr(source, "read_masks") and not hasattr(source, "dataset"):
+        return source.read_masks(positions).long()
     source = ctx.synthetic(split)
     rows = source.indices[positions]
     if kind == "depth":
@@ -212,7 +217,8 @@ def _dense_targets(ctx: Context, split: str, positions: np.ndarray, kind: str) -
 
 def _dense_task(ctx: Context, kind: str) -> list[Row]:
     dcfg = ctx.cfg.dense
-    ctx.synthetic(ctx.cfg.train_split)
+    if not (kind == "segmentation" and hasattr(ctx.source(ctx.cfg.train_split), "read_masks")):
+        ctx.synthetic(ctx.cfg.train_split)          # SkipTask before any feature work
     (ftr, at_tr), (fte, at_te) = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split,
                                                                                              dcfg.test_limit)
     ytr = _dense_targets(ctx, ctx.cfg.train_split, at_tr, kind)
@@ -243,9 +249,11 @@ def task_segmentation(ctx: Context) -> list[Row]:
 def task_unsup_seg(ctx: Context) -> list[Row]:
     """Unsupervised segmentation: k-means on the frozen pyramid's pixel descriptors, Hungarian-matched:
     mIoU per seed."""
-    source = ctx.synthetic(ctx.cfg.test_split)
+    source = ctx.source(ctx.cfg.test_split)
+    if not hasattr(source, "read_masks"):
+        source = ctx.synthetic(ctx.cfg.test_split)
     fte, at = ctx.dense(ctx.cfg.test_split, ctx.cfg.dense.test_limit)
-    labels = np.asarray(source.dataset.semantic[source.indices[at]], dtype=np.int64)
+    labels = _dense_targets(ctx, ctx.cfg.test_split, at, "segmentation").numpy().astype(np.int64)
     classes = len(source.classes) + 1
     rows: list[Row] = []
     for seed in ctx.cfg.seeds:
