@@ -78,12 +78,13 @@ def torchvision_fixture(folder: Path) -> Fixture:
 
 
 def timm_fixture(folder: Path) -> Fixture:
-    """A timm ViT-Tiny/16 saved as the Hub does (safetensors)."""
+    """A timm ViT-Tiny/16 of two blocks at 64 px saved as the Hub does (safetensors): the importer
+    must read its width, depth, heads (3 = 192 / 64) and size from the weights."""
     import timm
     from safetensors.torch import save_file
-    net = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10)
+    net = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10, depth=2, img_size=64)
     save_file(net.state_dict(), str(folder / "model.safetensors"))
-    ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0)
+    ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, depth=2, img_size=64)
     ref.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("head.")})
     return Fixture(folder / "model.safetensors", ref.eval(), "", ())
 
