@@ -213,11 +213,14 @@ def detect(obj: Any, arch: str | None = None, arch_kwargs: dict[str, Any] | None
     the closest formats and the first keys none explains when none fits."""
     fits: list[Imported] = []
     tried: list[tuple[int, int, str, str]] = []
+    explained: set[str] = set()              # keys some format places (backbone or known head)
     for name in PREFERENCE:
+        split = split_keys(FORMATS[name], obj)
+        if split is not None:             # a bare layout ("" prefix) places nothing by its prefix
+            explained |= set(split.dropped) | (set(split.source_key.values()) if split.prefix else set())
         try:
             fits.append(import_as(obj, FORMATS[name], arch, arch_kwargs))
         except FitError as e:
-            split = split_keys(FORMATS[name], obj)
             tried.append((e.rank, len(split.unexpected) if split else 0, name, str(e)))
     if fits:
         best = fits[0]
@@ -225,8 +228,9 @@ def detect(obj: Any, arch: str | None = None, arch_kwargs: dict[str, Any] | None
         return best
     tried.sort()
     closest = "; ".join(f"{n} ({msg})" for _, _, n, msg in tried[:3])
-    raise CheckpointError(f"unknown checkpoint layout; closest formats: {closest}; first keys: "
-                          f"{', '.join(_first_keys(obj))}")
+    unplaced = [k for k in _first_keys(obj, 10 ** 6) if not any(k.endswith(e) for e in explained)]
+    raise CheckpointError(f"unknown checkpoint layout; closest formats: {closest}; first keys no format "
+                          f"places: {', '.join((unplaced or _first_keys(obj))[:5])}")
 
 
 def _first_keys(obj: Any, n: int = 5) -> list[str]:

@@ -161,8 +161,8 @@ def test_dino_vit_imports_as_a_timm_backbone(tmp_path: Path) -> None:
 
 def test_an_unknown_layout_names_the_closest_formats_and_keys(tmp_path: Path) -> None:
     torch.save({"weights": {"trunk.stem.weight": torch.zeros(1)}}, tmp_path / "odd.pth")
-    with pytest.raises(CheckpointError, match=r"unknown checkpoint layout; closest formats: .*first keys: "
-                                              r"weights.trunk.stem.weight"):
+    with pytest.raises(CheckpointError, match=r"unknown checkpoint layout; closest formats: .*first keys no "
+                                              r"format places: weights.trunk.stem.weight"):
         import_checkpoint(tmp_path / "odd.pth", tmp_path / "ckpt.pt")
 
 
