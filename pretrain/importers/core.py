@@ -60,6 +60,15 @@ class Split:
     source_key: dict[str, str]
     dropped: list[str]
     unexpected: list[str]
+    weights: dict[str, Tensor] = field(default_factory=dict)   # every tensor at the entry, by source key
+
+    def reclaim(self, expected: dict[str, Tensor], rename: Any) -> None:
+        """Move back into the backbone the dropped keys that the backbone itself has (a head
+        prefix that is also a backbone module's name, e.g. timm ConvNeXt's ``head.norm``)."""
+        for k in list(self.dropped):
+            if k.startswith(self.prefix) and (name := rename(k[len(self.prefix):])) in expected:
+                self.backbone[name], self.source_key[name] = self.weights[k], k
+                self.dropped.remove(k)
 
 
 @dataclass
@@ -122,7 +131,7 @@ def split_keys(fmt: ImportFormat, obj: Any) -> Split | None:
                 backbone[name], source_key[name] = sd[k], k
             else:
                 unexpected.append(k)
-        return Split(entry, prefix, backbone, source_key, sorted(dropped), unexpected)
+        return Split(entry, prefix, backbone, source_key, sorted(dropped), unexpected, sd)
     return None
 
 
@@ -142,18 +151,17 @@ def check_fit(split: Split, expected: dict[str, Tensor], fmt: str, arch: str,
     does not fit."""
     if split.unexpected:
         raise FitError(f"unexpected key {split.unexpected[0]!r}: neither the backbone (prefix "
-                              f"{split.prefix!r}) nor a known head of format {fmt} "
-                              f"({len(split.unexpected)} such keys)", 1)
+                       f"{split.prefix!r}) nor a known head of format {fmt} ({len(split.unexpected)} such keys)", 1)
     extra = [k for k in split.backbone if k not in expected]
     if extra:
         raise FitError(f"unexpected key {split.source_key[extra[0]]!r}: not a parameter of backbone {arch} "
-                              f"(as {extra[0]!r}) nor a known head of format {fmt} ({len(extra)} such keys)", 1)
+                       f"(as {extra[0]!r}) nor a known head of format {fmt} ({len(extra)} such keys)", 1)
     sd, filled = dict(split.backbone), []
     for k, v in expected.items():
         if k in sd:
             if sd[k].shape != v.shape:
                 raise FitError(f"key {split.source_key[k]!r} has shape {tuple(sd[k].shape)}, backbone {arch} "
-                                      f"expects {tuple(v.shape)}", 0)
+                               f"expects {tuple(v.shape)}", 0)
         elif k.endswith("num_batches_tracked"):
             sd[k], filled = torch.zeros(v.shape, dtype=v.dtype), filled + [k]
         else:
@@ -184,6 +192,7 @@ def import_as(obj: Any, fmt: ImportFormat, arch: str | None = None,
         expected, _ = skeleton(name, json.dumps(kwargs, sort_keys=True))
     except ValueError as e:
         raise FitError(str(e), 2) from e
+    split.reclaim(expected, fmt.rename)
     sd, filled = check_fit(split, expected, fmt.name, _label(name, kwargs), fmt.rename is not keymaps.same)
     ignored = sorted(str(k) for k in obj if k != split.entry[0]) if split.entry and isinstance(obj, dict) else []
     return Imported(fmt.name, name, kwargs, sd, split.entry, split.prefix, split.dropped, filled, [fmt.name], ignored)

@@ -180,3 +180,16 @@ def test_a_foreign_file_is_imported_once_and_cached_by_its_hash(tmp_path: Path) 
     again = resolve_checkpoint(fx.path, cache_dir=tmp_path / "cache")
     assert again == first and again.stat().st_mtime_ns == mtime
     assert resolve_checkpoint(first, cache_dir=tmp_path / "cache") == first     # an sslbench file is itself
+
+
+def test_a_timm_convnext_keeps_its_head_norm_and_drops_its_classifier(tmp_path: Path) -> None:
+    """timm's ConvNeXt pools through ``head.norm``: a backbone key under the classifier's prefix."""
+    import timm
+    net = timm.create_model("convnext_atto", pretrained=False, num_classes=7).eval()
+    torch.save(net.state_dict(), tmp_path / "convnext.pth")
+    model, meta = load_backbone(import_checkpoint(tmp_path / "convnext.pth", tmp_path / "ckpt.pt", fmt="timm",
+                                                  arch="timm/convnext_atto"))
+    assert meta.provenance["dropped"] == ["head.fc.bias", "head.fc.weight"]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), net.forward_head(net.forward_features(x), pre_logits=True), atol=1e-6)
