@@ -55,5 +55,6 @@ class SuiteConfig:
     invariance_sets: int = 100            # sets per synthetic probe (invariance)
     probe_dir: str = "data/probes"        # where the probe sets are generated
     transform_images: int = 2000          # test images of transform_invariance
+    skip_unreadable: bool = False         # leave out images that do not decode (counted per split)
     cache_dir: str = str(F.DEFAULT_CACHE)
     device: str = "cpu"

@@ -112,7 +112,26 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
         rows = run_task(task, ctx, force)
         progress.end(rows)
         summary += rows
+    if cfg.skip_unreadable:
+        store_skipped(ctx)
     return summary
+
+
+def store_skipped(ctx: Context) -> None:
+    """With ``--skip-unreadable``: how many images of each split were left out, as rows of the
+    ``data`` task (metric ``unreadable_skipped``), each skipped file named in the log."""
+    rows = []
+    for split in dict.fromkeys((ctx.cfg.train_split, ctx.cfg.test_split)):
+        try:
+            skipped = list(getattr(ctx.source(split), "skipped", []))
+        except (ValueError, DatasetError):
+            continue
+        for path in skipped:
+            log.warning("%s: unreadable image left out of split %s", path, split)
+        rows.append(Result(ctx.run_id, ctx.sha, "data", ctx.data.name, split, "unreadable_skipped",
+                           float(len(skipped)), None, {"skip_unreadable": True}))
+    if rows:
+        ctx.store.replace(rows)
 
 
 def agreement(store: ResultsStore, shas: list[str], dataset: str, size: int | None = None) -> float | None:
@@ -218,6 +237,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--invariance-sets", type=int, default=100, help="sets per synthetic probe (invariance)")
     ap.add_argument("--probe-dir", default="data/probes", help="where the invariance probe sets are generated")
     ap.add_argument("--transform-images", type=int, default=2000, help="test images of transform_invariance")
+    ap.add_argument("--skip-unreadable", action="store_true", help="leave out images that do not decode "
+                    "(counted per split in the store, task 'data'); by default one is an error naming it")
     ap.add_argument("--force", action="store_true", help="rerun tasks already in the store")
     add_import_args(ap)
     ap.add_argument("--allow-incomplete", action="store_true",
@@ -276,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
                           train_limit=a.train_limit, test_limit=a.test_limit,
                           cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size,
                           transfer=transfer, invariance_sets=a.invariance_sets, probe_dir=a.probe_dir,
-                          transform_images=a.transform_images, lowshot=lowshot, fewshot=fewshot)
+                          transform_images=a.transform_images, lowshot=lowshot, fewshot=fewshot,
+                          skip_unreadable=a.skip_unreadable)
         store = ResultsStore(a.store)
         rows = []
         ckpts = find_checkpoints(a.checkpoints, **import_options(a))

@@ -160,6 +160,7 @@ def task_finetune(ctx: Context) -> list[Row]:
     pretrained curve passes the best scratch accuracy, their last point: ``utility_limit`` at the
     interpolated label count ``utility_limit_at``."""
     fcfg = replace(ctx.cfg.finetune, train_split=ctx.cfg.train_split, test_split=ctx.cfg.test_split,
+                   skip_unreadable=getattr(ctx.cfg, "skip_unreadable", False),
                    device=ctx.cfg.device)
     if fcfg.target == "class" and (ctx.source(fcfg.train_split).targets < 0).all():
         raise SkipTask(f"{ctx.data}: no class labels")
@@ -303,7 +304,8 @@ def _finetune_config(out: dict[str, Any], cfg: Any) -> dict[str, Any]:
     SGD steps of each label count of both curves go with it (``evaluate.finetune.step_plan``: a
     size above the split runs on the whole split, ``"all"``, at epochs x its size / batch), so that
     a stored number says how long it trained and whether the opt-in ``max_steps`` cut it."""
-    out["finetune"] = {k: v for k, v in out["finetune"].items() if k not in ("train_split", "test_split", "device")}
+    out["finetune"] = {k: v for k, v in out["finetune"].items()
+                       if k not in ("train_split", "test_split", "device", "skip_unreadable")}
     out["finetune"]["steps"] = step_plan(cfg.finetune)
     out.update(train_split=cfg.train_split, test_split=cfg.test_split)
     return out

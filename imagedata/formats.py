@@ -14,7 +14,7 @@ from imagedata.arrays import detect_array_format, open_cifar, open_idx, open_stl
 from imagedata.coco import open_coco
 from imagedata.frames import open_frames
 from imagedata.imagefolder import open_imagefolder
-from imagedata.source import ImageSource, is_image, subfolders
+from imagedata.source import ImageSource, is_image, subfolders, without_unreadable
 from imagedata.synthetic import open_synthetic
 from imagedata.voc import open_voc
 
@@ -92,7 +92,7 @@ def detect_format(path: Path | str, split: str | None = None) -> str:
 
 def open_source(path: Path | str, image_size: int | None = None, split: str | None = None, *,
                 format: str | None = None, image_dir: Path | str | None = None,
-                cache: bool = True) -> ImageSource:
+                cache: bool = True, skip_unreadable: bool = False) -> ImageSource:
     """Open ``path`` as the right :class:`ImageSource`.
 
     ``format`` (a key of ``READERS``) skips detection; folders of video frames look like an
@@ -100,6 +100,8 @@ def open_source(path: Path | str, image_size: int | None = None, split: str | No
     and must match a synthetic dataset's own size. ``split`` defaults to "all" (synthetic) and
     "train" (VOC); for ImageFolder / frames it is a subfolder. ``image_dir`` is a COCO file's image
     folder (default: ``images/`` beside the json, or the standard COCO layout).
+    ``skip_unreadable``: images that do not decode are left out (every file is decoded once to
+    find them; ``source.skipped`` lists them) instead of failing the read that meets them.
     Raises ValueError (one line naming the path and the accepted formats) on anything else.
     """
     path = Path(path)
@@ -109,5 +111,6 @@ def open_source(path: Path | str, image_size: int | None = None, split: str | No
         raise ValueError(f"{path}: unknown format {format!r}; expected one of {', '.join(READERS)}")
     elif not path.exists():
         raise _bad_path(path, "no such file or folder")
-    return READERS[format](path, image_size, split, cache=cache,
-                           image_dir=Path(image_dir) if image_dir is not None else None)
+    source = READERS[format](path, image_size, split, cache=cache,
+                             image_dir=Path(image_dir) if image_dir is not None else None)
+    return without_unreadable(source) if skip_unreadable else source

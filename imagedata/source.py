@@ -150,3 +150,59 @@ def read_class_list(path: Path) -> list[str] | None:
 def natural_key(name: str) -> list[Any]:
     """Sort key that orders ``frame2`` before ``frame10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+# --------------------------------------------------------------------------------------------
+# Unreadable files
+
+
+def unreadable_files(paths: Sequence[Path]) -> list[int]:
+    """Positions of the files PIL cannot open and decode (a truncated or corrupt image)."""
+    from PIL import Image
+    bad = []
+    for i, p in enumerate(paths):
+        try:
+            with Image.open(p) as im:
+                im.load()
+        except (OSError, ValueError, SyntaxError):
+            bad.append(i)
+    return bad
+
+
+class ReadableSubset:
+    """A file-backed source without its unreadable images (``--skip-unreadable``): the same
+    contract, ``skipped`` the paths left out (positions and targets follow the kept files)."""
+
+    def __init__(self, source: Any, keep: np.ndarray, skipped: list[Path]) -> None:
+        self.source, self.keep, self.skipped = source, keep, skipped
+        self.targets = np.asarray(source.targets)[keep]
+        self.classes = source.classes
+        self.image_size = source.image_size
+        self.paths = [source.paths[i] for i in keep]
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def read(self, indices: np.ndarray) -> torch.Tensor:
+        return self.source.read(self.keep[as_index_array(indices, len(self))])
+
+    def read_masks(self, indices: np.ndarray) -> torch.Tensor:
+        return self.source.read_masks(self.keep[as_index_array(indices, len(self))])
+
+    def __getattr__(self, name: str) -> Any:          # anything else (dataset, indices, ...) is the source's
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+
+def without_unreadable(source: Any) -> Any:
+    """``source`` itself when every file decodes, else a :class:`ReadableSubset` of the files that
+    do; sources that are not file lists (synthetic, arrays) are returned unchanged."""
+    paths = getattr(source, "paths", None)
+    if not paths or not isinstance(getattr(source, "files", None), DecodedFiles):
+        return source
+    bad = set(unreadable_files(paths))
+    if not bad:
+        return source
+    keep = np.asarray([i for i in range(len(paths)) if i not in bad], dtype=np.int64)
+    return ReadableSubset(source, keep, [paths[i] for i in sorted(bad)])

@@ -55,7 +55,8 @@ class Context:
         if key not in self._features:
             self._features[key] = F.extract(self.ckpt, self.data, split, layer=layer, limit=limit or None,
                                             cache_dir=self.cfg.cache_dir, device=self.cfg.device,
-                                            image_size=self.image_size)
+                                            image_size=self.image_size,
+                                            skip_unreadable=getattr(self.cfg, "skip_unreadable", False))
         return self._features[key]
 
     @property
@@ -65,7 +66,8 @@ class Context:
         return int(self.cfg.image_size or self.meta.view_size)
 
     def source(self, split: str) -> Any:
-        return open_source(self.data, image_size=self.image_size, split=split)
+        return open_source(self.data, image_size=self.image_size, split=split,
+                           skip_unreadable=getattr(self.cfg, "skip_unreadable", False))
 
     def dense(self, split: str, limit: int) -> tuple[list[torch.Tensor], np.ndarray]:
         """The frozen stage pyramid [(N, C_i, h_i, w_i), ...] of ``limit`` images of ``split``

@@ -166,7 +166,7 @@ def dense_maps(fs: FeatureSet) -> list[torch.Tensor]:
 
 def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "pool", limit: int | None = None,
             cache_dir: Path | str | None = DEFAULT_CACHE, batch_size: int = 256, device: str = "cpu",
-            image_size: int | None = None, progress: bool = True) -> FeatureSet:
+            image_size: int | None = None, progress: bool = True, skip_unreadable: bool = False) -> FeatureSet:
     """The :class:`FeatureSet` of ``split`` of ``data`` under checkpoint ``ckpt`` (``limit`` images
     drawn class-stratified with seed 0, their positions in ``indices``; all by default), from the
     cache when present; computed and stored atomically otherwise.
@@ -176,7 +176,7 @@ def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "poo
     """
     if layer not in LAYERS:
         raise FeatureError(f"unknown layer {layer!r}; valid: {', '.join(LAYERS)}")
-    source = open_source(data, image_size=image_size, split=split)
+    source = open_source(data, image_size=image_size, split=split, skip_unreadable=skip_unreadable)
     return extract_source(ckpt, source, dataset_fingerprint(source), split, layer=layer, limit=limit,
                           cache_dir=cache_dir, batch_size=batch_size, device=device, progress=progress, name=str(data))
 

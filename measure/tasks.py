@@ -86,6 +86,8 @@ class Task:
         out = {"task": self.name, "protocol": self.protocol, **{k: d[k] for k in COMMON_SETTINGS + self.settings}}
         if image_size is not None:
             out["image_size"] = int(image_size)
+        if getattr(cfg, "skip_unreadable", False):
+            out["skip_unreadable"] = True     # unreadable images left out (counted in the "data" rows)
         if _limited(out):
             out["limit_draw"] = LIMIT_DRAW      # limited splits are a class-stratified draw, not the first N
         return self.adjust(out, cfg) if self.adjust else out

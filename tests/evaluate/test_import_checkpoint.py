@@ -138,3 +138,23 @@ def test_a_corrupt_image_in_a_folder_is_one_line_naming_it(tv_file: Path, tmp_pa
     last = err.strip().splitlines()[-1]
     assert code == 2 and "Traceback" not in err and last.startswith("error: ") and str(bad) in last
     assert "cannot decode image" in last
+
+
+def test_skip_unreadable_leaves_the_file_out_and_counts_it(tv_file: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+    monkeypatch.setenv("SSLBENCH_CACHE", str(tmp_path / "cache"))
+    for split in ("train", "test"):
+        for c in range(2):
+            folder = tmp_path / "data" / split / f"c{c}"
+            folder.mkdir(parents=True)
+            for j in range(6):
+                Image.new("RGB", (8, 8), (100 * c, 10 * j, 0)).save(folder / f"{j}.png")
+    (tmp_path / "data" / "train" / "c1" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    store = tmp_path / "r.sqlite"
+    assert suite.main([str(tv_file), "--data", str(tmp_path / "data"), "--tasks", "knn", "--image-size", "32",
+                       "--store", str(store), "--cache", str(tmp_path / "features"), "--skip-unreadable"]) == 0
+    frame = ResultsStore(store).query()
+    skipped = frame[frame["metric"] == "unreadable_skipped"].set_index("split")["value"]
+    assert skipped.to_dict() == {"train": 1.0, "test": 0.0}
+    assert (frame[frame["task"] == "knn"]["eval_config"].str.contains('"skip_unreadable":true')).all()
