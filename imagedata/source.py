@@ -186,11 +186,15 @@ class ReadableSubset:
     def read(self, indices: np.ndarray) -> torch.Tensor:
         return self.source.read(self.keep[as_index_array(indices, len(self))])
 
-    def read_masks(self, indices: np.ndarray) -> torch.Tensor:
-        return self.source.read_masks(self.keep[as_index_array(indices, len(self))])
+    @property
+    def read_masks(self) -> Any:
+        """The kept images' masks, where the source has masks (VOC, COCO)."""
+        if not hasattr(self.source, "read_masks"):
+            raise AttributeError("read_masks")
+        return lambda indices: self.source.read_masks(self.keep[as_index_array(indices, len(self))])
 
-    def __getattr__(self, name: str) -> Any:          # anything else (dataset, indices, ...) is the source's
-        if name == "source":
+    def __getattr__(self, name: str) -> Any:          # anything else is the source's
+        if name in ("source", "read_masks"):
             raise AttributeError(name)
         return getattr(self.source, name)
 
