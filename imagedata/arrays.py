@@ -23,7 +23,8 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,10 @@ class ArraySource:
     the file readers decode). ``paths`` are the files the arrays came from (the features cache
     fingerprints them)."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray, classes: Sequence[str], image_size: int | None,
-                 paths: Sequence[Path]) -> None:
-        self.images = images
+    def __init__(self, load: Callable[[], np.ndarray], targets: np.ndarray, classes: Sequence[str],
+                 image_size: int | None, paths: Sequence[Path]) -> None:
+        self.load = load                 # a picklable function giving the images: pickles carry no pixels
+        self.images = images = load()
         self.targets = np.asarray(targets, dtype=np.int64)
         self.classes = list(classes)
         self.native = int(images.shape[1])
@@ -54,6 +56,13 @@ class ArraySource:
     def __len__(self) -> int:
         return len(self.images)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "images"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.images = self.load()
+
     def read(self, indices: np.ndarray) -> torch.Tensor:
         idx = as_index_array(indices, len(self))
         batch = np.asarray(self.images[idx])
@@ -61,7 +70,8 @@ class ArraySource:
             batch = np.repeat(batch[..., None], 3, axis=3)
         if self.image_size != self.native:
             size = (self.image_size, self.image_size)
-            batch = np.stack([np.asarray(Image.fromarray(im).resize(size, Image.Resampling.BILINEAR)) for im in batch])
+            resized = [np.asarray(Image.fromarray(im).resize(size, Image.Resampling.BILINEAR)) for im in batch]
+            batch = np.stack(resized) if resized else np.zeros((0, *size, 3), dtype=np.uint8)
         return channels_first(np.ascontiguousarray(batch))
 
     def __repr__(self) -> str:
@@ -123,14 +133,18 @@ def open_cifar(path: Path, image_size: int | None, split: str | None = None, kin
     if files is None:
         raise ValueError(f"{path}: {kind} has no split {split!r}; splits: {', '.join(CIFAR_SPLITS[kind])}")
     _, meta_file, names_key, labels_key = _CIFAR[kind]
-    batches = [load_arrays_pickle(root / f) for f in files]
-    data = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
-    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    targets = np.concatenate([np.asarray(b[labels_key], dtype=np.int64) for b in batches])
+    paths = [root / f for f in files]
+    targets = np.concatenate([np.asarray(load_arrays_pickle(p)[labels_key], dtype=np.int64) for p in paths])
     meta = root / meta_file
     classes = _names(load_arrays_pickle(meta)[names_key]) if meta.is_file() else [str(i) for i in
                                                                                   range(int(targets.max()) + 1)]
-    return ArraySource(np.ascontiguousarray(images), targets, classes, image_size, [root / f for f in files])
+    return ArraySource(functools.partial(cifar_images, tuple(paths)), targets, classes, image_size, paths)
+
+
+def cifar_images(paths: tuple[Path, ...]) -> np.ndarray:
+    """uint8 (N, 32, 32, 3) of CIFAR batches (rows of R, G, B planes)."""
+    data = np.concatenate([np.asarray(load_arrays_pickle(p)["data"], dtype=np.uint8) for p in paths])
+    return np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,19 +167,24 @@ def open_stl10(path: Path, image_size: int | None, split: str | None = None) -> 
     xfile = root / f"{split}_X.bin"
     if not xfile.is_file():
         raise ValueError(f"{xfile}: missing; an STL-10 folder holds {split}_X.bin")
-    raw = np.memmap(xfile, dtype=np.uint8, mode="r")
-    if raw.size % (3 * 96 * 96):
-        raise ValueError(f"{xfile}: {raw.size} bytes is not a whole number of 3 x 96 x 96 images")
-    images = raw.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)        # planes are column-major
+    if xfile.stat().st_size % (3 * 96 * 96):
+        raise ValueError(f"{xfile}: {xfile.stat().st_size} bytes is not a whole number of 3 x 96 x 96 images")
+    n = xfile.stat().st_size // (3 * 96 * 96)
     yfile = root / f"{split}_y.bin"
     targets = (np.fromfile(yfile, dtype=np.uint8).astype(np.int64) - 1 if yfile.is_file()
-               else np.full(len(images), -1, dtype=np.int64))
-    if len(targets) != len(images):
-        raise ValueError(f"{yfile}: {len(targets)} labels for {len(images)} images")
+               else np.full(n, -1, dtype=np.int64))
+    if len(targets) != n:
+        raise ValueError(f"{yfile}: {len(targets)} labels for {n} images")
     names = root / "class_names.txt"
     classes = ([s.strip() for s in names.read_text().splitlines() if s.strip()] if names.is_file()
                else [str(i) for i in range(10)])
-    return ArraySource(images, targets, classes, image_size, [xfile] + ([yfile] if yfile.is_file() else []))
+    return ArraySource(functools.partial(stl10_images, xfile), targets, classes, image_size,
+                       [xfile] + ([yfile] if yfile.is_file() else []))
+
+
+def stl10_images(xfile: Path) -> np.ndarray:
+    """uint8 (N, 96, 96, 3) view of an STL-10 ``*_X.bin`` (memory-mapped; planes column-major)."""
+    return np.memmap(xfile, dtype=np.uint8, mode="r").reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,11 +225,12 @@ def open_idx(path: Path, image_size: int | None, split: str | None = None) -> Ar
     xf, yf = idx_file(path, f"{stem}-images-idx3-ubyte"), idx_file(path, f"{stem}-labels-idx1-ubyte")
     if xf is None or yf is None:
         raise ValueError(f"{path}: missing {stem}-images-idx3-ubyte[.gz] / {stem}-labels-idx1-ubyte[.gz]")
-    images, targets = read_idx(xf), read_idx(yf).astype(np.int64)
-    if len(images) != len(targets):
-        raise ValueError(f"{yf}: {len(targets)} labels for {len(images)} images")
+    targets = read_idx(yf).astype(np.int64)
     classes = FASHION_CLASSES if "fashion" in path.resolve().name.lower() else [str(i) for i in range(10)]
-    return ArraySource(np.ascontiguousarray(images), targets, classes, image_size, [xf, yf])
+    source = ArraySource(functools.partial(read_idx, xf), targets, classes, image_size, [xf, yf])
+    if len(source) != len(targets):
+        raise ValueError(f"{yf}: {len(targets)} labels for {len(source)} images")
+    return source
 
 
 def detect_array_format(path: Path) -> str | None:
