@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     try:
+        if a.command == "convert" and a.to not in TARGETS:
+            raise ConvertError(f"--to {a.to!r}: valid targets: {', '.join(TARGETS)}")
         a.ckpt = find_checkpoints([str(a.ckpt)], **import_options(a))[0]   # a foreign file: imported once
         if a.command == "convert":
             out = a.out or a.ckpt.with_name(f"{a.ckpt.stem}-{a.to}{TARGETS.get(a.to, '')}")
