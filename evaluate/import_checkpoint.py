@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = arch_args(a.arch_arg)
         data = DataOverrides(a.data_name, a.image_size, _triple(a.mean, "--mean"), _triple(a.std, "--std"))
         out = import_checkpoint(a.src, a.out, a.fmt, a.arch, kwargs, data, a.name)
-    except (CheckpointError, ValueError) as e:
+    except (CheckpointError, ValueError, OSError) as e:      # OSError: --out cannot be written
         print(f"error: {e}", file=sys.stderr)
         return 2
     meta = read_meta(out)
@@ -80,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{out}: {prov['format']} ({', '.join(prov['matched_formats'])} fit) -> {meta.backbone.name} "
           f"{meta.backbone.kwargs or ''} {meta.backbone.num_features} features; dropped {len(prov['dropped'])} keys "
           f"(listed in its provenance); inputs normalised with mean {list(meta.data.mean)} std {list(meta.data.std)}")
-    norms = {(FORMATS[f].mean, FORMATS[f].std) for f in prov["matched_formats"]}
-    if len(norms) > 1 and a.fmt == "auto" and a.mean is None:
-        print(f"warning: the formats that fit ({', '.join(prov['matched_formats'])}) expect different input "
-              "normalisations; name the format with --from, or give --mean / --std", file=sys.stderr)
+    for what, value in (prov.get("assumed") or {}).items():
+        if what == "normalisation" and a.mean is not None:
+            continue
+        print(f"warning: {what} assumed: {value} (the weights do not show it; --from / --arch-arg / --mean --std "
+              "to say otherwise)", file=sys.stderr)
     return 0
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from imagedata.subsets import stratified_subset
 from measure import features as F
 from measure.context import Context
 from measure.results import Result
@@ -123,11 +124,11 @@ def task_clustering(ctx: Context) -> list[Row]:
         out = cluster_metrics(te.features, te.targets, seed=seed)
         rows += [(m, float(v), ctx.cfg.test_split, seed) for m, v in out.items() if np.isscalar(v)]
     if ctx.cfg.embedding and ctx.store is not None:
-        n = min(len(te.features), ctx.cfg.embedding_points)
-        xy = embed_2d(te.features[:n], method=ctx.cfg.embedding, seed=ctx.cfg.seeds[0])
+        pick = stratified_subset(te.targets, ctx.cfg.embedding_points, seed=0)   # every class, not the first
+        xy = embed_2d(te.features[pick], method=ctx.cfg.embedding, seed=ctx.cfg.seeds[0])
         ctx.store.put_arrays(ctx.run_id, ctx.sha, "clustering", ctx.data.name,
-                             f"embedding_{ctx.cfg.embedding}", xy=xy.astype(np.float32), labels=te.targets[:n],
-                             indices=te.indices[:n])
+                             f"embedding_{ctx.cfg.embedding}", xy=xy.astype(np.float32), labels=te.targets[pick],
+                             indices=te.indices[pick])
     return rows
 
 
@@ -202,12 +203,17 @@ def task_pose(ctx: Context) -> list[Row]:
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
 
 
+def _has_masks(source: Any) -> bool:
+    """Whether a non-synthetic source has semantic masks (VOC; COCO with segmentations)."""
+    return hasattr(source, "read_masks") and not hasattr(source, "dataset") and getattr(source, "has_masks", True)
+
+
 def _dense_targets(ctx: Context, split: str, positions: np.ndarray, kind: str) -> torch.Tensor:
     """Depth maps or semantic masks of the images at ``positions`` of ``split`` (the features' own):
     from a synthetic dataset, or the masks of a VOC / COCO source (``read_masks``: 0 background,
     c + 1 class c, 255 void); SkipTask where the data have none."""
     source = ctx.source(split)
-    if kind == "segmentation" and hasattr(source, "read_masks") and not hasattr(source, "dataset"):
+    if kind == "segmentation" and _has_masks(source):
         return source.read_masks(positions).long()
     source = ctx.synthetic(split)
     rows = source.indices[positions]
@@ -218,7 +224,7 @@ def _dense_targets(ctx: Context, split: str, positions: np.ndarray, kind: str) -
 
 def _dense_task(ctx: Context, kind: str) -> list[Row]:
     dcfg = ctx.cfg.dense
-    if not (kind == "segmentation" and hasattr(ctx.source(ctx.cfg.train_split), "read_masks")):
+    if not (kind == "segmentation" and _has_masks(ctx.source(ctx.cfg.train_split))):
         ctx.synthetic(ctx.cfg.train_split)          # SkipTask before any feature work
     (ftr, at_tr), (fte, at_te) = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split,
                                                                                              dcfg.test_limit)
@@ -251,7 +257,7 @@ def task_unsup_seg(ctx: Context) -> list[Row]:
     """Unsupervised segmentation: k-means on the frozen pyramid's pixel descriptors, Hungarian-matched:
     mIoU per seed."""
     source = ctx.source(ctx.cfg.test_split)
-    if not hasattr(source, "read_masks"):
+    if not _has_masks(source):
         source = ctx.synthetic(ctx.cfg.test_split)
     fte, at = ctx.dense(ctx.cfg.test_split, ctx.cfg.dense.test_limit)
     labels = _dense_targets(ctx, ctx.cfg.test_split, at, "segmentation").numpy().astype(np.int64)

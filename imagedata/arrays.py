@@ -20,10 +20,9 @@ https://cs.stanford.edu/~acoates/stl10/; LeCun et al., http://yann.lecun.com/exd
 """
 from __future__ import annotations
 
-import gzip
-import io
-import pickle
 import functools
+import gzip
+import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -134,16 +133,28 @@ def open_cifar(path: Path, image_size: int | None, split: str | None = None, kin
         raise ValueError(f"{path}: {kind} has no split {split!r}; splits: {', '.join(CIFAR_SPLITS[kind])}")
     _, meta_file, names_key, labels_key = _CIFAR[kind]
     paths = [root / f for f in files]
-    targets = np.concatenate([np.asarray(load_arrays_pickle(p)[labels_key], dtype=np.int64) for p in paths])
+    targets = np.concatenate([_entry(p, labels_key, np.int64) for p in paths])
     meta = root / meta_file
     classes = _names(load_arrays_pickle(meta)[names_key]) if meta.is_file() else [str(i) for i in
                                                                                   range(int(targets.max()) + 1)]
     return ArraySource(functools.partial(cifar_images, tuple(paths)), targets, classes, image_size, paths)
 
 
+def _entry(path: Path, key: str, dtype: type) -> np.ndarray:
+    """Entry ``key`` of a CIFAR batch as an array; ValueError naming the file when it lacks it or
+    it is not numeric."""
+    batch = load_arrays_pickle(path)
+    try:
+        return np.asarray(batch[key], dtype=dtype)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: not a CIFAR batch with {key!r} ({type(e).__name__}: {e})") from e
+
+
 def cifar_images(paths: tuple[Path, ...]) -> np.ndarray:
     """uint8 (N, 32, 32, 3) of CIFAR batches (rows of R, G, B planes)."""
-    data = np.concatenate([np.asarray(load_arrays_pickle(p)["data"], dtype=np.uint8) for p in paths])
+    data = np.concatenate([_entry(p, "data", np.uint8) for p in paths])
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(f"{paths[0]}: CIFAR data of shape {data.shape}, expected (N, 3072)")
     return np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
 
 

@@ -75,6 +75,11 @@ class CocoSource(FileSource):
             out = np.asarray(Image.fromarray(out).resize((size, size), Image.Resampling.NEAREST, box=center_box(w, h)))
         return out
 
+    @property
+    def has_masks(self) -> bool:
+        """Whether any annotation has a ``segmentation`` (a boxes-only file has no masks)."""
+        return any(a.get("segmentation") for anns in self.annotations for a in anns)
+
     def read_masks(self, indices: np.ndarray) -> "torch.Tensor":
         """uint8 ``(B, S, S)`` semantic masks of images ``indices`` (see :meth:`semantic_mask`)."""
         import torch

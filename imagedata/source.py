@@ -156,17 +156,34 @@ def natural_key(name: str) -> list[Any]:
 # Unreadable files
 
 
+_UNREADABLE: dict[str, list[int]] = {}     # file-list fingerprint -> positions found unreadable
+
+
 def unreadable_files(paths: Sequence[Path]) -> list[int]:
-    """Positions of the files PIL cannot open and decode (a truncated or corrupt image)."""
+    """Positions of the files PIL cannot open and decode (a truncated or corrupt image), decoded
+    on the shared pool; remembered per file list (paths, sizes, mtimes) for the process, so the
+    many opens of one split in a suite run check its files once."""
+    import hashlib
+
     from PIL import Image
-    bad = []
-    for i, p in enumerate(paths):
-        try:
-            with Image.open(p) as im:
-                im.load()
-        except (OSError, ValueError, SyntaxError):
-            bad.append(i)
-    return bad
+
+    from imagedata.decode import decode_executor
+    h = hashlib.sha256()
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    key = h.hexdigest()
+    if key not in _UNREADABLE:
+        def bad(p: Path) -> bool:
+            try:
+                with Image.open(p) as im:
+                    im.load()
+                return False
+            except (OSError, ValueError, SyntaxError):
+                return True
+        flags = list(decode_executor().map(bad, paths))
+        _UNREADABLE[key] = [i for i, f in enumerate(flags) if f]
+    return list(_UNREADABLE[key])
 
 
 class ReadableSubset:

@@ -34,8 +34,8 @@ class TimmContract:
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, C, h, w)
         feats = super().forward_features(x)  # type: ignore[misc]
-        if feats.dim() == 4:
-            return feats
+        if feats.dim() == 4:                  # Swin-type models give NHWC maps
+            return feats.permute(0, 3, 1, 2) if getattr(self, "output_fmt", "NCHW") == "NHWC" else feats
         prefix = int(getattr(self, "num_prefix_tokens", 0))
         h, w = _grid(self, x)
         tokens = feats[:, prefix:]
@@ -77,7 +77,7 @@ def timm_backbone(model: str, **kwargs: Any) -> nn.Module:
     ``kwargs`` go to ``timm.create_model`` (e.g. ``img_size``, ``num_heads``, ``drop_path_rate``);
     ``pretrained`` is refused: weights come only from checkpoints."""
     import timm
-    if "pretrained" in kwargs or "pretrained_cfg_overlay" in kwargs:
+    if {"pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path"} & set(kwargs):
         raise ValueError("timm backbones never download weights: import a checkpoint instead "
                          "(python -m evaluate.import_checkpoint FILE --from timm)")
     check_timm_name(model)

@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.command == "convert" and a.to not in TARGETS:
             raise ConvertError(f"--to {a.to!r}: valid targets: {', '.join(TARGETS)}")
-        a.ckpt = find_checkpoints([str(a.ckpt)], **import_options(a))[0]   # a foreign file: imported once
+        found = find_checkpoints([str(a.ckpt)], **import_options(a))    # a foreign file: imported once
+        if len(found) != 1:
+            raise ValueError(f"{a.ckpt}: {len(found)} checkpoints under this folder; name one ckpt.pt")
+        a.ckpt = found[0]
         if a.command == "convert":
             out = a.out or a.ckpt.with_name(f"{a.ckpt.stem}-{a.to}{TARGETS.get(a.to, '')}")
             print(convert(a.ckpt, a.to, out))
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, lr=a.lr,
                                     device=a.device, num_gpus=a.num_gpus, store=a.store)
             print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
-    except (ConvertError, CheckpointError, TransferError, FileNotFoundError, ValueError) as e:
+    except (ConvertError, CheckpointError, TransferError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

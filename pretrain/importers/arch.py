@@ -26,7 +26,10 @@ def infer_arch(sd: dict[str, Tensor]) -> tuple[str, dict[str, Any]]:
     """(backbone name, kwargs) for a backbone state dict in this project's names; CheckpointError
     when the keys are neither a torchvision ResNet nor a timm ViT."""
     if "cls_token" in sd and "patch_embed.proj.weight" in sd:
-        return "timm", vit_kwargs(sd)
+        try:
+            return "timm", vit_kwargs(sd)
+        except KeyError as e:
+            raise CheckpointError(f"a ViT without {e} (a SwiGLU or other variant): pass --arch timm/MODEL") from e
     if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
         return resnet_arch(sd)
     first = ", ".join(list(sd)[:4])
@@ -67,7 +70,7 @@ def vit_kwargs(sd: dict[str, Tensor]) -> dict[str, Any]:
     if name not in timm.list_models():
         name = "vit_base_patch16_224"
         kwargs["patch_size"] = patch
-    if (dim, depth) not in _VIT_SIZES:
+    if (dim, depth) not in _VIT_SIZES or name == "vit_base_patch16_224" and dim != 768:
         kwargs.update(embed_dim=dim, depth=depth, num_heads=max(1, dim // 64))
     hidden = int(sd["blocks.0.mlp.fc1.weight"].shape[0])
     if hidden != 4 * dim:

@@ -16,10 +16,11 @@ import torch
 
 from fsio import file_sha256
 
-from ..checkpoint import REQUIRED, CheckpointError
+from ..checkpoint import REQUIRED, CheckpointError, read_meta
 from .core import import_checkpoint
 
 log = logging.getLogger("pretrain.importers")
+IMPORTER_VERSION = 1          # raised when a format's record changes what an import writes
 
 
 def default_cache() -> Path:
@@ -45,7 +46,7 @@ def cached_import(src: Path | str, fmt: str = "auto", arch: str | None = None,
     """The sslbench checkpoint of foreign file ``src``, imported on first use and cached by sha256."""
     src = Path(src)
     sha = file_sha256(src)
-    tag = fmt if arch is None else f"{fmt}-{arch.replace('/', '_')}"
+    tag = f"v{IMPORTER_VERSION}-{fmt}" + ("" if arch is None else f"-{arch.replace('/', '_')}")
     if arch_kwargs:
         tag += "-" + "-".join(f"{k}={v}" for k, v in sorted(arch_kwargs.items()))
     out = Path(cache_dir or default_cache()) / f"{sha}-{tag}" / "ckpt.pt"
@@ -53,7 +54,10 @@ def cached_import(src: Path | str, fmt: str = "auto", arch: str | None = None,
         log.info("%s: imported earlier (%s), using %s", src, fmt, out)
         return out
     import_checkpoint(src, out, fmt, arch, arch_kwargs, run_id=None)
-    log.info("%s: imported as %s into %s", src, fmt, out)
+    meta = read_meta(out)
+    log.info("%s: imported as %s into %s", src, meta.provenance["format"], out)
+    for what, value in (meta.provenance.get("assumed") or {}).items():
+        log.warning("%s: %s assumed: %s (not in the weights; --from / --arch-arg to say otherwise)", src, what, value)
     return out
 
 

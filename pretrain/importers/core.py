@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ class Imported:
     filled: list[str] = field(default_factory=list)
     matched: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)      # top-level entries beside the weights (epoch, optimizer, ...)
+    assumed: dict[str, Any] = field(default_factory=dict)  # what the weights do not show (a ViT's heads, ...)
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -136,12 +138,15 @@ def split_keys(fmt: ImportFormat, obj: Any) -> Split | None:
 
 
 @functools.lru_cache(maxsize=16)
-def skeleton(name: str, kwargs_json: str) -> tuple[dict[str, Tensor], int]:
-    """Backbone ``name``'s state dict as shapes and dtypes (meta tensors) and its ``num_features``,
-    built once per process (``auto`` checks one file against many formats)."""
+def skeleton(name: str, kwargs_json: str) -> tuple[dict[str, Tensor], int, int | None]:
+    """Backbone ``name``'s state dict as shapes and dtypes (meta tensors), its ``num_features`` and
+    a ViT's attention heads (None for other backbones), built once per process (``auto`` checks
+    one file against many formats)."""
     with torch.device("meta"):
         model = build_backbone(name, **json.loads(kwargs_json))
-    return model.state_dict(), int(model.num_features)
+    blocks = getattr(model, "blocks", None)
+    heads = getattr(getattr(blocks[0], "attn", None), "num_heads", None) if blocks is not None and len(blocks) else None
+    return model.state_dict(), int(model.num_features), heads
 
 
 def check_fit(split: Split, expected: dict[str, Tensor], fmt: str, arch: str,
@@ -189,13 +194,15 @@ def import_as(obj: Any, fmt: ImportFormat, arch: str | None = None,
     if name not in BACKBONES:
         raise FitError(f"backbone {name!r} is not registered (valid: {', '.join(BACKBONES)}, timm/MODEL)", 2)
     try:
-        expected, _ = skeleton(name, json.dumps(kwargs, sort_keys=True))
-    except ValueError as e:
+        expected, _, heads = skeleton(name, json.dumps(kwargs, sort_keys=True))
+    except (ValueError, TypeError) as e:           # TypeError: an --arch-arg JSON cannot hold
         raise FitError(str(e), 2) from e
     split.reclaim(expected, fmt.rename)
+    assumed = {"num_heads": heads} if heads is not None and "num_heads" not in (arch_kwargs or {}) else {}
     sd, filled = check_fit(split, expected, fmt.name, _label(name, kwargs), fmt.rename is not keymaps.same)
     ignored = sorted(str(k) for k in obj if k != split.entry[0]) if split.entry and isinstance(obj, dict) else []
-    return Imported(fmt.name, name, kwargs, sd, split.entry, split.prefix, split.dropped, filled, [fmt.name], ignored)
+    return Imported(fmt.name, name, kwargs, sd, split.entry, split.prefix, split.dropped, filled, [fmt.name], ignored,
+                    assumed)
 
 
 def _arch(sd: dict[str, Tensor], arch: str | None, arch_kwargs: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
@@ -234,6 +241,11 @@ def detect(obj: Any, arch: str | None = None, arch_kwargs: dict[str, Any] | None
     if fits:
         best = fits[0]
         best.matched = [f.format for f in fits]
+        inputs = {f: (FORMATS[f].mean, FORMATS[f].std) for f in best.matched}
+        if len(set(inputs.values())) > 1:            # e.g. a bare torchvision file is also a SimCLR-v1 port
+            others = [f for f in best.matched if inputs[f] != inputs[best.format]]
+            best.assumed["normalisation"] = (f"{best.format}'s; {', '.join(others)} fit too and expect other "
+                                             "inputs (name the format with --from)")
         return best
     tried.sort()
     closest = "; ".join(f"{n} ({msg})" for _, _, n, msg in tried[:3])
@@ -296,9 +308,11 @@ def imported_meta(src: Path, imp: Imported, sha: str, model: nn.Module, data: Da
     size = data.image_size or int(imp.kwargs.get("img_size", 224))
     data = DataSpec(name=data.name, image_size=size, mean=data.mean or fmt.mean or IMAGENET_MEAN,
                     std=data.std or fmt.std or IMAGENET_STD)
-    prov = {**provenance(), "imported_from": str(src), "source_sha256": sha, "format": imp.format,
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(Path(src).stat().st_mtime))
+    prov = {**provenance(), "created": created,          # the source's time: one file, one imported checkpoint
+            "imported_from": str(Path(src).resolve()), "source_sha256": sha, "format": imp.format,
             "matched_formats": imp.matched, "entry": list(imp.entry), "prefix": imp.prefix,
-            "dropped": imp.dropped, "filled": imp.filled, "ignored_entries": imp.ignored}
+            "dropped": imp.dropped, "filled": imp.filled, "ignored_entries": imp.ignored, "assumed": imp.assumed}
     config = {"imported": {"format": imp.format, "source_sha256": sha, "backbone": _label(imp.backbone, imp.kwargs)}}
     return CheckpointMeta(format_version=FORMAT_VERSION,
                           backbone=BackboneSpec(imp.backbone, dict(imp.kwargs), int(model.num_features)),

@@ -17,14 +17,18 @@ from .base import Method, MethodContext
 
 @dataclass
 class Config:
-    """MoCo v3's settings; the defaults are the paper's ViT values (sec. 3, appendix A; moco-v3
-    main_moco.py): a 3-layer projector and a 2-layer predictor, hidden 4096, output 256, BN on
-    every layer and an affine-free BN on the outputs; temperature 0.2; the momentum encoder's
-    momentum 0.99 raised to 1 on a cosine schedule."""
+    """MoCo v3's settings; the defaults are the paper's (sec. 3, appendix A; moco-v3 moco/builder.py):
+    hidden 4096, output 256, BN on every hidden layer; for a ViT a 3-layer projector and a 2-layer
+    predictor, both ending in an affine-free BN (``MoCo_ViT``); for a ResNet a 2-layer projector
+    ending in that BN and a 2-layer predictor without it (``MoCo_ResNet``): ``proj_layers`` 0 and
+    ``pred_last_bn`` None choose by the backbone; temperature 0.2; the momentum encoder's
+    momentum 0.99 raised to 1 on a cosine schedule. (The authors' output layers have no bias
+    either; here a Linear without a BN after it keeps its bias.)"""
 
     proj_hidden: int = 4096
     proj_dim: int = 256
-    proj_layers: int = 3
+    proj_layers: int = 0
+    pred_last_bn: bool | None = None
     pred_hidden: int = 4096
     temperature: float = 0.2
     base_momentum: float = 0.99
@@ -46,8 +50,11 @@ class MoCoV3(Method):
 
     def __init__(self, backbone: nn.Module, cfg: Config, ctx: MethodContext) -> None:
         super().__init__(backbone, cfg, ctx)
-        self.projector = mlp(backbone.num_features, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers, last_bn=True)
-        self.predictor = mlp(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim, 2, last_bn=True)
+        vit = hasattr(backbone, "patch_embed")
+        layers = cfg.proj_layers or (3 if vit else 2)
+        pred_last_bn = vit if cfg.pred_last_bn is None else cfg.pred_last_bn
+        self.projector = mlp(backbone.num_features, cfg.proj_hidden, cfg.proj_dim, layers, last_bn=True)
+        self.predictor = mlp(cfg.proj_dim, cfg.pred_hidden, cfg.proj_dim, 2, last_bn=pred_last_bn)
         self.momentum_backbone = make_teacher(self.backbone)
         self.momentum_projector = make_teacher(self.projector)
         self.momentum = cfg.base_momentum
