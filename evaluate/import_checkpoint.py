@@ -29,7 +29,8 @@ from pretrain.importers.core import DataOverrides
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m evaluate.import_checkpoint", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("src", nargs="?", type=Path, help="the foreign checkpoint file (.pth, .pth.tar, .ckpt, .safetensors)")
+    ap.add_argument("src", nargs="?", type=Path,
+                    help="the foreign checkpoint file (.pth, .pth.tar, .ckpt, .safetensors)")
     ap.add_argument("--from", dest="fmt", default="auto", help=f"auto, or one of: {', '.join(FORMATS)}")
     ap.add_argument("--arch", default=None, help="backbone: a registered name (resnet50, ...) or timm/MODEL "
                     "(default: read from the keys)")

@@ -134,7 +134,8 @@ def check_fits(model: nn.Module, meta: CheckpointMeta, source: Any, ckpt: Path |
 def compute(model: nn.Module, meta: CheckpointMeta, source: Any, layer: str, n: int | np.ndarray,
             batch_size: int = 256, device: str = "cpu", progress: bool = True, desc: str = "features"
             ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features (N, D) of images ``n`` of ``source`` (an index array, or an int: the first ``n``), normalised with the checkpoint's
+    """Features (N, D) of images ``n`` of ``source`` (an index array, or an int: the first ``n``),
+    normalised with the checkpoint's
     mean / std, in the layer's dtype; and the (K, 3) map shapes of a multi-map layer (else None).
     A ``model`` from ``load_backbone`` applies the checkpoint's ``input_transform`` itself."""
     fn = LAYERS[layer]

@@ -65,7 +65,8 @@ def test_a_cifar_batch_with_a_foreign_global_is_refused(tmp_path: Path, capsys: 
     make_cifar10(tmp_path)
     with open(tmp_path / "cifar-10-batches-py" / "test_batch", "wb") as f:
         pickle.dump({b"data": Planted(), b"labels": [0]}, f, protocol=2)
-    with pytest.raises(ValueError, match=r"test_batch: not a readable CIFAR batch \(refused global (__builtin__|builtins).print"):
+    with pytest.raises(ValueError, match=r"test_batch: not a readable CIFAR batch "
+                                         r"\(refused global (__builtin__|builtins).print"):
         open_source(tmp_path, split="test")
     assert "code ran" not in capsys.readouterr().out
 
