@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from imagedata.arrays import detect_array_format, open_cifar, open_idx, open_stl10
 from imagedata.coco import open_coco
@@ -27,7 +28,7 @@ class Reader(Protocol):
         ...
 
 
-def _arrays(reader, **fixed):
+def _arrays(reader: Callable[..., ImageSource], **fixed: Any) -> Reader:
     """An array-dataset reader with the :class:`Reader` signature (``cache`` / ``image_dir`` do not apply)."""
     def read(path: Path, image_size: int | None, split: str | None = None, *, cache: bool = True,
              image_dir: Path | None = None) -> ImageSource:

@@ -12,7 +12,7 @@ is absent).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torchvision
@@ -96,7 +96,7 @@ def resnet152(small_stem: bool = False, width: int = 64) -> TorchvisionResNet:
     return TorchvisionResNet(Bottleneck, [3, 8, 36, 3], small_stem, width)
 
 
-def timm(model: str, **kwargs) -> nn.Module:
+def timm(model: str, **kwargs: Any) -> nn.Module:
     """Any timm model by name (``pretrain.timm_backbones``; timm is imported only when one is built)."""
     from .timm_backbones import timm_backbone
     return timm_backbone(model, **kwargs)
