@@ -13,6 +13,7 @@ from measure import features as F
 
 from .dense import DenseConfig
 from .finetune import FinetuneConfig
+from .fewshot import FewShotConfig
 from .lowshot import LowShotConfig
 
 DEFAULT_STORE = Path("results/results.sqlite")
@@ -42,6 +43,7 @@ class SuiteConfig:
     test_limit: int = 0
     seeds: tuple[int, ...] = (0,)
     lowshot: LowShotConfig = field(default_factory=LowShotConfig)
+    fewshot: FewShotConfig = field(default_factory=FewShotConfig)
     knn_k: tuple[int, ...] = (20, 200)
     knn_t: float = 0.07
     embedding: str = "tsne"
@@ -53,5 +55,6 @@ class SuiteConfig:
     invariance_sets: int = 100            # sets per synthetic probe (invariance)
     probe_dir: str = "data/probes"        # where the probe sets are generated
     transform_images: int = 2000          # test images of transform_invariance
+    skip_unreadable: bool = False         # leave out images that do not decode (counted per split)
     cache_dir: str = str(F.DEFAULT_CACHE)
     device: str = "cpu"

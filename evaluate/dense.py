@@ -130,10 +130,11 @@ def depth_loss(pred: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
 
 
 def segmentation_loss(pred: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logits (B, K, H, W) against int64 labels (B, H, W)."""
-    return nnf.cross_entropy(pred, labels)
+    """Cross-entropy of logits (B, K, H, W) against int64 labels (B, H, W); 255 (void) is ignored."""
+    return nnf.cross_entropy(pred, labels, ignore_index=VOID)
 
 
+VOID = 255                   # the void / crowd label of VOC and COCO masks
 LOSSES = {"depth": depth_loss, "segmentation": segmentation_loss}
 
 
@@ -205,8 +206,11 @@ def depth_metrics(log_pred: torch.Tensor, depth: torch.Tensor) -> dict[str, floa
 
 
 def confusion(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(K, K) pixel counts, rows = ground truth, columns = prediction; both int arrays in [0, K)."""
-    idx = labels.astype(np.int64).ravel() * num_classes + pred.astype(np.int64).ravel()
+    """(K, K) pixel counts, rows = ground truth, columns = prediction; both int arrays, labels
+    outside [0, K) (VOC's and COCO's void / crowd 255) are left out, as mmseg ignores them."""
+    labels, pred = labels.astype(np.int64).ravel(), pred.astype(np.int64).ravel()
+    keep = (labels >= 0) & (labels < num_classes)
+    idx = labels[keep] * num_classes + pred[keep]
     return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 

@@ -40,7 +40,7 @@ from torch import nn
 from tqdm import tqdm
 
 from imagedata.formats import open_source
-from imagedata.subsets import balanced_subset
+from imagedata.subsets import balanced_subset, stratified_subset
 from measure.features import FeatureError, check_fits
 from pretrain.augment.ops import hflip, random_resized_crop
 from pretrain.augment.input_transforms import InputTransformed, with_input_transform
@@ -78,6 +78,7 @@ class FinetuneConfig:
     head_norm: bool = True
     train_split: str = "train"
     test_split: str = "test"
+    skip_unreadable: bool = False
     device: str = "cpu"
 
 
@@ -247,14 +248,15 @@ def accuracy(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, norm
     return 100.0 * correct / max(1, len(images))
 
 
-def _split(data: Path | str, split: str, column: str, limit: int = 0,
-           image_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images and int64 targets of the labelled images of a split (the first ``limit``)."""
-    source = open_source(data, image_size=image_size, split=split)
+def _split(data: Path | str, split: str, column: str, limit: int = 0, image_size: int | None = None,
+           skip_unreadable: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and int64 targets of the labelled images of a split (``limit`` of them drawn
+    class-stratified with seed 0: the same test set for every checkpoint)."""
+    source = open_source(data, image_size=image_size, split=split, skip_unreadable=skip_unreadable)
     y = _targets(source, column)
     keep = np.flatnonzero(y >= 0)
     if limit:
-        keep = keep[:limit]
+        keep = keep[stratified_subset(y[keep], limit, seed=0)]
     if keep.size == 0:
         raise FeatureError(f"{data}: split {split!r} has no {column!r} labels")
     return source.read(keep), torch.from_numpy(y[keep])
@@ -282,10 +284,10 @@ def label_efficiency(ckpt: Path | str, data: Path | str, cfg: FinetuneConfig | N
     if bad or not kinds:
         raise ValueError(f"unknown finetuning kind(s) {bad or '(none)'}; valid: {', '.join(KINDS)}")
     model, meta = load_backbone(ckpt)
-    train_src = open_source(data, image_size=image_size, split=cfg.train_split)
+    train_src = open_source(data, image_size=image_size, split=cfg.train_split, skip_unreadable=cfg.skip_unreadable)
     check_fits(model, meta, train_src, ckpt, data)
     y_all = _targets(train_src, cfg.target)
-    test_x, test_y = _split(data, cfg.test_split, cfg.target, cfg.test_limit, image_size)
+    test_x, test_y = _split(data, cfg.test_split, cfg.target, cfg.test_limit, image_size, cfg.skip_unreadable)
     num_classes = int(max(y_all.max(), int(test_y.max())) + 1)
     labelled = np.flatnonzero(y_all >= 0)
     if labelled.size == 0:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imagedata.subsets import stratified_subset
 from synthetic.dataset import DatasetError, open_dataset
 
 from .linear import linear_probe
@@ -43,10 +44,16 @@ def silhouette_features(masks: np.ndarray) -> np.ndarray:
     return np.stack([area / (h * w), aspect, perimeter / max(h, w), compact], 1).astype(np.float32)
 
 
+def _strata(classes: np.ndarray) -> np.ndarray:
+    """Class labels as integer strata (-1 where a row has none)."""
+    return np.nan_to_num(np.asarray(classes, dtype=np.float64), nan=-1).astype(np.int64)
+
+
 def silhouette_floor(data: Path | str, n_train: int = 5000, n_test: int = 2000, *, train_split: str = "train",
                      test_split: str = "test") -> dict[str, float]:
-    """Top-1 (%) of the linear probe on the silhouette features of the first ``n_train`` / ``n_test``
-    images (0: all) of ``data``'s ``train_split`` / ``test_split``."""
+    """Top-1 (%) of the linear probe on the silhouette features of ``n_train`` / ``n_test`` images
+    (0: all) of ``data``'s ``train_split`` / ``test_split``, drawn class-stratified with seed 0 as the
+    suite's features are (``measure.features``), so that the floor sees the same images."""
     ds = open_dataset(data)
     labels = ds.labels
     if "class" not in labels or labels["class"].isna().all():
@@ -55,7 +62,7 @@ def silhouette_floor(data: Path | str, n_train: int = 5000, n_test: int = 2000, 
     rows = {}
     for name, s, n in (("train", train_split, n_train), ("test", test_split, n_test)):
         found = np.flatnonzero(split == s)
-        rows[name] = found[:n] if n else found
+        rows[name] = found[stratified_subset(_strata(labels["class"].to_numpy()[found]), n, seed=0)]
         if not len(rows[name]):
             raise DatasetError(f"{data}: the floor needs a {s!r} split (splits: {', '.join(sorted(set(split)))})")
     x = {s: silhouette_features(np.asarray(ds.semantic[r]) > 0) for s, r in rows.items()}

@@ -35,7 +35,7 @@ import pandas as pd
 
 from fsio import file_sha256
 from measure import features as F
-from measure.checkpoints import find_checkpoints
+from measure.checkpoints import add_import_args, find_checkpoints, import_options
 from measure.context import Context
 from measure.results import Result, ResultsStore
 from measure.tasks import all_tasks, default_tasks, describe, get_tasks, run_task
@@ -46,6 +46,8 @@ from synthetic.dataset import DatasetError
 from .agreement import linear_finetune_agreement
 from .context import DEFAULT_STORE, SuiteConfig, TransferConfig
 from .dense import DenseConfig
+from .fewshot import FewShotConfig
+from .fewshot import check_config as check_fewshot
 from .finetune import FinetuneConfig
 from .finetune import check_config as check_finetune
 from .lowshot import LowShotConfig
@@ -96,6 +98,8 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
     meta = read_meta(ckpt)
     check_complete(ckpt, meta, allow_incomplete)
     progress = progress or Progress(len(chosen))
+    if not cfg.data and not meta.data.path:
+        raise DatasetError(f"{ckpt}: the checkpoint names no dataset of its own ({meta.method}, imported); pass --data")
     data = Path(cfg.data or meta.data.path or "")
     if not data.exists():
         raise DatasetError(f"{data}: dataset not found (checkpoint {ckpt} was trained on it; pass --data)")
@@ -108,7 +112,26 @@ def evaluate_checkpoint(ckpt: Path, tasks: list[str], cfg: SuiteConfig, store: R
         rows = run_task(task, ctx, force)
         progress.end(rows)
         summary += rows
+    if cfg.skip_unreadable:
+        store_skipped(ctx)
     return summary
+
+
+def store_skipped(ctx: Context) -> None:
+    """With ``--skip-unreadable``: how many images of each split were left out, as rows of the
+    ``data`` task (metric ``unreadable_skipped``), each skipped file named in the log."""
+    rows = []
+    for split in dict.fromkeys((ctx.cfg.train_split, ctx.cfg.test_split)):
+        try:
+            skipped = list(getattr(ctx.source(split), "skipped", []))
+        except (ValueError, DatasetError):
+            continue
+        for path in skipped:
+            log.warning("%s: unreadable image left out of split %s", path, split)
+        rows.append(Result(ctx.run_id, ctx.sha, "data", ctx.data.name, split, "unreadable_skipped",
+                           float(len(skipped)), None, {"skip_unreadable": True}))
+    if rows:
+        ctx.store.replace(rows)
 
 
 def agreement(store: ResultsStore, shas: list[str], dataset: str, size: int | None = None) -> float | None:
@@ -173,7 +196,8 @@ def float_list(flag: str, text: str) -> tuple[float, ...]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m evaluate.suite", description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoints", nargs="*", help="ckpt.pt files or runs folders")
+    ap.add_argument("checkpoints", nargs="*", help="ckpt.pt files, runs folders, or foreign checkpoint files "
+                    "(imported once, cached by sha256: see --from)")
     ap.add_argument("--list", action="store_true", help="print the task registry and exit")
     ap.add_argument("--data", help="dataset (default: the checkpoint's own)")
     opt_in = [name for name in all_tasks() if name not in default_tasks()]
@@ -183,13 +207,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", default="0", help="comma-separated seeds of the stochastic tasks")
     ap.add_argument("--store", default=str(DEFAULT_STORE), type=Path)
     ap.add_argument("--cache", default=str(F.DEFAULT_CACHE), help="feature cache folder")
-    ap.add_argument("--train-limit", type=int, default=0)
-    ap.add_argument("--test-limit", type=int, default=0)
+    ap.add_argument("--train-split", default="train", help="the split probes train on (ImageNet / VOC: train)")
+    ap.add_argument("--test-split", default="test", help="the split they are scored on (ImageNet / VOC: val)")
+    ap.add_argument("--train-limit", type=int, default=0, help="images of the train split, drawn class-stratified "
+                    "(seed 0; 0 = all)")
+    ap.add_argument("--test-limit", type=int, default=0, help="images of the test split, drawn the same way")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--image-size", type=int, help="read every dataset's images at this size (default: the size "
                     "of the views the checkpoint trained on)")
     ap.add_argument("--lowshot-shots", default=None, help="low-shot labels per class, e.g. 1,10,100 (the default)")
     ap.add_argument("--lowshot-draws", type=int, default=None, help="class-balanced draws per low-shot size (default 5)")
+    ap.add_argument("--fewshot-ways", type=int, default=None, help="classes per few-shot episode (default 5)")
+    ap.add_argument("--fewshot-shots", default=None, help="support images per class, e.g. 1,5,20 (the default)")
+    ap.add_argument("--fewshot-episodes", type=int, default=None, help="episodes per shot count (default 600)")
     ap.add_argument("--sizes", default=None, help="finetuning labelled-set sizes (0 = all; default 100,500,1000)")
     ap.add_argument("--scratch-factors", default=None, help="the from-scratch curve also runs at these multiples "
                     "of the largest size, each > 1 (default 2; utility needs scratch beyond the finetuned sizes)")
@@ -207,7 +237,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--invariance-sets", type=int, default=100, help="sets per synthetic probe (invariance)")
     ap.add_argument("--probe-dir", default="data/probes", help="where the invariance probe sets are generated")
     ap.add_argument("--transform-images", type=int, default=2000, help="test images of transform_invariance")
+    ap.add_argument("--skip-unreadable", action="store_true", help="leave out images that do not decode "
+                    "(counted per split in the store, task 'data'); by default one is an error naming it")
     ap.add_argument("--force", action="store_true", help="rerun tasks already in the store")
+    add_import_args(ap)
     ap.add_argument("--allow-incomplete", action="store_true",
                     help="evaluate checkpoints whose training did not complete (refused by default)")
     return ap.parse_args(argv)
@@ -227,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.image_size is not None and a.image_size < 1:
             raise ValueError(f"--image-size {a.image_size}: expected a positive number of pixels")
         seeds = int_list("--seeds", a.seeds)
-        ft = FinetuneConfig(seeds=seeds)
+        ft = FinetuneConfig(seeds=seeds, train_split=a.train_split, test_split=a.test_split)
         if a.sizes:
             ft = replace(ft, sizes=int_list("--sizes", a.sizes))
         if a.scratch_factors:
@@ -244,6 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         if a.lowshot_draws is not None:
             lowshot = replace(lowshot, draws=a.lowshot_draws)
         check_lowshot(lowshot)
+        fewshot = FewShotConfig()
+        if a.fewshot_ways is not None:
+            fewshot = replace(fewshot, ways=a.fewshot_ways)
+        if a.fewshot_shots:
+            fewshot = replace(fewshot, shots=int_list("--fewshot-shots", a.fewshot_shots))
+        if a.fewshot_episodes is not None:
+            fewshot = replace(fewshot, episodes=a.fewshot_episodes)
+        check_fewshot(fewshot)
         transfer = TransferConfig(num_gpus=a.num_gpus)
         for field_name, value in (("detectron2_protocol", a.detectron2_protocol), ("mmseg_protocol", a.mmseg_protocol)):
             if value:   # a paper protocol runs at its own iterations and batch unless told otherwise
@@ -252,13 +293,15 @@ def main(argv: list[str] | None = None) -> int:
             transfer = replace(transfer, iters=a.transfer_iters)
         if a.transfer_batch is not None:
             transfer = replace(transfer, batch=a.transfer_batch)
-        cfg = SuiteConfig(data=a.data, seeds=seeds, train_limit=a.train_limit, test_limit=a.test_limit,
+        cfg = SuiteConfig(data=a.data, seeds=seeds, train_split=a.train_split, test_split=a.test_split,
+                          train_limit=a.train_limit, test_limit=a.test_limit,
                           cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size,
                           transfer=transfer, invariance_sets=a.invariance_sets, probe_dir=a.probe_dir,
-                          transform_images=a.transform_images, lowshot=lowshot)
+                          transform_images=a.transform_images, lowshot=lowshot, fewshot=fewshot,
+                          skip_unreadable=a.skip_unreadable)
         store = ResultsStore(a.store)
         rows = []
-        ckpts = find_checkpoints(a.checkpoints)
+        ckpts = find_checkpoints(a.checkpoints, **import_options(a))
         for ckpt in ckpts:                                  # every checkpoint is checked before any work
             check_complete(ckpt, read_meta(ckpt), a.allow_incomplete)
         progress = Progress(len(ckpts) * len(tasks))
@@ -267,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                                         progress=progress)
         if "linear" in tasks and "finetune" in tasks and len(ckpts) >= 3:
             store_agreement(store, ckpts, Path(cfg.data or read_meta(ckpts[0]).data.path or "").name)
-    except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError, FloatingPointError) as e:
+    except (CheckpointError, DatasetError, F.FeatureError, FileNotFoundError, ValueError, FloatingPointError,
+            OSError) as e:   # OSError: an unreadable image file, named by the reader
         print(f"error: {e}", file=sys.stderr)
         return 2
     if rows and all(r["status"].startswith("skipped") for r in rows):   # nothing computed, nothing stored

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from imagedata.subsets import stratified_subset
 from measure import features as F
 from measure.context import Context
 from measure.results import Result
@@ -32,6 +33,7 @@ from synthetic.dataset import DatasetError
 from .clustering import cluster_metrics, embed_2d
 from .dense import (confusion, depth_metrics, pose_metrics, predict_dense, segmentation_metrics, train_dense_head,
                     unsupervised_segmentation)
+from .fewshot import few_shot
 from .finetune import label_efficiency, step_plan
 from .floor import silhouette_floor
 from .knn import knn_sweep
@@ -56,6 +58,21 @@ def task_linear(ctx: Context) -> list[Row]:
     tr, te = _labelled(ctx)
     out = linear_probe(tr.features, tr.targets, te.features, te.targets, LinearConfig())
     return [(m, float(out[m]), ctx.cfg.test_split, None) for m in ("top1", "top5", "best_c") if m in out]
+
+
+def task_fewshot(ctx: Context) -> list[Row]:
+    """Few-shot episodes on the test split's frozen pooled features (5-way 1 / 5 / 20-shot, 600
+    episodes, 15 queries a class, as ssl-transfer): prototype and logistic-regression accuracy per
+    shot count (``prototype@5way1shot``, ...) and each one's 95 % CI half-width (``..._ci95``)."""
+    te = ctx.features(ctx.cfg.test_split)
+    try:
+        out = few_shot(te.features, te.targets, ctx.cfg.fewshot)
+    except ValueError as e:
+        raise SkipTask(f"{ctx.data}: {e}") from e
+    rows: list[Row] = []
+    for name, (mean, half, _) in out.items():
+        rows += [(name, mean, ctx.cfg.test_split, None), (f"{name}_ci95", half, ctx.cfg.test_split, None)]
+    return rows
 
 
 def task_lowshot(ctx: Context) -> list[Row]:
@@ -107,11 +124,11 @@ def task_clustering(ctx: Context) -> list[Row]:
         out = cluster_metrics(te.features, te.targets, seed=seed)
         rows += [(m, float(v), ctx.cfg.test_split, seed) for m, v in out.items() if np.isscalar(v)]
     if ctx.cfg.embedding and ctx.store is not None:
-        n = min(len(te.features), ctx.cfg.embedding_points)
-        xy = embed_2d(te.features[:n], method=ctx.cfg.embedding, seed=ctx.cfg.seeds[0])
+        pick = stratified_subset(te.targets, ctx.cfg.embedding_points, seed=0)   # every class, not the first
+        xy = embed_2d(te.features[pick], method=ctx.cfg.embedding, seed=ctx.cfg.seeds[0])
         ctx.store.put_arrays(ctx.run_id, ctx.sha, "clustering", ctx.data.name,
-                             f"embedding_{ctx.cfg.embedding}", xy=xy.astype(np.float32), labels=te.targets[:n],
-                             indices=te.indices[:n])
+                             f"embedding_{ctx.cfg.embedding}", xy=xy.astype(np.float32), labels=te.targets[pick],
+                             indices=te.indices[pick])
     return rows
 
 
@@ -144,6 +161,7 @@ def task_finetune(ctx: Context) -> list[Row]:
     pretrained curve passes the best scratch accuracy, their last point: ``utility_limit`` at the
     interpolated label count ``utility_limit_at``."""
     fcfg = replace(ctx.cfg.finetune, train_split=ctx.cfg.train_split, test_split=ctx.cfg.test_split,
+                   skip_unreadable=getattr(ctx.cfg, "skip_unreadable", False),
                    device=ctx.cfg.device)
     if fcfg.target == "class" and (ctx.source(fcfg.train_split).targets < 0).all():
         raise SkipTask(f"{ctx.data}: no class labels")
@@ -185,9 +203,20 @@ def task_pose(ctx: Context) -> list[Row]:
     return [(m, v, ctx.cfg.test_split, None) for m, v in out.items()]
 
 
-def _dense_targets(ctx: Context, split: str, n: int, kind: str) -> torch.Tensor:
+def _has_masks(source: Any) -> bool:
+    """Whether a non-synthetic source has semantic masks (VOC; COCO with segmentations)."""
+    return hasattr(source, "read_masks") and not hasattr(source, "dataset") and getattr(source, "has_masks", True)
+
+
+def _dense_targets(ctx: Context, split: str, positions: np.ndarray, kind: str) -> torch.Tensor:
+    """Depth maps or semantic masks of the images at ``positions`` of ``split`` (the features' own):
+    from a synthetic dataset, or the masks of a VOC / COCO source (``read_masks``: 0 background,
+    c + 1 class c, 255 void); SkipTask where the data have none."""
+    source = ctx.source(split)
+    if kind == "segmentation" and _has_masks(source):
+        return source.read_masks(positions).long()
     source = ctx.synthetic(split)
-    rows = source.indices[:n]
+    rows = source.indices[positions]
     if kind == "depth":
         return torch.from_numpy(np.asarray(source.dataset.depth[rows], dtype=np.float32))
     return torch.from_numpy(np.asarray(source.dataset.semantic[rows], dtype=np.int64))
@@ -195,10 +224,12 @@ def _dense_targets(ctx: Context, split: str, n: int, kind: str) -> torch.Tensor:
 
 def _dense_task(ctx: Context, kind: str) -> list[Row]:
     dcfg = ctx.cfg.dense
-    ctx.synthetic(ctx.cfg.train_split)
-    ftr, fte = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split, dcfg.test_limit)
-    ytr = _dense_targets(ctx, ctx.cfg.train_split, len(ftr[0]), kind)
-    yte = _dense_targets(ctx, ctx.cfg.test_split, len(fte[0]), kind)
+    if not (kind == "segmentation" and _has_masks(ctx.source(ctx.cfg.train_split))):
+        ctx.synthetic(ctx.cfg.train_split)          # SkipTask before any feature work
+    (ftr, at_tr), (fte, at_te) = ctx.dense(ctx.cfg.train_split, dcfg.train_limit), ctx.dense(ctx.cfg.test_split,
+                                                                                             dcfg.test_limit)
+    ytr = _dense_targets(ctx, ctx.cfg.train_split, at_tr, kind)
+    yte = _dense_targets(ctx, ctx.cfg.test_split, at_te, kind)
     classes = len(ctx.source(ctx.cfg.train_split).classes) + 1
     out_channels = 1 if kind == "depth" else classes
     head = train_dense_head(ftr, ytr, kind, out_channels, dcfg)
@@ -225,9 +256,11 @@ def task_segmentation(ctx: Context) -> list[Row]:
 def task_unsup_seg(ctx: Context) -> list[Row]:
     """Unsupervised segmentation: k-means on the frozen pyramid's pixel descriptors, Hungarian-matched:
     mIoU per seed."""
-    source = ctx.synthetic(ctx.cfg.test_split)
-    fte = ctx.dense(ctx.cfg.test_split, ctx.cfg.dense.test_limit)
-    labels = np.asarray(source.dataset.semantic[source.indices[:len(fte[0])]], dtype=np.int64)
+    source = ctx.source(ctx.cfg.test_split)
+    if not _has_masks(source):
+        source = ctx.synthetic(ctx.cfg.test_split)
+    fte, at = ctx.dense(ctx.cfg.test_split, ctx.cfg.dense.test_limit)
+    labels = _dense_targets(ctx, ctx.cfg.test_split, at, "segmentation").numpy().astype(np.int64)
     classes = len(source.classes) + 1
     rows: list[Row] = []
     for seed in ctx.cfg.seeds:
@@ -277,7 +310,8 @@ def _finetune_config(out: dict[str, Any], cfg: Any) -> dict[str, Any]:
     SGD steps of each label count of both curves go with it (``evaluate.finetune.step_plan``: a
     size above the split runs on the whole split, ``"all"``, at epochs x its size / batch), so that
     a stored number says how long it trained and whether the opt-in ``max_steps`` cut it."""
-    out["finetune"] = {k: v for k, v in out["finetune"].items() if k not in ("train_split", "test_split", "device")}
+    out["finetune"] = {k: v for k, v in out["finetune"].items()
+                       if k not in ("train_split", "test_split", "device", "skip_unreadable")}
     out["finetune"]["steps"] = step_plan(cfg.finetune)
     out.update(train_split=cfg.train_split, test_split=cfg.test_split)
     return out
@@ -303,4 +337,5 @@ register(
     # the framework transfers take minutes to hours each: on request only
     Task("detection", task_detection, ("transfer",), default=False),
     Task("segmentation_transfer", task_segmentation_transfer, ("transfer",), default=False),
+    Task("fewshot", task_fewshot, ("test_split", "test_limit", "fewshot"), default=False),
 )

@@ -49,6 +49,44 @@ class CocoSource(FileSource):
                                   dtype=np.int64)
         self._init_files([self.image_dir / im["file_name"] for im in self.images], image_size, cache)
 
+    def semantic_mask(self, k: int) -> np.ndarray:
+        """uint8 (S, S) semantic mask of image ``k`` (0 background, ``c + 1`` class ``c``, 255 crowd
+        regions), cropped and resized (nearest) exactly as ``read`` crops and resizes the image;
+        larger annotations are drawn first so that smaller ones stay visible."""
+        from PIL import Image
+        from pycocotools import mask as mask_utils
+
+        from imagedata.decode import center_box
+        im = self.images[k]
+        h, w = int(im["height"]), int(im["width"])
+        out = np.zeros((h, w), dtype=np.uint8)
+        class_of = {cid: c for c, cid in enumerate(self.category_ids)}
+        for ann in sorted(self.annotations[k], key=lambda a: -float(a.get("area", 0))):
+            seg = ann.get("segmentation")
+            if not seg or int(ann["category_id"]) not in class_of:
+                continue
+            rles = (mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) else
+                    mask_utils.frPyObjects(seg, h, w) if isinstance(seg.get("counts"), list) else seg)
+            m = mask_utils.decode(rles)
+            m = m.max(axis=2) if m.ndim == 3 else m
+            out[m > 0] = 255 if ann.get("iscrowd") else class_of[int(ann["category_id"])] + 1
+        size = int(self.image_size)
+        if (w, h) != (size, size):
+            out = np.asarray(Image.fromarray(out).resize((size, size), Image.Resampling.NEAREST, box=center_box(w, h)))
+        return out
+
+    @property
+    def has_masks(self) -> bool:
+        """Whether any annotation has a ``segmentation`` (a boxes-only file has no masks)."""
+        return any(a.get("segmentation") for anns in self.annotations for a in anns)
+
+    def read_masks(self, indices: np.ndarray) -> "torch.Tensor":
+        """uint8 ``(B, S, S)`` semantic masks of images ``indices`` (see :meth:`semantic_mask`)."""
+        import torch
+
+        from imagedata.source import as_index_array
+        return torch.from_numpy(np.stack([self.semantic_mask(int(k)) for k in as_index_array(indices, len(self))]))
+
     @staticmethod
     def _largest_class(anns: list[dict[str, Any]], class_of: dict[int, int]) -> int:
         """Class index of the annotation with the largest area (box area if ``area`` is absent)."""

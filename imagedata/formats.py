@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from imagedata.arrays import detect_array_format, open_cifar, open_idx, open_stl10
 from imagedata.coco import open_coco
 from imagedata.frames import open_frames
 from imagedata.imagefolder import open_imagefolder
-from imagedata.source import ImageSource, is_image, subfolders
+from imagedata.source import ImageSource, is_image, subfolders, without_unreadable
 from imagedata.synthetic import open_synthetic
 from imagedata.voc import open_voc
 
@@ -26,16 +28,29 @@ class Reader(Protocol):
         ...
 
 
+def _arrays(reader: Callable[..., ImageSource], **fixed: Any) -> Reader:
+    """An array-dataset reader with the :class:`Reader` signature (``cache`` / ``image_dir`` do not apply)."""
+    def read(path: Path, image_size: int | None, split: str | None = None, *, cache: bool = True,
+             image_dir: Path | None = None) -> ImageSource:
+        return reader(path, image_size, split, **fixed)
+    return read
+
+
 READERS: dict[str, Reader] = {
     "synthetic": open_synthetic,
     "coco": open_coco,
     "voc": open_voc,
     "imagefolder": open_imagefolder,
     "frames": open_frames,
+    "cifar10": _arrays(open_cifar, kind="cifar10"),
+    "cifar100": _arrays(open_cifar, kind="cifar100"),
+    "stl10": _arrays(open_stl10),
+    "idx": _arrays(open_idx),
 }
 FORMATS = tuple(READERS)
 ACCEPTED = ("a synthetic dataset folder (with meta.json), a COCO annotation .json file, "
             "a VOC folder (with JPEGImages/), an ImageFolder (class subfolders of images), "
+            "CIFAR-10/100 python batches, STL-10 binaries, MNIST-style IDX files, "
             "or folders of video frames (pass format='frames')")
 
 
@@ -65,6 +80,9 @@ def detect_format(path: Path | str, split: str | None = None) -> str:
         return "synthetic"
     if (path / "JPEGImages").is_dir():
         return "voc"
+    array_format = detect_array_format(path)
+    if array_format:
+        return array_format
     base = path / split if split else path
     if base.is_dir() and _has_class_images(base):
         return "imagefolder"
@@ -75,7 +93,7 @@ def detect_format(path: Path | str, split: str | None = None) -> str:
 
 def open_source(path: Path | str, image_size: int | None = None, split: str | None = None, *,
                 format: str | None = None, image_dir: Path | str | None = None,
-                cache: bool = True) -> ImageSource:
+                cache: bool = True, skip_unreadable: bool = False) -> ImageSource:
     """Open ``path`` as the right :class:`ImageSource`.
 
     ``format`` (a key of ``READERS``) skips detection; folders of video frames look like an
@@ -83,6 +101,8 @@ def open_source(path: Path | str, image_size: int | None = None, split: str | No
     and must match a synthetic dataset's own size. ``split`` defaults to "all" (synthetic) and
     "train" (VOC); for ImageFolder / frames it is a subfolder. ``image_dir`` is a COCO file's image
     folder (default: ``images/`` beside the json, or the standard COCO layout).
+    ``skip_unreadable``: images that do not decode are left out (every file is decoded once to
+    find them; ``source.skipped`` lists them) instead of failing the read that meets them.
     Raises ValueError (one line naming the path and the accepted formats) on anything else.
     """
     path = Path(path)
@@ -92,5 +112,6 @@ def open_source(path: Path | str, image_size: int | None = None, split: str | No
         raise ValueError(f"{path}: unknown format {format!r}; expected one of {', '.join(READERS)}")
     elif not path.exists():
         raise _bad_path(path, "no such file or folder")
-    return READERS[format](path, image_size, split, cache=cache,
-                           image_dir=Path(image_dir) if image_dir is not None else None)
+    source = READERS[format](path, image_size, split, cache=cache,
+                             image_dir=Path(image_dir) if image_dir is not None else None)
+    return without_unreadable(source) if skip_unreadable else source

@@ -23,7 +23,9 @@ class ImageFolderSource(FileSource):
         self.root = Path(root)
         base = self.root / split if split else self.root
         if not base.is_dir():
-            raise ValueError(f"{base}: no such folder; expected an ImageFolder (class subfolders of images)")
+            here = ", ".join(p.name for p in subfolders(self.root)) if self.root.is_dir() and split else ""
+            raise ValueError(f"{base}: no such folder; expected an ImageFolder (class subfolders of images)"
+                             + (f"; splits here: {here}" if here else ""))
         listed = list(classes) if classes is not None else read_class_list(self.root / "classes.txt") or []
         self.classes = listed + [p.name for p in subfolders(base) if p.name not in listed]
         paths, targets = [], []

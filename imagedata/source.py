@@ -150,3 +150,80 @@ def read_class_list(path: Path) -> list[str] | None:
 def natural_key(name: str) -> list[Any]:
     """Sort key that orders ``frame2`` before ``frame10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+# --------------------------------------------------------------------------------------------
+# Unreadable files
+
+
+_UNREADABLE: dict[str, list[int]] = {}     # file-list fingerprint -> positions found unreadable
+
+
+def unreadable_files(paths: Sequence[Path]) -> list[int]:
+    """Positions of the files PIL cannot open and decode (a truncated or corrupt image), decoded
+    on the shared pool; remembered per file list (paths, sizes, mtimes) for the process, so the
+    many opens of one split in a suite run check its files once."""
+    import hashlib
+
+    from PIL import Image
+
+    from imagedata.decode import decode_executor
+    h = hashlib.sha256()
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    key = h.hexdigest()
+    if key not in _UNREADABLE:
+        def bad(p: Path) -> bool:
+            try:
+                with Image.open(p) as im:
+                    im.load()
+                return False
+            except (OSError, ValueError, SyntaxError):
+                return True
+        flags = list(decode_executor().map(bad, paths))
+        _UNREADABLE[key] = [i for i, f in enumerate(flags) if f]
+    return list(_UNREADABLE[key])
+
+
+class ReadableSubset:
+    """A file-backed source without its unreadable images (``--skip-unreadable``): the same
+    contract, ``skipped`` the paths left out (positions and targets follow the kept files)."""
+
+    def __init__(self, source: Any, keep: np.ndarray, skipped: list[Path]) -> None:
+        self.source, self.keep, self.skipped = source, keep, skipped
+        self.targets = np.asarray(source.targets)[keep]
+        self.classes = source.classes
+        self.image_size = source.image_size
+        self.paths = [source.paths[i] for i in keep]
+
+    def __len__(self) -> int:
+        return len(self.keep)
+
+    def read(self, indices: np.ndarray) -> torch.Tensor:
+        return self.source.read(self.keep[as_index_array(indices, len(self))])
+
+    @property
+    def read_masks(self) -> Any:
+        """The kept images' masks, where the source has masks (VOC, COCO)."""
+        if not hasattr(self.source, "read_masks"):
+            raise AttributeError("read_masks")
+        return lambda indices: self.source.read_masks(self.keep[as_index_array(indices, len(self))])
+
+    def __getattr__(self, name: str) -> Any:          # anything else is the source's
+        if name in ("source", "read_masks"):
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+
+def without_unreadable(source: Any) -> Any:
+    """``source`` itself when every file decodes, else a :class:`ReadableSubset` of the files that
+    do; sources that are not file lists (synthetic, arrays) are returned unchanged."""
+    paths = getattr(source, "paths", None)
+    if not paths or not isinstance(getattr(source, "files", None), DecodedFiles):
+        return source
+    bad = set(unreadable_files(paths))
+    if not bad:
+        return source
+    keep = np.asarray([i for i in range(len(paths)) if i not in bad], dtype=np.int64)
+    return ReadableSubset(source, keep, [paths[i] for i in sorted(bad)])

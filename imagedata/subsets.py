@@ -39,3 +39,26 @@ def stratified_split(y: np.ndarray, val_frac: float, seed: int) -> tuple[np.ndar
         val.append(idx[:n_val])
         fit.append(idx[n_val:])
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+
+
+def stratified_subset(targets: np.ndarray, size: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``size`` examples drawn class-stratified with ``seed``: each class (and the
+    unlabelled examples, target -1, as one more stratum) keeps its share of the set, rounded by
+    largest remainder so the shares add up to ``size``; within a class the examples are a seeded
+    random draw. ``size`` None, <= 0 or >= the set -> every example.
+
+    What every image limit uses (``--train-limit`` / ``--test-limit``, the finetuning test set, the
+    dense tasks' limits): the first N images of a class-sorted folder would be a few classes.
+    """
+    targets = np.asarray(targets)
+    n = targets.size
+    if size is None or size <= 0 or size >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(targets, return_counts=True)
+    quota = counts * size / n
+    take = np.floor(quota).astype(np.int64)
+    order = np.argsort(-(quota - take), kind="stable")
+    take[order[:size - int(take.sum())]] += 1
+    picked = [rng.permutation(np.flatnonzero(targets == c))[:k] for c, k in zip(classes, take)]
+    return np.sort(np.concatenate(picked))

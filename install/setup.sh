@@ -94,9 +94,22 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's dataset-fashion-mnist: the offline real dataset of the README's end-to-end example
+# (/usr/share/datasets/fashion-mnist, IDX files; tests make their own data and do not need it).
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "dataset-fashion-mnist (Debian package, for the README's real-data example)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends dataset-fashion-mnist >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends dataset-fashion-mnist >/dev/null; }
+  else
+    log "WARNING: dataset-fashion-mnist is missing and this user cannot install it: run 'sudo apt-get install dataset-fashion-mnist'"
+  fi
+fi
+
 log "checking imports"
 "$PY" - <<'PY'
-import torch, torchvision.ops, detectron2, detectron2.model_zoo, mmcv.ops, mmseg, mmdet, cv2, pycocotools
+import torch, torchvision.ops, detectron2, detectron2.model_zoo, mmcv.ops, mmseg, mmdet, cv2, pycocotools, timm
 from detectron2 import model_zoo
 model_zoo.get_config_file("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml")
 import mmcv.ops as ops

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from imagedata.benchmarks import BENCHMARKS
 from imagedata.probeset import LayoutError
-from measure.checkpoints import find_checkpoints
+from measure.checkpoints import add_import_args, find_checkpoints, import_options
 from measure.features import FeatureError
 from measure.results import ResultsStore
 from pretrain.checkpoint import CheckpointError
@@ -70,6 +70,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cache", help="feature cache folder")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--force", action="store_true", help="recompute values already in the store")
+    add_import_args(ap)
     return ap.parse_args(argv)
 
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                                transform_data=a.data, transform_images=a.images, image_size=a.image_size,
                                device=a.device, **({"cache_dir": a.cache} if a.cache else {}))
         store = ResultsStore(a.store)
-        for ckpt in find_checkpoints(a.ckpts):
+        for ckpt in find_checkpoints(a.ckpts, **import_options(a)):
             for row in evaluate(ckpt, cfg, store, force=a.force):
                 if row["status"] == "new":
                     print(f"{row['run_id']}  {row['task']:<20} {row['dataset']:<28} {row['metric']:<16} "
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     print(f"{row['run_id']}  {row['task']:<20} {row['dataset']:<28} (stored)")
     except (ValueError, FileNotFoundError, CheckpointError, DatasetError, FeatureError, InvarianceError,
-            LayoutError) as e:
+            LayoutError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -160,6 +160,7 @@ def probe_rows(ckpt: Path, name: str, cfg: InvarianceConfig) -> dict[str, float]
 def transform_config(cfg: InvarianceConfig, data: Path) -> dict[str, Any]:
     return {"task": "transform_invariance", "version": VERSION, "transforms": list(cfg.transforms),
             "strengths": list(cfg.strengths), "split": cfg.transform_split, "images": cfg.transform_images,
+            "draw": "stratified-s0",
             "data": data.name}
 
 
@@ -167,9 +168,10 @@ def transform_rows(ckpt: Path, data: Path, cfg: InvarianceConfig) -> dict[str, f
     """Whitened-feature cosine invariance of the backbone to every transform and strength."""
     from imagedata.formats import open_source
 
+    from imagedata.subsets import stratified_subset
+
     source = open_source(data, image_size=cfg.image_size, split=cfg.transform_split)
-    n = min(cfg.transform_images, len(source))
-    images = source.read(np.arange(n)).float().div_(255)
+    images = source.read(stratified_subset(np.asarray(source.targets), cfg.transform_images, seed=0)).float().div_(255)
     model, meta = load_backbone(ckpt, device=cfg.device)
     mean = torch.tensor(meta.data.mean, device=cfg.device).view(1, 3, 1, 1)
     std = torch.tensor(meta.data.std, device=cfg.device).view(1, 3, 1, 1)

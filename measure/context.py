@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fsio import file_sha256
@@ -54,7 +55,8 @@ class Context:
         if key not in self._features:
             self._features[key] = F.extract(self.ckpt, self.data, split, layer=layer, limit=limit or None,
                                             cache_dir=self.cfg.cache_dir, device=self.cfg.device,
-                                            image_size=self.image_size)
+                                            image_size=self.image_size,
+                                            skip_unreadable=getattr(self.cfg, "skip_unreadable", False))
         return self._features[key]
 
     @property
@@ -64,11 +66,14 @@ class Context:
         return int(self.cfg.image_size or self.meta.view_size)
 
     def source(self, split: str) -> Any:
-        return open_source(self.data, image_size=self.image_size, split=split)
+        return open_source(self.data, image_size=self.image_size, split=split,
+                           skip_unreadable=getattr(self.cfg, "skip_unreadable", False))
 
-    def dense(self, split: str, limit: int) -> list[torch.Tensor]:
-        """The frozen stage pyramid [(N, C_i, h_i, w_i), ...] of the first ``limit`` images of ``split``."""
-        return F.dense_maps(self.features(split, "dense", limit))
+    def dense(self, split: str, limit: int) -> tuple[list[torch.Tensor], np.ndarray]:
+        """The frozen stage pyramid [(N, C_i, h_i, w_i), ...] of ``limit`` images of ``split``
+        (class-stratified, seed 0) and their positions in the split (N,)."""
+        fs = self.features(split, "dense", limit)
+        return F.dense_maps(fs), fs.indices
 
     def synthetic(self, split: str) -> Any:
         """The split's synthetic source (masks, depth, labels.csv); SkipTask for other datasets."""

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from fsio import atomic_path, file_sha256
 from imagedata.formats import open_source
+from imagedata.subsets import stratified_subset
 from imagedata.synthetic import SyntheticSource
 from pretrain.backbones import check_image_size
 from pretrain.checkpoint import CheckpointMeta, load_backbone
@@ -92,8 +93,11 @@ def dataset_fingerprint(source: Any) -> str:
     return f"files-{h.hexdigest()[:16]}-{getattr(source, 'image_size', None)}px"
 
 
-def feature_key(ckpt_sha: str, data_fp: str, split: str, layer: str, n: int) -> str:
-    blob = f"v{VERSION}|{ckpt_sha}|{data_fp}|{split}|{layer}|{n}".encode()
+def feature_key(ckpt_sha: str, data_fp: str, split: str, layer: str, n: int, limited: bool = False) -> str:
+    """The cache key of one feature set; a limited split (a class-stratified draw of ``n`` images,
+    ``imagedata.subsets.stratified_subset`` with seed 0) is keyed apart from the first-``n`` sets
+    that earlier versions cached."""
+    blob = f"v{VERSION}|{ckpt_sha}|{data_fp}|{split}|{layer}|{n}{'|stratified-s0' if limited else ''}".encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
@@ -127,18 +131,20 @@ def check_fits(model: nn.Module, meta: CheckpointMeta, source: Any, ckpt: Path |
 
 
 @torch.no_grad()
-def compute(model: nn.Module, meta: CheckpointMeta, source: Any, layer: str, n: int, batch_size: int = 256,
-            device: str = "cpu", progress: bool = True, desc: str = "features"
+def compute(model: nn.Module, meta: CheckpointMeta, source: Any, layer: str, n: int | np.ndarray,
+            batch_size: int = 256, device: str = "cpu", progress: bool = True, desc: str = "features"
             ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features (n, D) of the first ``n`` images of ``source``, normalised with the checkpoint's
+    """Features (N, D) of images ``n`` of ``source`` (an index array, or an int: the first ``n``),
+    normalised with the checkpoint's
     mean / std, in the layer's dtype; and the (K, 3) map shapes of a multi-map layer (else None).
     A ``model`` from ``load_backbone`` applies the checkpoint's ``input_transform`` itself."""
     fn = LAYERS[layer]
     mean = torch.tensor(meta.data.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(meta.data.std, device=device).view(1, 3, 1, 1)
     out, shapes = [], None
-    for s in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
-        x = source.read(np.arange(s, min(n, s + batch_size))).to(device).float().div_(255)
+    idx = np.arange(n) if isinstance(n, (int, np.integer)) else np.asarray(n)
+    for s in tqdm(range(0, len(idx), batch_size), desc=desc, disable=not progress, leave=False):
+        x = source.read(idx[s:s + batch_size]).to(device).float().div_(255)
         y = fn(model, (x - mean) / std)
         if isinstance(y, (list, tuple)):
             shapes = np.array([m.shape[1:] for m in y], dtype=np.int64)
@@ -161,16 +167,17 @@ def dense_maps(fs: FeatureSet) -> list[torch.Tensor]:
 
 def extract(ckpt: Path | str, data: Path | str, split: str, *, layer: str = "pool", limit: int | None = None,
             cache_dir: Path | str | None = DEFAULT_CACHE, batch_size: int = 256, device: str = "cpu",
-            image_size: int | None = None, progress: bool = True) -> FeatureSet:
-    """The :class:`FeatureSet` of ``split`` of ``data`` under checkpoint ``ckpt`` (first ``limit``
-    images), from the cache when present; computed and stored atomically otherwise.
+            image_size: int | None = None, progress: bool = True, skip_unreadable: bool = False) -> FeatureSet:
+    """The :class:`FeatureSet` of ``split`` of ``data`` under checkpoint ``ckpt`` (``limit`` images
+    drawn class-stratified with seed 0, their positions in ``indices``; all by default), from the
+    cache when present; computed and stored atomically otherwise.
 
     Raises FeatureError for an unknown layer, an empty split, or a dataset the backbone cannot take;
     CheckpointError (from ``load_backbone``) for a file that is not an sslbench checkpoint.
     """
     if layer not in LAYERS:
         raise FeatureError(f"unknown layer {layer!r}; valid: {', '.join(LAYERS)}")
-    source = open_source(data, image_size=image_size, split=split)
+    source = open_source(data, image_size=image_size, split=split, skip_unreadable=skip_unreadable)
     return extract_source(ckpt, source, dataset_fingerprint(source), split, layer=layer, limit=limit,
                           cache_dir=cache_dir, batch_size=batch_size, device=device, progress=progress, name=str(data))
 
@@ -184,10 +191,11 @@ def extract_source(ckpt: Path | str, source: Any, fingerprint: str, split: str, 
     if layer not in LAYERS:
         raise FeatureError(f"unknown layer {layer!r}; valid: {', '.join(LAYERS)}")
     name = name or fingerprint
-    n = len(source) if limit is None else min(limit, len(source))
+    idx = stratified_subset(np.asarray(source.targets), limit, seed=0)
+    n = len(idx)
     if n == 0:
         raise FeatureError(f"{name}: split {split!r} is empty")
-    key = feature_key(file_sha256(ckpt), fingerprint, split, layer, n)
+    key = feature_key(file_sha256(ckpt), fingerprint, split, layer, n, limited=n < len(source))
     path = Path(cache_dir) / f"{key}.npz" if cache_dir is not None else None
     if path is not None and path.exists() and (hit := _load(path, key)) is not None:
         STATS["cache_hits"] += 1
@@ -195,9 +203,9 @@ def extract_source(ckpt: Path | str, source: Any, fingerprint: str, split: str, 
     model, meta = load_backbone(ckpt, device=device)
     check_fits(model, meta, source, ckpt, name)
     log.info("extracting %s features of %s/%s (%d images) with %s", layer, name, split, n, ckpt)
-    feats, shapes = compute(model, meta, source, layer, n, batch_size, device, progress, f"features {split}")
-    targets = np.asarray(source.targets[:n], dtype=np.int64)
-    idx = np.arange(n, dtype=np.int64)
+    feats, shapes = compute(model, meta, source, layer, idx, batch_size, device, progress, f"features {split}")
+    targets = np.asarray(source.targets, dtype=np.int64)[idx]
+    idx = idx.astype(np.int64)
     STATS["extractions"] += 1
     if path is not None:
         extra = {} if shapes is None else {"shapes": shapes}

@@ -86,6 +86,10 @@ class Task:
         out = {"task": self.name, "protocol": self.protocol, **{k: d[k] for k in COMMON_SETTINGS + self.settings}}
         if image_size is not None:
             out["image_size"] = int(image_size)
+        if getattr(cfg, "skip_unreadable", False):
+            out["skip_unreadable"] = True     # unreadable images left out (counted in the "data" rows)
+        if _limited(out):
+            out["limit_draw"] = LIMIT_DRAW      # limited splits are a class-stratified draw, not the first N
         return self.adjust(out, cfg) if self.adjust else out
 
     def jobs_for(self, ctx: Any) -> list[Job]:
@@ -95,6 +99,16 @@ class Task:
         fn = self.function
         return [Job(self.name, ctx.data.name, self.eval_config(ctx.cfg, ctx.image_size), lambda: fn(ctx))]
 
+
+def _limited(settings: dict[str, Any]) -> bool:
+    """Whether any image limit (``train_limit`` / ``test_limit``, at any depth) is set."""
+    return any(bool(v) if k in ("train_limit", "test_limit") else isinstance(v, dict) and _limited(v)
+               for k, v in settings.items())
+
+
+# How a limited split is drawn (``imagedata.subsets.stratified_subset``, seed 0); stored with the
+# rows of a limited evaluation, so rows of the earlier first-N draw are never reused for them.
+LIMIT_DRAW = "stratified-s0"
 
 TASKS: dict[str, Task] = {}
 

@@ -1,4 +1,6 @@
-"""Backbones: torchvision ResNet-18/50 (their own class), Newell & Deng's ResNet-9, a tiny ResNet.
+"""Backbones: torchvision ResNet-18/34/50/101/152 (their own class), Newell & Deng's ResNet-9, a tiny
+ResNet, and any timm model by name (``timm``, ``model="vit_small_patch16_224"``; see
+``pretrain.timm_backbones``).
 
 Contract (as timm's): ``num_features``; ``forward_features(x) -> (B, C, h, w)`` the dense feature
 map of the last stage (dense methods and probes); ``forward_stages(x)`` the output map of every
@@ -10,7 +12,7 @@ is absent).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torchvision
@@ -78,8 +80,26 @@ def resnet18(small_stem: bool = False, width: int = 64) -> TorchvisionResNet:
     return TorchvisionResNet(BasicBlock, [2, 2, 2, 2], small_stem, width)
 
 
+def resnet34(small_stem: bool = False, width: int = 64) -> TorchvisionResNet:
+    return TorchvisionResNet(BasicBlock, [3, 4, 6, 3], small_stem, width)
+
+
 def resnet50(small_stem: bool = False, width: int = 64) -> TorchvisionResNet:
     return TorchvisionResNet(Bottleneck, [3, 4, 6, 3], small_stem, width)
+
+
+def resnet101(small_stem: bool = False, width: int = 64) -> TorchvisionResNet:
+    return TorchvisionResNet(Bottleneck, [3, 4, 23, 3], small_stem, width)
+
+
+def resnet152(small_stem: bool = False, width: int = 64) -> TorchvisionResNet:
+    return TorchvisionResNet(Bottleneck, [3, 8, 36, 3], small_stem, width)
+
+
+def timm(model: str, **kwargs: Any) -> nn.Module:
+    """Any timm model by name (``pretrain.timm_backbones``; timm is imported only when one is built)."""
+    from .timm_backbones import timm_backbone
+    return timm_backbone(model, **kwargs)
 
 
 def _conv_bn(cin: int, cout: int, pool: bool = False) -> nn.Sequential:
@@ -154,9 +174,13 @@ class TinyResNet(nn.Module):
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18,
+    "resnet34": resnet34,
     "resnet50": resnet50,
+    "resnet101": resnet101,
+    "resnet152": resnet152,
     "resnet9": ResNet9,
     "tiny": TinyResNet,
+    "timm": timm,
 }
 
 

@@ -231,7 +231,15 @@ def config_hash(cfg: Config) -> str:
 
 def run_id(cfg: Config, dataset: str) -> str:
     """``{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8(config)}`` (``pretrain.runid.RunId``)."""
-    return RunId(cfg.method, cfg.aug, cfg.backbone.name, dataset, cfg.train.seed, config_hash(cfg)).format()
+    return RunId(cfg.method, cfg.aug, backbone_token(cfg.backbone), dataset, cfg.train.seed, config_hash(cfg)).format()
+
+
+def backbone_token(backbone: BackboneConfig) -> str:
+    """The backbone's name in a run id: its registry name, or ``timm_<model>`` for a timm model (dashes
+    become underscores: the id's fields are dash-separated)."""
+    if backbone.name == "timm" and backbone.kwargs.get("model"):
+        return "timm_" + str(backbone.kwargs["model"]).replace("-", "_")
+    return backbone.name
 
 
 def config_from_dict(d: dict[str, Any]) -> Config:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 PATTERN = "{method}-{aug}-{backbone}-{dataset}-s{seed}-{hash8}"
 # the tail every run id ends with: -s<seed>-<first 8 hex digits of the config hash>
 _TAIL = re.compile(r"^(?P<head>.+)-s(?P<seed>\d+)-(?P<hash>[0-9a-f]{8})$")
-# the backbone names a parse cuts at: this project's (resnet18, resnet50, resnet9, tiny) and the
+# the backbone names a parse cuts at: this project's (resnet18, resnet50, resnet9, tiny, timm_<model>) and the
 # families foreign checkpoints bring (wide_resnet50_2, resnext50_32x4d, vit_small, convnext_tiny)
-BACKBONE_NAME = re.compile(r"^(resnet\d*|wide_resnet\w*|resnext\w*|vit\w*|convnext\w*|tiny)$")
+BACKBONE_NAME = re.compile(r"^(resnet\d*|wide_resnet\w*|resnext\w*|vit\w*|convnext\w*|tiny|timm\w*)$")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """``python -m evaluate.transfer convert ckpt.pt --to detectron2|mmseg --out FILE`` and
 ``python -m evaluate.transfer detectron2|mmseg ckpt.pt --protocol NAME [--data DIR] [--iters N] [--batch B]
-[--device cpu|cuda] [--num-gpus N] [--store DB]``."""
+[--device cpu|cuda] [--num-gpus N] [--store DB]``. ``ckpt.pt`` may be a foreign checkpoint file
+(``--from FORMAT``, default auto): it is imported once and cached by its sha256."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from measure.checkpoints import add_import_args, find_checkpoints, import_options
 from pretrain.checkpoint import CheckpointError
 
 from .convert import TARGETS, ConvertError, convert
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--iters", type=int, help="training iterations (default: 300 for scenes, else the config's)")
     m.add_argument("--batch", type=int, help="images per GPU, mmseg's train_dataloader.batch_size "
                    "(default: 8 for scenes, else the config's)")
+    for p in (c, d, m):
+        add_import_args(p)
     for p in (d, m):
         p.add_argument("--lr", type=float, help="base learning rate (default: the protocol's; Detectron2: "
                        "0.02 x batch / 16, mmseg: 0.01)")
@@ -49,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
     try:
+        if a.command == "convert" and a.to not in TARGETS:
+            raise ConvertError(f"--to {a.to!r}: valid targets: {', '.join(TARGETS)}")
+        found = find_checkpoints([str(a.ckpt)], **import_options(a))    # a foreign file: imported once
+        if len(found) != 1:
+            raise ValueError(f"{a.ckpt}: {len(found)} checkpoints under this folder; name one ckpt.pt")
+        a.ckpt = found[0]
         if a.command == "convert":
             out = a.out or a.ckpt.with_name(f"{a.ckpt.stem}-{a.to}{TARGETS.get(a.to, '')}")
             print(convert(a.ckpt, a.to, out))
@@ -62,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics = mmseg.run(a.ckpt, a.protocol, a.data, out, iters=a.iters, batch=a.batch, lr=a.lr,
                                     device=a.device, num_gpus=a.num_gpus, store=a.store)
             print(" ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
-    except (ConvertError, CheckpointError, TransferError) as e:
+    except (ConvertError, CheckpointError, TransferError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 from .base import Method, MethodContext
 from .byol import BYOL
 from .cmc import CMC
+from .dino import DINO
 from .mocov2 import MoCoV2
+from .mocov3 import MoCoV3
 from .pirl import PIRL
 from .random_init import RandomInit
 from .rotation import Rotation
@@ -19,6 +21,8 @@ from .vae import VAE
 METHODS: dict[str, type[Method]] = {
     "simclr": SimCLR,
     "mocov2": MoCoV2,
+    "mocov3": MoCoV3,
+    "dino": DINO,
     "byol": BYOL,
     "simsiam": SimSiam,
     "swav": SwAV,

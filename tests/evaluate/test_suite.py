@@ -62,7 +62,7 @@ def test_suite_runs_folder_and_bad_input(tiny_ckpt: Path, eval_data: Path, tmp_p
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     assert run([str(junk), *base]) == 2
-    assert "not a readable sslbench checkpoint" in capsys.readouterr().err
+    assert "junk.pt: not a readable torch file" in capsys.readouterr().err
     assert run([str(tmp_path / "missing.pt"), *base]) == 2
     assert run([str(tiny_ckpt), "--data", str(tmp_path / "nodata"), "--store", str(store)]) == 2
     assert set(ResultsStore(store).to_frame()["task"]) == {"knn"}      # the store is intact

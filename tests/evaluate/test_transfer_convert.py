@@ -104,4 +104,4 @@ def test_cli_rejects_unknown_target_and_foreign_file(tmp_path: Path, capsys) -> 
     assert transfer_main(["convert", str(foreign), "--to", "caffe"]) == 2
     assert "valid targets: detectron2, mmseg" in capsys.readouterr().err
     assert transfer_main(["convert", str(foreign), "--to", "mmseg"]) == 2
-    assert "not an sslbench checkpoint" in capsys.readouterr().err
+    assert "unknown checkpoint layout" in capsys.readouterr().err          # neither ours nor a known format

@@ -120,6 +120,42 @@ def make_frames(root: Path) -> Path:
     return root
 
 
+def _solid_array(n: int, side: int) -> np.ndarray:
+    """uint8 (n, side, side, 3): image k is the solid colour(k)."""
+    return np.stack([np.broadcast_to(np.uint8(colour(k)), (side, side, 3)) for k in range(n)])
+
+
+ARRAY_TARGETS = np.array([3, 1, 4, 1, 5])
+
+
+def make_array_dataset(kind: str, root: Path) -> Path:
+    """Five solid-colour training images (targets ``ARRAY_TARGETS``) in ``kind``'s distributed layout
+    (cifar10: one image per data batch; idx: grey levels, read back as grey RGB)."""
+    import gzip
+    import pickle
+    images = _solid_array(5, {"cifar10": 32, "cifar100": 32, "stl10": 96, "idx": 28}[kind])
+    rows = images.transpose(0, 3, 1, 2).reshape(5, -1)                  # CIFAR rows: R, G, B planes
+    root.mkdir(parents=True)
+    if kind == "cifar10":
+        for i in range(5):
+            with open(root / f"data_batch_{i + 1}", "wb") as f:
+                pickle.dump({b"data": rows[i:i + 1], b"labels": [int(ARRAY_TARGETS[i])]}, f, protocol=2)
+    elif kind == "cifar100":
+        with open(root / "train", "wb") as f:
+            pickle.dump({b"data": rows, b"fine_labels": ARRAY_TARGETS.tolist()}, f, protocol=2)
+        with open(root / "meta", "wb") as f:
+            pickle.dump({b"fine_label_names": [f"f{i}".encode() for i in range(100)]}, f, protocol=2)
+    elif kind == "stl10":
+        images.transpose(0, 3, 2, 1).tofile(root / "train_X.bin")
+        (ARRAY_TARGETS + 1).astype(np.uint8).tofile(root / "train_y.bin")
+    else:
+        for name, array in (("train-images-idx3-ubyte.gz", images[..., 0]), ("train-labels-idx1-ubyte.gz",
+                                                                              ARRAY_TARGETS.astype(np.uint8))):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+            (root / name).write_bytes(gzip.compress(header + np.ascontiguousarray(array).tobytes()))
+    return root
+
+
 def build(kind: str, tmp_path: Path, cache: bool = True) -> Built:
     """Make a tiny dataset of ``kind`` under ``tmp_path`` and open it."""
     if kind == "synthetic":
@@ -142,11 +178,19 @@ def build(kind: str, tmp_path: Path, cache: bool = True) -> Built:
         root = make_frames(tmp_path / "frames")
         src = VideoFramesSource(root, SIZE, cache=cache)
         return Built(src, solid_expected(14), np.array([0] * 11 + [1] * 3), 0, root)
+    if kind in ARRAY_KINDS:
+        root = make_array_dataset(kind, tmp_path / kind)
+        from imagedata.formats import READERS
+        expected = _solid_array(5, SIZE)
+        if kind == "idx":
+            expected = np.repeat(expected[..., :1], 3, axis=3)
+        return Built(READERS[kind](root, SIZE, None), expected, ARRAY_TARGETS, 0, root)
     raise AssertionError(kind)
 
 
-KINDS = ["synthetic", "imagefolder", "coco", "voc", "frames"]
-FILE_KINDS = KINDS[1:]
+ARRAY_KINDS = ["cifar10", "cifar100", "stl10", "idx"]
+FILE_KINDS = ["imagefolder", "coco", "voc", "frames"]
+KINDS = ["synthetic", *FILE_KINDS, *ARRAY_KINDS]
 
 
 def as_hwc(images: torch.Tensor) -> np.ndarray:

@@ -25,12 +25,14 @@ def with_transform(src: Path, dst: Path, name: str) -> Path:
     return dst
 
 
-def expected(ckpt: Path, data: Path, layer: str, transform: InputTransform | None) -> np.ndarray:
-    """The layer's features of the first N test images, by hand: the bare backbone on the
-    normalised images, through ``transform`` first when given."""
+def expected(ckpt: Path, data: Path, layer: str, transform: InputTransform | None,
+             idx: np.ndarray | None = None) -> np.ndarray:
+    """The layer's features of test images ``idx`` (default the first N: the features' own draw is
+    passed in), by hand: the bare backbone on the normalised images, through ``transform`` first
+    when given."""
     model, meta = load_backbone(ckpt)
     bare = getattr(model, "backbone", model)
-    x = open_source(data, split="test").read(np.arange(N)).float() / 255
+    x = open_source(data, split="test").read(np.arange(N) if idx is None else idx).float() / 255
     mean, std = torch.tensor(meta.data.mean), torch.tensor(meta.data.std)
     z = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     if transform is not None:
@@ -57,15 +59,15 @@ def test_a_highpass_trained_checkpoint_gets_high_passed_images(highpass_ckpt: Pa
     meta_t = load_backbone(highpass_ckpt)[1].input_transform
     assert meta_t is not None and meta_t.name == "highpass"
     fs = F.extract(highpass_ckpt, eval_data, "test", layer=layer, limit=N, cache_dir=tmp_path, progress=False)
-    assert close(fs.features, expected(highpass_ckpt, eval_data, layer, meta_t))
-    assert not close(fs.features, expected(highpass_ckpt, eval_data, layer, None))
+    assert close(fs.features, expected(highpass_ckpt, eval_data, layer, meta_t, fs.indices))
+    assert not close(fs.features, expected(highpass_ckpt, eval_data, layer, None, fs.indices))
 
 
 @pytest.mark.parametrize("layer", sorted(F.LAYERS))
 def test_a_checkpoint_of_plain_images_gets_plain_images(tiny_ckpt: Path, eval_data: Path, tmp_path: Path,
                                                         layer: str) -> None:
     fs = F.extract(tiny_ckpt, eval_data, "test", layer=layer, limit=N, cache_dir=tmp_path, progress=False)
-    assert close(fs.features, expected(tiny_ckpt, eval_data, layer, None))
+    assert close(fs.features, expected(tiny_ckpt, eval_data, layer, None, fs.indices))
 
 
 @pytest.mark.parametrize("name", sorted(INPUT_TRANSFORMS))
@@ -78,5 +80,5 @@ def test_every_registered_transform_reaches_the_features(tiny_ckpt: Path, eval_d
     fs = F.extract(ckpt, eval_data, "test", limit=N, cache_dir=tmp_path, progress=False)
     assert fs.key != plain.key and not fs.cached
     t = InputTransform(name, transform_params(name))
-    assert close(fs.features, expected(tiny_ckpt, eval_data, "pool", t))
+    assert close(fs.features, expected(tiny_ckpt, eval_data, "pool", t, fs.indices))
     assert not close(fs.features, plain.features)

@@ -8,6 +8,7 @@ import pytest
 
 from evaluate.context import SuiteConfig
 from evaluate.dense import DenseConfig
+from evaluate.fewshot import FewShotConfig
 from evaluate.finetune import FinetuneConfig
 from evaluate.suite import evaluate_checkpoint
 from measure.results import ResultsStore
@@ -29,14 +30,14 @@ def small_config(tmp_path: Path) -> SuiteConfig:
     return SuiteConfig(cache_dir=str(tmp_path / "cache"), embedding_points=40,
                        finetune=FinetuneConfig(sizes=(20,), max_steps=4, min_steps=2),
                        dense=DenseConfig(steps=4), invariance_sets=2, probe_dir=str(tmp_path / "probes"),
-                       transform_images=16)
+                       transform_images=16, fewshot=FewShotConfig(ways=2, shots=(1,), queries=2, episodes=5))
 
 
 def test_the_registry_holds_both_providers_tasks() -> None:
     assert {"linear", "knn", "clustering", "finetune", "pose", "depth", "segmentation", "unsup_seg", "detection",
-            "segmentation_transfer", "invariance", "transform_invariance"} <= set(TASKS)
+            "segmentation_transfer", "invariance", "transform_invariance", "fewshot"} <= set(TASKS)
     assert default_tasks() == [n for n in TASKS if n not in ("detection", "segmentation_transfer", "invariance",
-                                                             "transform_invariance")]
+                                                             "transform_invariance", "fewshot")]
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

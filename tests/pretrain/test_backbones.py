@@ -11,17 +11,27 @@ from pretrain.backbones import BACKBONES, build_backbone, check_image_size
 CASES = [
     ("resnet18", {}, 64, [4, 8, 16, 32]),
     ("resnet18", {"small_stem": True}, 32, [1, 2, 4, 8]),
+    ("resnet34", {}, 64, [4, 8, 16, 32]),
     ("resnet50", {}, 64, [4, 8, 16, 32]),
+    ("resnet101", {}, 64, [4, 8, 16, 32]),
+    ("resnet152", {}, 64, [4, 8, 16, 32]),
     ("resnet9", {}, 32, [1, 2, 4, 8]),
     ("tiny", {}, 16, [1, 2]),
+    ("timm", {"model": "vit_tiny_patch16_224", "depth": 2}, 64, [16, 16]),
+    ("timm", {"model": "resnet18"}, 64, [2, 4, 8, 16, 32]),
+    ("timm", {"model": "convnext_atto"}, 64, [4, 8, 16, 32]),
 ]
+# pooled = the mean of the last map, except where timm pools otherwise (a ViT's CLS token,
+# ConvNeXt's norm after the pool)
+MEAN_POOLED = {"vit_tiny_patch16_224": False, "convnext_atto": False}
 
 
 def test_cases_cover_the_registry():
     assert {c[0] for c in CASES} == set(BACKBONES)
 
 
-@pytest.mark.parametrize("name,kwargs,size,strides", CASES, ids=[f"{c[0]}{'-small' if c[1] else ''}" for c in CASES])
+@pytest.mark.parametrize("name,kwargs,size,strides", CASES,
+                         ids=[f"{c[0]}-{c[1].get('model', 'small' if c[1] else '')}" for c in CASES])
 def test_contract(name, kwargs, size, strides):
     torch.manual_seed(0)
     model = build_backbone(name, **kwargs).eval()
@@ -32,7 +42,29 @@ def test_contract(name, kwargs, size, strides):
     assert last.shape[:2] == (2, model.num_features)
     assert [size // s.shape[-1] for s in stages] == strides
     assert torch.equal(stages[-1], last)
-    torch.testing.assert_close(pooled, last.mean((2, 3)))
+    if MEAN_POOLED.get(kwargs.get("model", ""), True):
+        torch.testing.assert_close(pooled, last.mean((2, 3)))
+
+
+def test_a_timm_vit_pools_its_cls_token_and_maps_its_patch_tokens() -> None:
+    import timm
+    torch.manual_seed(0)
+    ours = build_backbone("timm", model="vit_tiny_patch16_224", depth=2).eval()
+    theirs = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, depth=2,
+                               dynamic_img_size=True).eval()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        tokens = theirs.forward_features(x)                              # (2, 1 + 16, 192), final norm applied
+        torch.testing.assert_close(ours(x), tokens[:, 0])
+        torch.testing.assert_close(ours.forward_features(x), tokens[:, 1:].transpose(1, 2).reshape(2, 192, 4, 4))
+
+
+def test_timm_backbones_never_download_and_name_unknown_models() -> None:
+    with pytest.raises(ValueError, match="never download"):
+        build_backbone("timm", model="resnet18", pretrained=True)
+    with pytest.raises(ValueError, match="unknown timm model 'vit_smal_patch16_224'; closest: vit_small_patch16_224"):
+        build_backbone("timm", model="vit_smal_patch16_224")
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
