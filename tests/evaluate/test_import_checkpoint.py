@@ -119,19 +119,25 @@ def test_the_suite_runs_linear_and_knn_on_a_dino_vit_s16_file_over_cifar10(tmp_p
     assert meta.backbone.kwargs["model"] == "vit_small_patch16_224" and meta.backbone.num_features == 384
 
 
+def _folder_with_a_corrupt_png(root: Path, per_class: int) -> Path:
+    """root/{train,test}/c{0,1}/<j>.png, 8-px images, with train/c1/2.png corrupt; returns that file."""
+    from PIL import Image
+    for split in ("train", "test"):
+        for c in range(2):
+            folder = root / split / f"c{c}"
+            folder.mkdir(parents=True)
+            for j in range(per_class):
+                Image.new("RGB", (8, 8), (100 * c, 10 * j, 0)).save(folder / f"{j}.png")
+    bad = root / "train" / "c1" / "2.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return bad
+
+
 def test_a_corrupt_image_in_a_folder_is_one_line_naming_it(tv_file: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import Image
     monkeypatch.setenv("SSLBENCH_CACHE", str(tmp_path / "cache"))
-    for split in ("train", "test"):
-        for c in range(2):
-            folder = tmp_path / "data" / split / f"c{c}"
-            folder.mkdir(parents=True)
-            for j in range(4):
-                Image.new("RGB", (8, 8), (100 * c, 10 * j, 0)).save(folder / f"{j}.png")
-    bad = tmp_path / "data" / "train" / "c1" / "2.png"
-    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    bad = _folder_with_a_corrupt_png(tmp_path / "data", 4)
     code = suite.main([str(tv_file), "--data", str(tmp_path / "data"), "--tasks", "knn", "--image-size", "32",
                        "--store", str(tmp_path / "r.sqlite"), "--cache", str(tmp_path / "features")])
     err = capsys.readouterr().err
@@ -142,15 +148,8 @@ def test_a_corrupt_image_in_a_folder_is_one_line_naming_it(tv_file: Path, tmp_pa
 
 def test_skip_unreadable_leaves_the_file_out_and_counts_it(tv_file: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import Image
     monkeypatch.setenv("SSLBENCH_CACHE", str(tmp_path / "cache"))
-    for split in ("train", "test"):
-        for c in range(2):
-            folder = tmp_path / "data" / split / f"c{c}"
-            folder.mkdir(parents=True)
-            for j in range(6):
-                Image.new("RGB", (8, 8), (100 * c, 10 * j, 0)).save(folder / f"{j}.png")
-    (tmp_path / "data" / "train" / "c1" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    _folder_with_a_corrupt_png(tmp_path / "data", 6)
     store = tmp_path / "r.sqlite"
     assert suite.main([str(tv_file), "--data", str(tmp_path / "data"), "--tasks", "knn", "--image-size", "32",
                        "--store", str(store), "--cache", str(tmp_path / "features"), "--skip-unreadable"]) == 0
