@@ -97,3 +97,26 @@ def test_store_jobs_skips_reports_and_keeps_the_store(tmp_path: Path) -> None:
     assert [r["status"] for r in store_jobs(jobs[:1], store, "run", "sha")] == ["stored"] and len(calls) == 1
     store_jobs(jobs[:1], store, "run", "sha", force=True)
     assert len(calls) == 2 and len(store.to_frame()) == 1
+
+
+@pytest.fixture(scope="module")
+def vit_ckpt(eval_data: Path, tmp_path_factory: pytest.TempPathFactory, make_ckpt) -> Path:
+    """A timm ViT-Tiny checkpoint (2 blocks, 8-px patches on 32-px images: a 4 x 4 token map)."""
+    return make_ckpt("simclr", eval_data, tmp_path_factory.mktemp("vit"),
+                     **{"backbone.name": "timm", "backbone.kwargs": {"model": "vit_tiny_patch16_224", "patch_size": 8,
+                                                                     "img_size": 32, "depth": 2}})
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_runs_on_a_vit(name: str, vit_ckpt: Path, eval_data: Path, tmp_path: Path) -> None:
+    """The backbone contract carries every task to a timm ViT (CLS pooled, patch tokens as the dense
+    map); the framework transfers, which take torchvision ResNets, say so."""
+    store = ResultsStore(tmp_path / "r.sqlite")
+    cfg = dataclasses.replace(small_config(tmp_path), data=str(eval_data))
+    summary = evaluate_checkpoint(vit_ckpt, [name], cfg, store)
+    assert summary and all(r["task"] == name for r in summary)
+    if name in NOT_FOR_TINY:
+        assert all(r["status"].startswith("skipped: ") for r in summary)
+        return
+    assert {r["status"] for r in summary} == {"new"}, summary
+    assert store.to_frame()["value"].notna().all()
