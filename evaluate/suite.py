@@ -224,6 +224,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scratch-factors", default=None, help="the from-scratch curve also runs at these multiples "
                     "of the largest size, each > 1 (default 2; utility needs scratch beyond the finetuned sizes)")
     ap.add_argument("--scratch-sizes", default=None, help="extra from-scratch label counts, e.g. 8000 (0 = all)")
+    ap.add_argument("--finetune-schedule", default=None, help="finetuning length per label count: epochs (20 "
+                    "epochs, >= 100 steps; the default) or newell-deng (the utility paper's 200 / 600 epochs)")
     ap.add_argument("--finetune-max-steps", type=int, default=None, help="opt-in ceiling on SGD steps per "
                     "finetuning run (default: none; steps = 20 epochs, at least 100): for quick runs, it cuts "
                     "large sizes short, is recorded in the eval config and warned about")
@@ -267,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             ft = replace(ft, scratch_factors=float_list("--scratch-factors", a.scratch_factors))
         if a.scratch_sizes:
             ft = replace(ft, scratch_sizes=int_list("--scratch-sizes", a.scratch_sizes))
+        if a.finetune_schedule is not None:
+            ft = replace(ft, schedule=a.finetune_schedule)
         if a.finetune_max_steps is not None:
             ft = replace(ft, max_steps=a.finetune_max_steps, min_steps=min(ft.min_steps, a.finetune_max_steps))
         check_finetune(ft)

@@ -311,7 +311,8 @@ def _finetune_config(out: dict[str, Any], cfg: Any) -> dict[str, Any]:
     size above the split runs on the whole split, ``"all"``, at epochs x its size / batch), so that
     a stored number says how long it trained and whether the opt-in ``max_steps`` cut it."""
     out["finetune"] = {k: v for k, v in out["finetune"].items()
-                       if k not in ("train_split", "test_split", "device", "skip_unreadable")}
+                       if k not in ("train_split", "test_split", "device", "skip_unreadable")
+                       and not (k == "schedule" and v == "epochs")}      # the default: configs stored before it
     out["finetune"]["steps"] = step_plan(cfg.finetune)
     out.update(train_split=cfg.train_split, test_split=cfg.test_split)
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..compare import LINEAR, PER_METHOD, Pair, PaperSpec, Trend
 from ..reproduce import (
     CPU_OBJECTS,
+    IMAGENET_SPLITS,
     Layout,
     Step,
     data_step,
@@ -56,6 +57,9 @@ SPEC = PaperSpec(
 # RC masks, BYOL with RC masks (the paper's better map), each against its default pipeline
 SGD_ALGOS = {("cpu", "simclr"): ("hc", "rc"), ("cpu", "byol"): ("rc",)}
 
+# full scale: the datasets the plan reads (imagedata.layouts), checked before any step runs
+FULL_DATASETS = ("imagenet",)
+
 
 def plan(lay: Layout, scale: str) -> list[Step]:
     """Saliency (HC / RC) segmentation as an SSL augmentation: SGD with HC and RC maps (and, at
@@ -69,11 +73,11 @@ def plan(lay: Layout, scale: str) -> list[Step]:
     / by-hand arms (no claim reads them; the 90 minutes do not hold them). The object's mask:
     sgd's default rule, SaliencyCut of the map (the best IoU with the objects on these sets:
     bench/RESULTS.md "Salient-object masks against the objects"), cached before the runs."""
-    steps, data = [], Path("data/imagenet")
+    steps, data = [], lay.datasets / "imagenet"
     if scale == "cpu":
         step, data = data_step(lay, "shapes64-clutter-heldout", CPU_OBJECTS)
         steps.append(step)
-    steps += saliency_steps(data, ("hc-cut", "rc-cut"))     # sgd's default rule: the SaliencyCut masks
+    steps += saliency_steps(data, ("hc-cut", "rc-cut"), scale)     # sgd's default rule: the SaliencyCut masks
     for seed in seeds(scale):
         for method in ("simclr", "byol"):
             steps.append(pretrain_step(lay, scale, method, "default", data, seed=seed))
@@ -81,6 +85,7 @@ def plan(lay: Layout, scale: str) -> list[Step]:
                 steps.append(pretrain_step(lay, scale, method, "sgd", data, f"--aug_cfg.algo={algo}", seed=seed))
             if scale == "full":
                 steps.append(pretrain_step(lay, scale, method, "sgd-only", data, seed=seed))
-    steps.append(suite_step(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1"))
+    splits = IMAGENET_SPLITS if scale == "full" else ()
+    steps.append(suite_step(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1", *splits))
     step, examples = examples_step(lay, data)
     return steps + [step] + report_steps(lay, SPEC.name, examples)

@@ -68,6 +68,18 @@ CPU_METHODS = {"0100": ("simclr",), "1111": ("rotation", "simclr")}
 # replicate is the pretraining seed; a second draw cost 12.5 minutes a variant (106.6-minute plan)
 CPU_EVAL_SEEDS = "0"
 
+# full scale: the plan renders its own data (synthetic.generate); no dataset to check
+FULL_DATASETS: tuple[str, ...] = ()
+
+
+def smoke_keeps(step: Step) -> bool:
+    """A smoke plan (``reports.smoke``) keeps the first variant's steps: the other eleven repeat its
+    commands on another rendering (10 pretrainings each)."""
+    from synthetic.presets import TCVL_VARIANTS
+
+    named = {f"tcvl-{v}" for v in TCVL_VARIANTS if any(f"tcvl-{v}" in a for a in step.args)}
+    return not named or named == {f"tcvl-{TCVL_VARIANTS[0]}"}
+
 
 def plan(lay: Layout, scale: str) -> list[Step]:
     """Label-savings utility (Newell & Deng) on the 12 T/C/V/L variants: several methods,
@@ -96,6 +108,8 @@ def plan(lay: Layout, scale: str) -> list[Step]:
     full_methods = ("rotation", "simclr", "vae", "cmc", "supervised")
     backbones = ("resnet18",) if scale == "cpu" else ("resnet9", "resnet50")   # cpu: bounded time on 2 cores
     size = ("--size", "32") if scale == "cpu" else ()     # cpu: the 32-px views the cpu preset trains at
+    # full: the renders' own 64 px (the full preset's 224 is for ImageNet-size files)
+    own_size = ("--data.image_size=64",) if scale == "full" else ()
     variants = CPU_VARIANTS if scale == "cpu" else TCVL_VARIANTS
     tasks = "linear,finetune" if scale == "cpu" else "linear,finetune,pose,segmentation,depth"
     for variant in variants:
@@ -106,7 +120,7 @@ def plan(lay: Layout, scale: str) -> list[Step]:
             for backbone in backbones:
                 for method in (CPU_METHODS[variant] if scale == "cpu" else full_methods):
                     steps.append(pretrain_step(lay, scale, method, None, data, f"--backbone.name={backbone}",
-                                               seed=seed, group=group))
+                                               *own_size, seed=seed, group=group))
         eval_seeds = CPU_EVAL_SEEDS if scale == "cpu" else "0,1"
         steps.append(suite_step(lay, data, tasks, *finetune_args(scale), "--seeds", eval_seeds, group=group))
     return steps + report_steps(lay, SPEC.name)
