@@ -32,6 +32,8 @@ class DataConfig:
     stats_images: int = 2048       # images used to measure the mean / std recorded in ckpt.pt
     pair_gap: int = 3              # temporal methods: frames at most this far apart form a pair
     prefetch: int = 2
+    workers: int = 0               # > 0: decode in that many DataLoader worker processes (full: 8 a GPU)
+    pin_memory: bool = False       # pinned host batches for asynchronous copies to the GPU
 
 
 @dataclass
@@ -65,6 +67,7 @@ class TrainConfig:
     out: str = "runs"
     tensorboard: bool = True
     export: str = "default"        # branch written to ckpt.pt: default (the method's) | online | momentum
+    aug_device: str = "cpu"        # cpu | train: run the batched augmentations on the training device
 
 
 @dataclass
@@ -85,7 +88,8 @@ class Config:
 
 # Fields that do not change what is trained (left out of the run id's hash).
 NON_SEMANTIC = {("train", "log_every"), ("train", "ckpt_every"), ("train", "out"), ("train", "tensorboard"),
-                ("train", "device"), ("data", "prefetch")}
+                ("train", "device"), ("data", "prefetch"), ("data", "workers"), ("data", "pin_memory"),
+                ("train", "aug_device")}
 
 # Presets: overrides applied before the user's. `cpu` shows real signal in minutes on 2 cores;
 # `full` holds the papers' ImageNet settings for GPUs (same code path).
@@ -98,7 +102,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             "optim.lr": 0.6, "optim.weight_decay": 5e-4, "aug": "mild", "aug_cfg.out_size": 32},
     "full": {"backbone.name": "resnet50", "data.batch_size": 256, "train.epochs": 200, "optim.name": "sgd",
              "optim.lr": 0.03, "optim.weight_decay": 1e-4, "data.path": "data/imagenet", "data.image_size": 224,
-             "data.split": "train", "data.stats_images": 10000},
+             "data.split": "train", "data.stats_images": 10000,
+             # the GPU data path: decoding in 8 worker processes a GPU, pinned batches, augmentations on the GPU
+             "data.workers": 8, "data.pin_memory": True, "train.aug_device": "train"},
     "test": {"backbone.name": "tiny", "data.batch_size": 16, "train.steps": 4, "train.log_every": 1,
              "train.ckpt_every": 2, "optim.lr": 0.05, "data.stats_images": 64},
 }
@@ -128,7 +134,7 @@ METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
     # (queue_length 0); their queue (3840) is for batch 256.
     ("full", "swav"): {"optim.name": "lars", "optim.lr": 0.3, "optim.weight_decay": 1e-6, "data.batch_size": 4096,
                        "train.epochs": 800, "optim.warmup_frac": 10 / 800, "aug": "multicrop",
-                       "method_cfg.prototypes": 3000, "method_cfg.freeze_prototypes_steps": 313},
+                       "method_cfg.prototypes": 3000, "method_cfg.freeze_prototypes_steps": 313, "aug_cfg.n_local": 6},
     # PIRL (facebookresearch/vissl configs/config/pretrain/pirl/pirl_jigsaw_4node_resnet50.yaml; arXiv 1912.01991
     # sec. 4.1): 32000 negatives, T 0.07, lambda 0.5, memory momentum 0.5, SGD 0.03 x batch/256 at batch 1024,
     # wd 1e-4, cosine; 200 epochs (vissl's epochs_200 override; the yaml's own 800)

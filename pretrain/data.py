@@ -66,7 +66,8 @@ class PretrainData:
     def batches(self, seed: int, epoch: int, start: int, rank: int, world: int) -> Iterator[RawBatch]:
         """RawBatches of this process for ``epoch``, from global batch ``start`` on."""
         loader = BatchLoader(self.source, self.cfg.batch_size, shuffle=True, seed=seed, drop_last=True,
-                             prefetch=self.cfg.prefetch)
+                             prefetch=self.cfg.prefetch, workers=self.cfg.workers,
+                             pin_memory=self.cfg.pin_memory and torch.cuda.is_available())
         plan = [b[rank::world] for b in loader.batches(epoch)[start:]]
         rng = np.random.default_rng([seed, epoch, 7])
         partner_plan = [self._pick_partners(b, rng) for b in plan] if self.pairs else None

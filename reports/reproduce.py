@@ -28,7 +28,8 @@ from pathlib import Path
 from imagedata.layouts import check_layout
 
 from .cost import format_hours, plan_estimates
-from .smoke import smoke_steps
+from .smoke import SMOKE_PROCS, smoke_steps
+from .submit import submit_plan
 
 SCALES = ("cpu", "full")
 
@@ -275,9 +276,11 @@ def progress(elapsed: float, done: int, total: int) -> str:
 
 def run(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions", dry_run: bool = False,
         transfer: bool = False, *, smoke: bool = False, datasets: tuple[str, ...] = (),
-        data_root: Path | str = "data", gpu_memory: float = 80.0, keep: Callable[[Step], bool] | None = None) -> Path:
+        data_root: Path | str = "data", gpu_memory: float = 80.0, keep: Callable[[Step], bool] | None = None,
+        submit: str | None = None, partition: str | None = None, timeout_min: int = 4320) -> Path:
     """Run (or with ``dry_run`` print, with a full plan's GPU-hour estimate per step: ``reports.cost``;
-    ``gpu_memory``: GB a GPU holds, a step needing more is warned about) every step of ``paper``'s reproduction (its plan function
+    ``gpu_memory``: GB a GPU holds, a step needing more is warned about; ``submit``: "slurm" or
+    "local", the steps as submitit jobs, ``reports.submit``) every step of ``paper``'s reproduction (its plan function
     ``steps_of``) at ``scale``, with its framework transfers at cpu scale if ``transfer``; returns
     its report folder. A full plan first checks its ``datasets`` under ``data_root`` (all of them,
     before any step); ``smoke``: the full plan on fixtures (:func:`plan`)."""
@@ -286,6 +289,15 @@ def run(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions
     if scale == "full" and not smoke and not dry_run:
         check_datasets(lay, datasets)
     env = {**os.environ, "DETECTRON2_DATASETS": str(lay.datasets)} if scale == "full" else None
+    if submit and not dry_run:
+        procs = SMOKE_PROCS if smoke else GPUS if scale == "full" else 1
+        begin = time.perf_counter()
+        submit_plan(steps, lay.root / "jobs", submit, procs=procs, gpus=GPUS if scale == "full" else 0,
+                    timeout_min=timeout_min, partition=partition,
+                    env={"DETECTRON2_DATASETS": str(lay.datasets)} if scale == "full" else {})
+        print(f"{paper} ({scale}) reproduced through {submit} jobs in {(time.perf_counter() - begin) / 60:.1f} min: "
+              f"{lay.report / 'report.html'}", flush=True)
+        return lay.report
     costs = plan_estimates(steps, gpu_memory) if dry_run and scale == "full" and not smoke else None
     begin = time.perf_counter()
     for i, step in enumerate(steps, 1):

@@ -31,7 +31,7 @@ SMOKE_SEED = 0           # the pretraining seed whose runs a smoke plan keeps
 
 PRETRAIN = {"--train.steps": str(SMOKE_STEPS), "--data.batch_size": str(SMOKE_BATCH),
             "--data.image_size": str(SMOKE_SIZE), "--data.stats_images": "16", "--train.ckpt_every": "1",
-            "--data.prefetch": "1"}
+            "--data.prefetch": "1", "--data.workers": "1"}
 SUITE = {"--device": "cpu", "--num-gpus": "1", "--image-size": str(SMOKE_SIZE), "--train-limit": "24",
          "--test-limit": "12", "--finetune-max-steps": "2", "--dense-steps": "2", "--transfer-iters": "2",
          "--transfer-batch": "2", "--lowshot-draws": "2", "--lowshot-shots": "1", "--fewshot-episodes": "4",

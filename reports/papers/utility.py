@@ -47,9 +47,12 @@ SCRATCH_FACTORS = (2, 4)
 def finetune_args(scale: str) -> tuple[str, ...]:
     """The suite's finetuning flags of the plan: finetuned sizes, the scratch curve at 2x and 4x the
     largest (cpu: 2000 and 4000 of 8673 training images; full: 40 000 and 80 000 of 96 000), and no
-    step ceiling: 20 epochs at least 100 steps per size, as ``evaluate.finetune`` defaults."""
+    step ceiling: 20 epochs at least 100 steps per size, as ``evaluate.finetune`` defaults (cpu); the
+    paper's own schedule at full scale (``evaluate.finetune.newell_deng_steps``: 200 epochs of at
+    least 10 000 samples below 20 000 labels, 600 from there)."""
+    schedule = ("--finetune-schedule", "newell-deng") if scale == "full" else ()
     return ("--sizes", ",".join(map(str, FINETUNED_SIZES[scale])),
-            "--scratch-factors", ",".join(map(str, SCRATCH_FACTORS)))
+            "--scratch-factors", ",".join(map(str, SCRATCH_FACTORS)), *schedule)
 
 
 # cpu: colour alone random, and every factor random; the claims are judged per (method, variant),

@@ -47,6 +47,19 @@ def epoch_indices(loader: BatchLoader) -> list[int]:
     return out
 
 
+def test_worker_processes_read_the_same_batches_in_order() -> None:
+    """workers > 0: the plan's batches decoded in DataLoader worker processes, as the thread reads them."""
+    thread = BatchLoader(ListSource(20), 4, seed=3, prefetch=2)
+    workers = BatchLoader(ListSource(20), 4, seed=3, prefetch=2, workers=2)
+    plan = thread.batches(1)
+    for (a, ta, ia), (b, tb, ib) in zip(thread.iter_plan(plan), workers.iter_plan(plan), strict=True):
+        assert torch.equal(a, b) and torch.equal(ta, tb) and torch.equal(ia, ib)
+    with pytest.raises(RuntimeError, match="cannot read 5"):
+        list(BatchLoader(ListSource(10, fail=5), 5, shuffle=False, workers=1))
+    with pytest.raises(ValueError, match="prefetch and workers must be >= 0"):
+        BatchLoader(ListSource(4), 2, workers=-1)
+
+
 @pytest.mark.parametrize("prefetch", [0, 2])
 def test_loader_covers_every_index_once(prefetch: int) -> None:
     loader = BatchLoader(ListSource(10), 3, drop_last=False, prefetch=prefetch)
