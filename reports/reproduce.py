@@ -167,10 +167,13 @@ def saliency_steps(data: Path, algos: tuple[str, ...] = ("hc", "rc"), scale: str
                                                                "--workers", "2", *size)) for a in algos]
 
 
-def examples_step(lay: Layout, data: Path) -> tuple[Step, Path]:
-    """The report's saliency examples: images, HC / RC maps, masks and the policies' views."""
+def examples_step(lay: Layout, data: Path, scale: str = "cpu") -> tuple[Step, Path]:
+    """The report's saliency examples: images, HC / RC maps, masks and the policies' views (at full
+    scale at the pretraining's image size: file datasets have none of their own)."""
     out = lay.root / "saliency_examples.npz"
-    return Step("saliency examples", "pretrain.saliency", ("examples", "--data", str(data), "--out", str(out))), out
+    size = ("--image-size", str(FULL_IMAGE_SIZE)) if scale == "full" else ()
+    return Step("saliency examples", "pretrain.saliency", ("examples", "--data", str(data), "--out", str(out),
+                                                           *size)), out
 
 
 def seeds(scale: str) -> tuple[int, ...]:

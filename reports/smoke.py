@@ -83,6 +83,8 @@ def smoke_step(step, datasets: Path):  # noqa: ANN001, ANN201 - reproduce.Step, 
         return Step(step.what, step.module, with_options(args, SIZES) if "--sizes" in args else args)
     if step.module == "invariance":
         return Step(step.what, step.module, with_options(args, INVARIANCE))
+    if step.module == "pretrain.saliency" and args[:1] == ("examples",):
+        return Step(step.what, step.module, with_options(args, {"--image-size": str(SMOKE_SIZE)}))
     if step.module == "pretrain.saliency" and args[:1] == ("precompute",):
         return Step(step.what, step.module, with_options(args, SALIENCY))
     if step.module == "synthetic.generate":

@@ -15,6 +15,7 @@ from ..compare import OBJECT_CENTRIC, PER_METHOD, SCENE_CENTRIC, WITHIN, Filter,
 from ..reproduce import (
     COCO_TRAIN,
     CPU_OBJECTS,
+    FULL_IMAGE_SIZE,
     IMAGENET_SPLITS,
     Layout,
     Step,
@@ -139,6 +140,7 @@ def plan(lay: Layout, scale: str) -> list[Step]:
     if scale == "full":       # the paper's real probe sets (sec. 3): GOT-10k, ALOI, PASCAL3D+
         quick = tuple(a for name, folder in FULL_BENCHMARKS
                       for a in ("--benchmark", f"{name}={lay.datasets / folder}"))
+        quick += ("--image-size", str(FULL_IMAGE_SIZE), "--transform-split", "val")   # ImageNet files: val
     steps.append(Step("invariance", "invariance", (str(lay.runs), "--store", str(lay.store), "--data", str(objects),
                                                    "--probe-dir", str(lay.data / "probes"), *quick)))
     steps.append(suite_step(lay, objects, "linear", *(IMAGENET_SPLITS if scale == "full" else ())))

@@ -87,5 +87,5 @@ def plan(lay: Layout, scale: str) -> list[Step]:
                 steps.append(pretrain_step(lay, scale, method, "sgd-only", data, seed=seed))
     splits = IMAGENET_SPLITS if scale == "full" else ()
     steps.append(suite_step(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1", *splits))
-    step, examples = examples_step(lay, data)
+    step, examples = examples_step(lay, data, scale)
     return steps + [step] + report_steps(lay, SPEC.name, examples)

@@ -206,5 +206,5 @@ def plan(lay: Layout, scale: str) -> list[Step]:
             steps.append(pretrain_step(lay, scale, "random", None, data, seed=seed))
     steps.append(suite_step(lay, data, "linear,knn", "--seeds", "0", *(IMAGENET_SPLITS if scale == "full" else ())))
     steps += transfer_steps(lay, scale, "transfer", tasks="detection" if scale == "cpu" else "")
-    step, examples = examples_step(lay, data)
+    step, examples = examples_step(lay, data, scale)
     return steps + [step] + report_steps(lay, SPEC.name, examples)
