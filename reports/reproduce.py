@@ -114,6 +114,7 @@ FULL_IMAGE_SIZE = 224                               # the full preset's ``data.i
 # full scale: ImageNet-layout datasets have train / val (no test split): every probe scores on val
 IMAGENET_SPLITS = ("--test-split", "val")
 COCO_TRAIN = "coco/annotations/instances_train2017.json"   # under the datasets root
+VOC2012 = "VOCdevkit/VOC2012"                               # under the datasets root
 GPUS = 8                                            # full scale: one node of 8 GPUs
 DDP = ("torch.distributed.run", "--standalone", f"--nproc_per_node={GPUS}", "-m")   # = torchrun
 ON_GPU = ("evaluate.suite", "invariance")           # the steps that take --device

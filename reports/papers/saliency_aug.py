@@ -14,6 +14,7 @@ from ..compare import LINEAR, PER_METHOD, Pair, PaperSpec, Trend
 from ..reproduce import (
     CPU_OBJECTS,
     IMAGENET_SPLITS,
+    VOC2012,
     Layout,
     Step,
     data_step,
@@ -58,7 +59,7 @@ SPEC = PaperSpec(
 SGD_ALGOS = {("cpu", "simclr"): ("hc", "rc"), ("cpu", "byol"): ("rc",)}
 
 # full scale: the datasets the plan reads (imagedata.layouts), checked before any step runs
-FULL_DATASETS = ("imagenet",)
+FULL_DATASETS = ("imagenet", "voc")
 
 
 def plan(lay: Layout, scale: str) -> list[Step]:
@@ -72,7 +73,9 @@ def plan(lay: Layout, scale: str) -> list[Step]:
     evaluations' own seeds, averaged inside each run). SGD-only and the 64-px views are full-scale
     / by-hand arms (no claim reads them; the 90 minutes do not hold them). The object's mask:
     sgd's default rule, SaliencyCut of the map (the best IoU with the objects on these sets:
-    bench/RESULTS.md "Salient-object masks against the objects"), cached before the runs."""
+    bench/RESULTS.md "Salient-object masks against the objects"), cached before the runs. full:
+    ImageNet (the probes score on its val split), every arm of both methods, segmentation probed on
+    VOC 2012's masks (ImageNet has none)."""
     steps, data = [], lay.datasets / "imagenet"
     if scale == "cpu":
         step, data = data_step(lay, "shapes64-clutter-heldout", CPU_OBJECTS)
@@ -85,7 +88,11 @@ def plan(lay: Layout, scale: str) -> list[Step]:
                 steps.append(pretrain_step(lay, scale, method, "sgd", data, f"--aug_cfg.algo={algo}", seed=seed))
             if scale == "full":
                 steps.append(pretrain_step(lay, scale, method, "sgd-only", data, seed=seed))
-    splits = IMAGENET_SPLITS if scale == "full" else ()
-    steps.append(suite_step(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1", *splits))
+    if scale == "cpu":
+        steps.append(suite_step(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1"))
+    else:       # ImageNet has no masks: the segmentation probe on VOC 2012's (train / val)
+        steps.append(suite_step(lay, data, "linear,knn,clustering", "--seeds", "0,1", *IMAGENET_SPLITS))
+        steps.append(suite_step(lay, lay.datasets / VOC2012, "segmentation", "--seeds", "0,1",
+                                "--train-split", "train", "--test-split", "val"))
     step, examples = examples_step(lay, data, scale)
     return steps + [step] + report_steps(lay, SPEC.name, examples)
