@@ -148,3 +148,20 @@ def test_as_torch_dataset_with_dataloader(tmp_path: Path) -> None:
     assert images.shape == (4, 3, SIZE, SIZE) and images.dtype == torch.uint8
     np.testing.assert_array_equal(as_hwc(images), src.dataset.images[:4])
     np.testing.assert_array_equal(targets.numpy(), src.targets[:4])
+
+
+@pytest.mark.timeout(120)
+def test_worker_processes_decode_image_files(tmp_path: Path) -> None:
+    """Files decode on a thread pool; a forked DataLoader worker makes its own (the parent's
+    threads do not exist in the child)."""
+    from imagedata.formats import open_source
+    from imagedata.layouts import write_layouts
+    write_layouts(tmp_path, ["imagenet"])
+    src = open_source(tmp_path / "imagenet", 32, "train", cache=False)
+    src.read(np.arange(4))                                   # the parent's pool exists before the fork
+    thread = BatchLoader(src, 6, seed=1)
+    workers = BatchLoader(src, 6, seed=1, workers=2)
+    got = list(workers.iter_plan(thread.batches(0)))
+    want = list(thread.iter_plan(thread.batches(0)))
+    assert len(got) == len(want) == 4
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) for a, b in zip(got, want))
