@@ -100,7 +100,8 @@ def open_pretrain_data(cfg: DataConfig, needs: frozenset[str]) -> PretrainData:
         raise DataError(f"--data.path {path}: no such dataset; generate one with "
                         f"`python -m synthetic.generate --preset {preset} --n 20000 --out {path}`")
     try:
-        source = open_source(path, cfg.image_size or None, cfg.split or None)
+        split = None if path.is_file() else cfg.split or None   # a COCO file is its own split
+        source = open_source(path, cfg.image_size or None, split)
     except (ValueError, OSError) as e:
         raise DataError(str(e).splitlines()[0]) from e
     if source.image_size is None:

@@ -47,7 +47,9 @@ def test_regions_without_box_files_are_refused(root: Path, tmp_path: Path) -> No
         open_pretrain_data(cfg, frozenset({"pairs", "regions"}))
 
 
-def test_a_coco_file_with_the_full_presets_empty_split(root: Path) -> None:
-    cfg = DataConfig(path=str(root / "coco/annotations/instances_train2017.json"), image_size=32, split="",
+@pytest.mark.parametrize("split", ["", "train"])
+def test_a_coco_file_is_its_own_split(root: Path, split: str) -> None:
+    """The full preset's split (train) or SlotCon's (none) on a COCO annotation file: the file is the split."""
+    cfg = DataConfig(path=str(root / "coco/annotations/instances_train2017.json"), image_size=32, split=split,
                      batch_size=4)
     assert len(open_pretrain_data(cfg, frozenset())) == 12
