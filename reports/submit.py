@@ -51,6 +51,8 @@ class StepJob:
                               LOCAL_RANK=str(job.local_rank), LOCAL_WORLD_SIZE=str(job.num_tasks // job.num_nodes),
                               MASTER_ADDR=job.hostnames[0], MASTER_PORT=str(master_port(str(job.job_id))))
         rc = run_module(self.module, self.args)
+        if self.__dict__.get("_requeued"):
+            raise SystemExit(rc)             # submitit's requeue exits the process: let it
         if rc != 0:
             raise RuntimeError(f"python -m {self.module} exited with {rc} (job {job.job_id}, rank {job.global_rank})")
         return rc
@@ -58,6 +60,8 @@ class StepJob:
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """On preemption or timeout: requeue this same step (a pretraining resumes from ``resume.pt``)."""
         import submitit
+
+        self._requeued = True
 
         return submitit.helpers.DelayedSubmission(StepJob(self.module, self.args, self.env))
 

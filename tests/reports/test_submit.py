@@ -25,6 +25,21 @@ def final(out: Path) -> tuple[dict, dict]:
     return ckpt["state_dict"], ckpt["train"]
 
 
+def preempt(job) -> None:  # noqa: ANN001
+    """Slurm's preemption: its signal (USR2 here) to every task of the job. (The local executor's own
+    ``_interrupt`` signals its controller process only, which does not pass USR2 on to the tasks.)"""
+    import os
+    import signal
+
+    from submitit.local.local import LocalJobEnvironment
+
+    controller = int(job.job_id)
+    tasks = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
+    assert len(tasks) == 2, tasks
+    for pid in tasks:
+        os.kill(int(pid), LocalJobEnvironment._usr_sig())
+
+
 def test_master_port_is_one_per_job() -> None:
     assert master_port("123") == master_port("123") != master_port("124")
     assert 20000 <= master_port("7_3") < 40000
@@ -61,8 +76,8 @@ def test_a_preempted_run_is_requeued_and_ends_with_the_uninterrupted_weights(eva
     while not list((tmp_path / "cut").glob("*/resume.pt")):                  # the first checkpoint (step 3)
         assert time.time() < deadline and not job.done(), job.stderr()
         time.sleep(0.2)
-    job._interrupt()                                                          # Slurm's preemption signal
-    job.result()
+    preempt(job)
+    job.results()
     out = job.stdout() + (job.stderr() or "")
     assert "Requeued" in out or "requeue" in out.lower(), out
     whole, meta = final(tmp_path / "whole")
