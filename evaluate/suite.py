@@ -233,6 +233,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--transfer-iters", type=int, default=None, help="training iterations of detection / "
                     "segmentation_transfer (default 300)")
     ap.add_argument("--transfer-batch", type=int, default=None, help="their batch size (default 8)")
+    ap.add_argument("--transfer-input-size", type=int, default=None, help="detection / segmentation_transfer: "
+                    "the frameworks' input side in px (shorter side, crop; default: the protocol's own)")
     ap.add_argument("--detectron2-protocol", help="Detectron2 protocol of the detection task (default scenes-r18-fpn)")
     ap.add_argument("--mmseg-protocol", help="mmseg protocol of segmentation_transfer (default scenes-r18-fcn)")
     ap.add_argument("--num-gpus", type=int, default=1, help="transfer processes, one per GPU (torchrun)")
@@ -297,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             transfer = replace(transfer, iters=a.transfer_iters)
         if a.transfer_batch is not None:
             transfer = replace(transfer, batch=a.transfer_batch)
+        if a.transfer_input_size is not None:
+            transfer = replace(transfer, input_size=a.transfer_input_size)
         cfg = SuiteConfig(data=a.data, seeds=seeds, train_split=a.train_split, test_split=a.test_split,
                           train_limit=a.train_limit, test_limit=a.test_limit,
                           cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size,

@@ -281,7 +281,8 @@ def _transfer_task(ctx: Context, framework: str) -> list[Row]:
     from .transfer.errors import TrainingDiverged, TransferError
     t = ctx.cfg.transfer
     protocol = t.detectron2_protocol if framework == "detectron2" else t.mmseg_protocol
-    common = dict(iters=t.iters, device=ctx.cfg.device, num_gpus=t.num_gpus)
+    common = dict(iters=t.iters, device=ctx.cfg.device, num_gpus=t.num_gpus,
+                  **({"input_size": t.input_size} if t.input_size else {}))
     try:
         if framework == "detectron2":
             out = detectron2.run(ctx.ckpt, protocol, ctx.data, _transfer_dir(ctx, protocol), ims_per_batch=t.batch,

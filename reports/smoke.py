@@ -34,7 +34,7 @@ PRETRAIN = {"--train.steps": str(SMOKE_STEPS), "--data.batch_size": str(SMOKE_BA
             "--data.prefetch": "1", "--data.workers": "1"}
 SUITE = {"--device": "cpu", "--num-gpus": "1", "--image-size": str(SMOKE_SIZE), "--train-limit": "24",
          "--test-limit": "12", "--finetune-max-steps": "2", "--dense-steps": "2", "--transfer-iters": "2",
-         "--transfer-batch": "2", "--lowshot-draws": "2", "--lowshot-shots": "1", "--fewshot-episodes": "4",
+         "--transfer-batch": "2", "--transfer-input-size": "128", "--lowshot-draws": "2", "--lowshot-shots": "1", "--fewshot-episodes": "4",
          "--invariance-sets": "2", "--transform-images": "16"}
 INVARIANCE = {"--device": "cpu", "--sets": "2", "--images": "16", "--image-size": str(SMOKE_SIZE)}
 # the finetuned label counts of a plan (utility: 1000 / 5000 / 20 000) cut to what the fixtures hold
