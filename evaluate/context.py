@@ -29,6 +29,7 @@ class TransferConfig:
     iters: int | None = 300                # None: the protocol's own (the paper protocols)
     batch: int | None = 8
     num_gpus: int = 1
+    input_size: int | None = None          # the frameworks' input side (shorter side / crop); None: the protocol's
 
 
 @dataclass

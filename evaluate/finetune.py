@@ -57,7 +57,8 @@ class FinetuneConfig:
     """Label-efficiency settings. ``sizes``: labelled training images per finetuning run (0 = the
     whole split); ``scratch_factors``: the from-scratch curve also runs at these multiples of the
     largest size (each > 1; capped at the split), and at ``scratch_sizes`` (0 = the whole split);
-    ``epochs`` / ``min_steps``: the schedule (:func:`schedule_steps`); ``max_steps``: an opt-in
+    ``epochs`` / ``min_steps``: the schedule (:func:`schedule_steps`); ``schedule``: a key of
+    ``SCHEDULES`` ("epochs": those settings; "newell-deng": the utility paper's own); ``max_steps``: an opt-in
     ceiling on steps per run (0 = none); ``target``: a ``labels.csv`` column of integer classes
     (``class`` or ``pose_bin``)."""
 
@@ -67,6 +68,7 @@ class FinetuneConfig:
     seeds: tuple[int, ...] = (0, 1)
     epochs: float = 20.0
     min_steps: int = 100
+    schedule: str = "epochs"
     max_steps: int = 0
     batch_size: int = 64
     lr: float = 0.05
@@ -89,6 +91,8 @@ def check_config(cfg: FinetuneConfig) -> None:
     if any(f <= 1 for f in cfg.scratch_factors):
         raise ValueError(f"finetune: scratch_factors {list(cfg.scratch_factors)}: each must be > 1 (the scratch "
                          "curve extends beyond the largest finetuned size)")
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"finetune: unknown schedule {cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
     if cfg.epochs <= 0 or cfg.min_steps < 1 or cfg.max_steps < 0 or cfg.batch_size < 1:
         raise ValueError(f"finetune: need epochs > 0, min_steps >= 1, max_steps >= 0 (0: no ceiling), batch_size "
                          f">= 1; got {cfg.epochs}, {cfg.min_steps}, {cfg.max_steps}, {cfg.batch_size}")
@@ -123,8 +127,28 @@ def scratch_label_counts(cfg: FinetuneConfig, available: int | None = None) -> l
     return _ascending(set(counts) | {_resolve(n, available) for n in extra})
 
 
-def _uncapped_steps(n: int, cfg: FinetuneConfig) -> int:
+def epoch_steps(n: int, cfg: FinetuneConfig) -> int:
+    """``epochs`` passes over ``n`` images at ``batch_size``, at least ``min_steps``."""
     return max(math.ceil(cfg.epochs * n / cfg.batch_size), cfg.min_steps)
+
+
+def newell_deng_steps(n: int, cfg: FinetuneConfig) -> int:
+    """The finetuning length of Newell & Deng (arXiv 2003.14323; princeton-vl/selfstudy): 200
+    "epochs" below 20 000 labels, 600 from there (``config/grid_search.py``), an epoch being the
+    labelled subset tiled to at least 10 000 samples (20 000 for 4000 labels) and at most 50 000
+    (``datasets/base.py``, ``util/data.py``): a fixed schedule, not early stopping. Steps at
+    ``batch_size``, at least ``min_steps``."""
+    epochs = 200 if n < 20000 else 600
+    per_epoch = min(max(n, 20000 if n == 4000 else 10000), 50000)
+    return max(math.ceil(epochs * per_epoch / cfg.batch_size), cfg.min_steps)
+
+
+# finetuning schedules by name: SGD steps for n labelled images
+SCHEDULES = {"epochs": epoch_steps, "newell-deng": newell_deng_steps}
+
+
+def _uncapped_steps(n: int, cfg: FinetuneConfig) -> int:
+    return SCHEDULES[cfg.schedule](n, cfg)
 
 
 def schedule_steps(n: int, cfg: FinetuneConfig) -> int:

@@ -224,6 +224,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scratch-factors", default=None, help="the from-scratch curve also runs at these multiples "
                     "of the largest size, each > 1 (default 2; utility needs scratch beyond the finetuned sizes)")
     ap.add_argument("--scratch-sizes", default=None, help="extra from-scratch label counts, e.g. 8000 (0 = all)")
+    ap.add_argument("--finetune-schedule", default=None, help="finetuning length per label count: epochs (20 "
+                    "epochs, >= 100 steps; the default) or newell-deng (the utility paper's 200 / 600 epochs)")
     ap.add_argument("--finetune-max-steps", type=int, default=None, help="opt-in ceiling on SGD steps per "
                     "finetuning run (default: none; steps = 20 epochs, at least 100): for quick runs, it cuts "
                     "large sizes short, is recorded in the eval config and warned about")
@@ -231,6 +233,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--transfer-iters", type=int, default=None, help="training iterations of detection / "
                     "segmentation_transfer (default 300)")
     ap.add_argument("--transfer-batch", type=int, default=None, help="their batch size (default 8)")
+    ap.add_argument("--transfer-input-size", type=int, default=None, help="detection / segmentation_transfer: "
+                    "the frameworks' input side in px (shorter side, crop; default: the protocol's own)")
     ap.add_argument("--detectron2-protocol", help="Detectron2 protocol of the detection task (default scenes-r18-fpn)")
     ap.add_argument("--mmseg-protocol", help="mmseg protocol of segmentation_transfer (default scenes-r18-fcn)")
     ap.add_argument("--num-gpus", type=int, default=1, help="transfer processes, one per GPU (torchrun)")
@@ -267,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
             ft = replace(ft, scratch_factors=float_list("--scratch-factors", a.scratch_factors))
         if a.scratch_sizes:
             ft = replace(ft, scratch_sizes=int_list("--scratch-sizes", a.scratch_sizes))
+        if a.finetune_schedule is not None:
+            ft = replace(ft, schedule=a.finetune_schedule)
         if a.finetune_max_steps is not None:
             ft = replace(ft, max_steps=a.finetune_max_steps, min_steps=min(ft.min_steps, a.finetune_max_steps))
         check_finetune(ft)
@@ -293,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             transfer = replace(transfer, iters=a.transfer_iters)
         if a.transfer_batch is not None:
             transfer = replace(transfer, batch=a.transfer_batch)
+        if a.transfer_input_size is not None:
+            transfer = replace(transfer, input_size=a.transfer_input_size)
         cfg = SuiteConfig(data=a.data, seeds=seeds, train_split=a.train_split, test_split=a.test_split,
                           train_limit=a.train_limit, test_limit=a.test_limit,
                           cache_dir=a.cache, device=a.device, finetune=ft, dense=dense, image_size=a.image_size,

@@ -281,7 +281,8 @@ def _transfer_task(ctx: Context, framework: str) -> list[Row]:
     from .transfer.errors import TrainingDiverged, TransferError
     t = ctx.cfg.transfer
     protocol = t.detectron2_protocol if framework == "detectron2" else t.mmseg_protocol
-    common = dict(iters=t.iters, device=ctx.cfg.device, num_gpus=t.num_gpus)
+    common = dict(iters=t.iters, device=ctx.cfg.device, num_gpus=t.num_gpus,
+                  **({"input_size": t.input_size} if t.input_size else {}))
     try:
         if framework == "detectron2":
             out = detectron2.run(ctx.ckpt, protocol, ctx.data, _transfer_dir(ctx, protocol), ims_per_batch=t.batch,
@@ -311,7 +312,8 @@ def _finetune_config(out: dict[str, Any], cfg: Any) -> dict[str, Any]:
     size above the split runs on the whole split, ``"all"``, at epochs x its size / batch), so that
     a stored number says how long it trained and whether the opt-in ``max_steps`` cut it."""
     out["finetune"] = {k: v for k, v in out["finetune"].items()
-                       if k not in ("train_split", "test_split", "device", "skip_unreadable")}
+                       if k not in ("train_split", "test_split", "device", "skip_unreadable")
+                       and not (k == "schedule" and v == "epochs")}      # the default: configs stored before it
     out["finetune"]["steps"] = step_plan(cfg.finetune)
     out.update(train_split=cfg.train_split, test_split=cfg.test_split)
     return out

@@ -22,8 +22,19 @@ _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
+def _reset_after_fork() -> None:
+    """A forked child (a DataLoader worker) has none of the parent's pool threads, and may have
+    copied the lock held: it starts with a pool and a lock of its own."""
+    global _EXECUTOR, _EXECUTOR_LOCK
+    _EXECUTOR, _EXECUTOR_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def decode_executor() -> ThreadPoolExecutor:
-    """The thread pool shared by every file-based source (created on first use)."""
+    """The thread pool shared by every file-based source of this process (created on first use;
+    a forked child makes its own)."""
     global _EXECUTOR
     with _EXECUTOR_LOCK:
         if _EXECUTOR is None:

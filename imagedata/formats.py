@@ -2,7 +2,7 @@
 
     source = open_source("data/shapes-20k", split="train")              # synthetic (meta.json)
     source = open_source("coco/annotations/instances_val2017.json", 64)  # COCO (images found beside)
-    source = open_source("videos", 64, format="frames")                 # frames are never guessed
+    source = open_source("videos", 64, format="frames")      # plain frame folders are never guessed
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from imagedata.arrays import detect_array_format, open_cifar, open_idx, open_stl10
 from imagedata.coco import open_coco
-from imagedata.frames import open_frames
+from imagedata.frames import is_video_layout, open_frames
 from imagedata.imagefolder import open_imagefolder
 from imagedata.source import ImageSource, is_image, subfolders, without_unreadable
 from imagedata.synthetic import open_synthetic
@@ -68,7 +68,8 @@ def _has_class_images(folder: Path) -> bool:
 
 
 def detect_format(path: Path | str, split: str | None = None) -> str:
-    """The format of ``path`` (one of ``FORMATS`` except "frames", which is never guessed)."""
+    """The format of ``path``: "frames" only for TrackingNet's and GOT-10k's layouts (plain folders of
+    frames look like an ImageFolder: ask for them with ``format="frames"``)."""
     path = Path(path)
     if not path.exists():
         raise _bad_path(path, "no such file or folder")
@@ -80,6 +81,8 @@ def detect_format(path: Path | str, split: str | None = None) -> str:
         return "synthetic"
     if (path / "JPEGImages").is_dir():
         return "voc"
+    if is_video_layout(path) or (split and (path / split).is_dir() and is_video_layout(path / split)):
+        return "frames"
     array_format = detect_array_format(path)
     if array_format:
         return array_format

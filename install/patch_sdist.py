@@ -7,7 +7,7 @@ Usage: python install/patch_sdist.py {mmcv|detectron2} SRC_DIR
 - pb1-detectron2 0.6 (the v0.6 code without its C++ sources): drop the extension (it only holds
   optional ops: rotated boxes, deformable conv, the fast COCO evaluator), package the model-zoo
   configs that the sdist ships inside ``detectron2/model_zoo/configs``, drop the ``black==21.4b2``
-  pin, replace the aliases that Pillow 10 and numpy 1.24 removed, and make the four modules that
+  pin, replace the aliases that Pillow 10 and numpy 1.24 removed (``np.str`` too: VOC's loader), and make the four modules that
   import ``detectron2._C`` at import time import a stand-in whose every use raises a clear error.
 Each edit is checked: a patch that no longer applies raises instead of building something else.
 """
@@ -30,7 +30,7 @@ def patch_mmcv(src: Path) -> None:
     _replace(src / "setup.py", "-std=c++17", "-std=c++20")
 
 
-_NP_ALIAS = re.compile(r"\bnp\.(bool|int|float|object)\b(?!_)")
+_NP_ALIAS = re.compile(r"\bnp\.(bool|int|float|object|str)\b(?!_)")
 
 
 _C_USERS = ("detectron2/layers/deform_conv.py", "detectron2/layers/rotated_boxes.py",
@@ -57,7 +57,7 @@ _C = _Missing()
 
 # Local version label of our detectron2 build; bump it whenever this patch changes, so that
 # `make setup` builds and installs the new wheel over an old one.
-DETECTRON2_LOCAL = "sslbench.2"
+DETECTRON2_LOCAL = "sslbench.3"
 
 
 def patch_detectron2(src: Path) -> None:

@@ -109,7 +109,7 @@ fi
 
 log "checking imports"
 "$PY" - <<'PY'
-import torch, torchvision.ops, detectron2, detectron2.model_zoo, mmcv.ops, mmseg, mmdet, cv2, pycocotools, timm
+import torch, torchvision.ops, detectron2, detectron2.model_zoo, mmcv.ops, mmseg, mmdet, cv2, pycocotools, timm, submitit
 from detectron2 import model_zoo
 model_zoo.get_config_file("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml")
 import mmcv.ops as ops

@@ -64,6 +64,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--strengths", default="0.25,0.5,0.75,1", help="transform strengths in [0, 1]")
     ap.add_argument("--data", help="dataset of the transform measure (default: the checkpoint's own)")
     ap.add_argument("--images", type=int, default=2000, help="test images of the transform measure")
+    ap.add_argument("--transform-split", default="test", help="split of the transform measure (ImageNet: val)")
     ap.add_argument("--layer", default="pool")
     ap.add_argument("--image-size", type=int, help="crop size for the real benchmarks (default: training size)")
     ap.add_argument("--store", type=Path, default=DEFAULT_STORE)
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                                transforms=_names(a.transforms, tuple(TRANSFORMS), "transform"),
                                strengths=tuple(float(s) for s in a.strengths.split(",")),
                                transform_data=a.data, transform_images=a.images, image_size=a.image_size,
+                               transform_split=a.transform_split,
                                device=a.device, **({"cache_dir": a.cache} if a.cache else {}))
         store = ResultsStore(a.store)
         for ckpt in find_checkpoints(a.ckpts, **import_options(a)):

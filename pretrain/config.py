@@ -20,6 +20,8 @@ import yaml
 
 from .runid import RunId
 
+COCO_TRAIN = "coco/annotations/instances_train2017.json"     # a full run's COCO, under the datasets root
+
 
 @dataclass
 class DataConfig:
@@ -30,6 +32,8 @@ class DataConfig:
     stats_images: int = 2048       # images used to measure the mean / std recorded in ckpt.pt
     pair_gap: int = 3              # temporal methods: frames at most this far apart form a pair
     prefetch: int = 2
+    workers: int = 0               # > 0: decode in that many DataLoader worker processes (full: 8 a GPU)
+    pin_memory: bool = False       # pinned host batches for asynchronous copies to the GPU
 
 
 @dataclass
@@ -63,6 +67,7 @@ class TrainConfig:
     out: str = "runs"
     tensorboard: bool = True
     export: str = "default"        # branch written to ckpt.pt: default (the method's) | online | momentum
+    aug_device: str = "cpu"        # cpu | train: run the batched augmentations on the training device
 
 
 @dataclass
@@ -83,7 +88,8 @@ class Config:
 
 # Fields that do not change what is trained (left out of the run id's hash).
 NON_SEMANTIC = {("train", "log_every"), ("train", "ckpt_every"), ("train", "out"), ("train", "tensorboard"),
-                ("train", "device"), ("data", "prefetch")}
+                ("train", "device"), ("data", "prefetch"), ("data", "workers"), ("data", "pin_memory"),
+                ("train", "aug_device")}
 
 # Presets: overrides applied before the user's. `cpu` shows real signal in minutes on 2 cores;
 # `full` holds the papers' ImageNet settings for GPUs (same code path).
@@ -96,22 +102,62 @@ PRESETS: dict[str, dict[str, Any]] = {
             "optim.lr": 0.6, "optim.weight_decay": 5e-4, "aug": "mild", "aug_cfg.out_size": 32},
     "full": {"backbone.name": "resnet50", "data.batch_size": 256, "train.epochs": 200, "optim.name": "sgd",
              "optim.lr": 0.03, "optim.weight_decay": 1e-4, "data.path": "data/imagenet", "data.image_size": 224,
-             "data.split": "train", "data.stats_images": 10000},
+             "data.split": "train", "data.stats_images": 10000,
+             # the GPU data path: decoding in 8 worker processes a GPU, pinned batches, augmentations on the GPU
+             "data.workers": 8, "data.pin_memory": True, "train.aug_device": "train"},
     "test": {"backbone.name": "tiny", "data.batch_size": 16, "train.steps": 4, "train.log_every": 1,
              "train.ckpt_every": 2, "optim.lr": 0.05, "data.stats_images": 64},
 }
 # Per-method settings of the papers, applied on top of a preset (full: the ImageNet recipes).
 METHOD_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    # full: each method's ImageNet recipe as its authors released it (commit and file in brackets; warmup_frac
+    # is the stated warm-up epochs over the epochs). LARS lr is per 256 images, scaled linearly like every lr here.
+    # SimCLR (google-research/simclr @7fd0c80, README and run.py): LARS 0.3 x batch/256, wd 1e-6, batch 4096,
+    # 10 warm-up epochs, temperature 0.1; 1000 epochs for the paper's ResNet-50 comparisons (arXiv 2002.05709 sec. 6)
     ("full", "simclr"): {"optim.name": "lars", "optim.lr": 0.3, "optim.weight_decay": 1e-6, "data.batch_size": 4096,
-                         "train.epochs": 800},
+                         "train.epochs": 1000, "optim.warmup_frac": 0.01, "method_cfg.temperature": 0.1},
+    # BYOL (deepmind-research byol/configs/byol.py, the 1000-epoch row): LARS base lr 0.2, wd 1.5e-6, tau_base
+    # 0.996, batch 4096 (main_loop.py), 10 warm-up epochs, projector 4096 -> 256
     ("full", "byol"): {"optim.name": "lars", "optim.lr": 0.2, "optim.weight_decay": 1.5e-6, "data.batch_size": 4096,
-                       "train.epochs": 300, "aug": "byol"},
-    ("full", "simsiam"): {"optim.lr": 0.05, "optim.weight_decay": 1e-4, "data.batch_size": 512, "train.epochs": 100},
-    ("full", "swav"): {"optim.name": "lars", "optim.lr": 0.6, "optim.weight_decay": 1e-6, "data.batch_size": 4096,
-                       "train.epochs": 800, "aug": "multicrop"},
+                       "train.epochs": 1000, "optim.warmup_frac": 0.01, "aug": "byol",
+                       "method_cfg.base_momentum": 0.996},
+    # MoCo v2 (facebookresearch/moco @78b69ca, main_moco.py and README "MoCo v2"): K 65536, m 0.999, T 0.2, the
+    # one-directional loss, SGD lr 0.03 at batch 256, wd 1e-4, 200 epochs, cosine (the preset's own)
+    ("full", "mocov2"): {"method_cfg.queue_size": 65536, "method_cfg.momentum": 0.999, "method_cfg.temperature": 0.2,
+                         "method_cfg.symmetric": False, "optim.warmup_frac": 0.0},
+    # SimSiam (facebookresearch/simsiam main_simsiam.py, README): SGD 0.05 x batch/256, batch 512, wd 1e-4, 100 epochs
+    ("full", "simsiam"): {"optim.lr": 0.05, "optim.weight_decay": 1e-4, "data.batch_size": 512, "train.epochs": 100,
+                          "optim.warmup_frac": 0.0},
+    # SwAV (facebookresearch/swav scripts/swav_800ep_pretrain.sh): LARS base lr 4.8 at batch 4096 (= 0.3 per 256),
+    # wd 1e-6, 800 epochs, 10 warm-up epochs, 3000 prototypes frozen for 313 iterations, epsilon 0.05, 3 Sinkhorn
+    # iterations, temperature 0.1, 2x224 + 6x96 crops. No queue: the authors' batch-4096 runs use none
+    # (queue_length 0); their queue (3840) is for batch 256.
+    ("full", "swav"): {"optim.name": "lars", "optim.lr": 0.3, "optim.weight_decay": 1e-6, "data.batch_size": 4096,
+                       "train.epochs": 800, "optim.warmup_frac": 10 / 800, "aug": "multicrop",
+                       "method_cfg.prototypes": 3000, "method_cfg.freeze_prototypes_steps": 313, "aug_cfg.n_local": 6},
+    # PIRL (facebookresearch/vissl configs/config/pretrain/pirl/pirl_jigsaw_4node_resnet50.yaml; arXiv 1912.01991
+    # sec. 4.1): 32000 negatives, T 0.07, lambda 0.5, memory momentum 0.5, SGD 0.03 x batch/256 at batch 1024,
+    # wd 1e-4, cosine; 200 epochs (vissl's epochs_200 override; the yaml's own 800)
+    ("full", "pirl"): {"method_cfg.num_negatives": 32000, "method_cfg.temperature": 0.07, "method_cfg.lam": 0.5,
+                       "method_cfg.bank_momentum": 0.5, "data.batch_size": 1024, "optim.lr": 0.03,
+                       "optim.warmup_frac": 0.0},
+    # SlotCon (CVMI-Lab/SlotCon scripts/slotcon_coco_r50_800ep.sh): COCO train2017, LARS base lr 1.0 per 256,
+    # batch 512, wd 1e-5, 800 epochs, 5 warm-up epochs, 256 prototypes, hidden 4096, out 256, teacher momentum
+    # 0.99, temperatures 0.07 / 0.1, group loss weight 0.5
     ("full", "slotcon"): {"optim.name": "lars", "optim.lr": 1.0, "optim.weight_decay": 1e-5, "data.batch_size": 512,
-                          "train.epochs": 800, "data.path": "data/coco/annotations/instances_train2017.json",
-                          "data.split": ""},
+                          "train.epochs": 800, "optim.warmup_frac": 5 / 800, "data.path": "data/" + COCO_TRAIN,
+                          "data.split": "", "method_cfg.num_prototypes": 256, "method_cfg.dim_hidden": 4096,
+                          "method_cfg.dim_out": 256},
+    # MoCo v3, ResNet-50 (facebookresearch/moco-v3 main_moco.py defaults, CONFIG.md 100 epochs): LARS 0.6 x
+    # batch/256, wd 1e-6, batch 4096, T 1.0, m 0.99 raised to 1 by a cosine, 10 warm-up epochs
+    ("full", "mocov3"): {"optim.name": "lars", "optim.lr": 0.6, "optim.weight_decay": 1e-6, "data.batch_size": 4096,
+                         "train.epochs": 100, "optim.warmup_frac": 0.1, "method_cfg.temperature": 1.0,
+                         "method_cfg.base_momentum": 0.99},
+    # DINO, ResNet-50 (facebookresearch/dino README, the ResNet-50 command; main_dino.py): SGD 0.03 x batch/256,
+    # batch 512, wd 1e-4, 100 epochs, 10 warm-up epochs, out_dim 65536, teacher temperature 0.04, momentum 0.996
+    ("full", "dino"): {"optim.lr": 0.03, "optim.weight_decay": 1e-4, "data.batch_size": 512, "train.epochs": 100,
+                       "optim.warmup_frac": 0.1, "method_cfg.out_dim": 65536, "method_cfg.teacher_temp": 0.04,
+                       "method_cfg.base_momentum": 0.996},
     # cpu: the short-run settings that learn within the preset's budget (docs/pretrain.md, "It learns").
     # MoCo v2 / BYOL export the EMA teacher there: after so few steps it probes 1-2 points higher.
     # MoCo v2 keeps NCHW: its shuffling BN reshapes every BN input, a copy for NHWC (15% slower steps).

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from imagedata.formats import open_source
+from imagedata.frames import VideoFramesSource
 from imagedata.loader import BatchLoader
 from imagedata.source import ImageSource
 from imagedata.synthetic import SyntheticSource
@@ -65,7 +66,8 @@ class PretrainData:
     def batches(self, seed: int, epoch: int, start: int, rank: int, world: int) -> Iterator[RawBatch]:
         """RawBatches of this process for ``epoch``, from global batch ``start`` on."""
         loader = BatchLoader(self.source, self.cfg.batch_size, shuffle=True, seed=seed, drop_last=True,
-                             prefetch=self.cfg.prefetch)
+                             prefetch=self.cfg.prefetch, workers=self.cfg.workers,
+                             pin_memory=self.cfg.pin_memory and torch.cuda.is_available())
         plan = [b[rank::world] for b in loader.batches(epoch)[start:]]
         rng = np.random.default_rng([seed, epoch, 7])
         partner_plan = [self._pick_partners(b, rng) for b in plan] if self.pairs else None
@@ -98,7 +100,8 @@ def open_pretrain_data(cfg: DataConfig, needs: frozenset[str]) -> PretrainData:
         raise DataError(f"--data.path {path}: no such dataset; generate one with "
                         f"`python -m synthetic.generate --preset {preset} --n 20000 --out {path}`")
     try:
-        source = open_source(path, cfg.image_size or None, cfg.split)
+        split = None if path.is_file() else cfg.split or None   # a COCO file is its own split
+        source = open_source(path, cfg.image_size or None, split)
     except (ValueError, OSError) as e:
         raise DataError(str(e).splitlines()[0]) from e
     if source.image_size is None:
@@ -115,9 +118,12 @@ def open_pretrain_data(cfg: DataConfig, needs: frozenset[str]) -> PretrainData:
 def _attach_pairs(data: PretrainData, path: Path) -> None:
     """Partner frames (same clip, |frame gap| <= pair_gap) and, for regions, shared visible objects."""
     src = data.source
+    if isinstance(src, VideoFramesSource):
+        _attach_video_pairs(data, src, path)
+        return
     if not isinstance(src, SyntheticSource) or "clip" not in src.dataset.labels:
-        raise DataError(f"--data.path {path}: the method needs video frame pairs; expected a dataset made "
-                        "with `--preset video`")
+        raise DataError(f"--data.path {path}: the method needs video frame pairs; expected video frames "
+                        "(TrackingNet, GOT-10k) or a dataset made with `--preset video`")
     lab = src.dataset.labels.iloc[src.indices]
     clip, frame = lab["clip"].to_numpy(), lab["frame"].to_numpy()
     objs = src.dataset.objects
@@ -150,4 +156,29 @@ def _attach_pairs(data: PretrainData, path: Path) -> None:
                 b = boxes[(gi, objs_i[0])] if objs_i else full
                 tracks[(i, i)] = (b, b)
         partners.append(same)
+    data._partners, data._tracks = partners, tracks
+
+
+def _attach_video_pairs(data: PretrainData, src: VideoFramesSource, path: Path) -> None:
+    """Partners of real video frames: the other frames of the video at most ``pair_gap`` away (the
+    frame itself where the video has one frame); for regions, the tracked object's box in both
+    (the video's box file, :meth:`VideoFramesSource.boxes`)."""
+    video, frame = src.video_ids, src.frame_ids
+    start = np.arange(len(src)) - frame
+    length = np.bincount(video)[video]
+    gap = data.cfg.pair_gap
+    partners, tracks = [], {}
+    boxes = None
+    if data.regions:
+        try:
+            boxes = src.boxes(np.arange(len(src)))
+        except ValueError as e:
+            raise DataError(f"--data.path {path}: {e}") from e
+    for i in range(len(src)):
+        lo, hi = max(start[i], i - gap), min(start[i] + length[i] - 1, i + gap)
+        same = np.array([j for j in range(lo, hi + 1) if j != i] or [i], dtype=np.int64)
+        partners.append(same)
+        if boxes is not None:
+            for j in same:
+                tracks[(i, int(j))] = (tuple(boxes[i]), tuple(boxes[j]))
     data._partners, data._tracks = partners, tracks

@@ -62,6 +62,15 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+AUG_DEVICES = ("cpu", "train")
+
+
+def check_aug_device(name: str) -> None:
+    """ValueError unless ``--train.aug_device`` is one of ``AUG_DEVICES``."""
+    if name not in AUG_DEVICES:
+        raise ValueError(f"--train.aug_device {name!r}: valid: {', '.join(AUG_DEVICES)} (train: the training device)")
+
+
 def autocast_dtype(amp: str, device: str) -> torch.dtype | None:
     """Mixed precision where the device supports it: bf16 (else fp16) on CUDA; bf16 on CPUs with
     native bf16 instructions; off elsewhere. ``off`` / ``bf16`` / ``fp16`` force a choice."""
@@ -124,6 +133,7 @@ def build_run(cfg: C.Config, dist_info: Dist | None = None) -> Run:
     total = cfg.train.steps if cfg.train.steps > 0 else max(1, int(round(cfg.train.epochs * spe)))
     d = dist_info or Dist()
     device = pick_device(cfg.train.device, d.local_rank)
+    check_aug_device(cfg.train.aug_device)
     mean, std = data.stats()
     policy.bind(cfg.data.path, torch.tensor(mean), torch.tensor(std))
     rid = C.run_id(cfg, data.name)
@@ -280,6 +290,8 @@ def _loop(run: Run, state: dict | None, progress: bool, after_step: Callable[[in
             raw = next(batches)
             torch.manual_seed(_step_seed(cfg.train.seed, step, d.rank))
             gen = torch.Generator().manual_seed(_step_seed(cfg.train.seed, step, d.rank))
+            if cfg.train.aug_device == "train":
+                raw = raw.to(run.device)        # the batched augmentations run where the model trains
             views = run.policy(raw, gen)
             views = _to_device(views, run.device, cfg.train.channels_last)
             for g, base in zip(opt.param_groups, base_lrs):

@@ -25,7 +25,7 @@ from measure.results import ResultsStore
 from . import compare as C
 from . import html, plots
 from .data import DEFAULT_DB, load
-from .papers import PAPERS, PLANS, get_plan
+from .papers import DATASETS, PAPERS, PLANS, SMOKE_KEEPS, get_plan
 from .reproduce import SCALES, run
 from .tables import aggregate, cells, default_tables, format_cell, gap_table, render
 
@@ -170,7 +170,9 @@ def add_build(sub: argparse._SubParsersAction) -> None:
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
     """Run a paper's reproduction end to end (data, pretraining, evaluation, report)."""
-    report = run(a.paper, get_plan(a.paper), a.scale, a.out, dry_run=a.dry_run, transfer=a.transfer)
+    report = run(a.paper, get_plan(a.paper), a.scale, a.out, dry_run=a.dry_run, transfer=a.transfer,
+                 smoke=a.smoke, datasets=DATASETS[a.paper], data_root=a.data_root, gpu_memory=a.gpu_memory,
+                 keep=SMOKE_KEEPS[a.paper], submit=a.submit, partition=a.partition, timeout_min=a.timeout_min)
     print(f"report: {report / 'report.html'}" if not a.dry_run else f"(dry run) report would be in {report}")
     return 0
 
@@ -184,4 +186,16 @@ def add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--transfer", action="store_true",
                    help="cpu: also run the plan's Detectron2 / mmseg transfers (an extra standard-stem arm, "
                         "seed 0, ~20 minutes a checkpoint; full plans always transfer)")
+    p.add_argument("--smoke", action="store_true",
+                   help="full: run the plan's own commands on tiny fixtures of its datasets, a few steps each, "
+                        "on CPU, into <out>/<paper>-full-smoke")
+    p.add_argument("--data-root", type=Path, default=Path("data"),
+                   help="full: the folder holding the papers' datasets (checked before any step)")
+    p.add_argument("--submit", choices=("slurm", "local"), default=None,
+                   help="run the steps as submitit jobs: one job per pretraining (8 DDP processes on a node of 8 "
+                        "GPUs; requeued and resumed when preempted), one per other step; local: on this machine")
+    p.add_argument("--partition", default=None, help="--submit slurm: the Slurm partition")
+    p.add_argument("--timeout-min", type=int, default=4320, help="--submit: a job's time limit (default 3 days)")
+    p.add_argument("--gpu-memory", type=float, default=80.0,
+                   help="full --dry-run: GB of memory a GPU holds (a step needing more is warned about; default 80)")
     p.set_defaults(func=cmd_reproduce)

@@ -62,7 +62,8 @@ EXPORT_FORMATS = (".csv", ".parquet")
 # config fields that never tell two runs apart in a report: the seed (every table counts seeds),
 # where files go or come from, the device, logging and checkpointing cadence, and input prefetch
 IGNORED_SETTINGS = frozenset({"train.seed", "train.out", "train.device", "train.log_every", "train.ckpt_every",
-                              "train.tensorboard", "data.path", "data.prefetch"})
+                              "train.tensorboard", "data.path", "data.prefetch", "data.workers", "data.pin_memory",
+                              "train.aug_device"})
 DEFAULT_MARK = "(default)"         # a setting a run's stored config lacks (configs of older stores)
 # recorded beside the config, shown in a column of its own (``input_transform``), never in the variant
 SHOWN_APART = ("input_transform",)

@@ -17,12 +17,19 @@ launchers. ``cpu`` plans are sized for 2 cores; their wall times are in docs/rep
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from imagedata.layouts import check_layout
+
+from .cost import format_hours, plan_estimates
+from .smoke import SMOKE_PROCS, smoke_steps
+from .submit import submit_plan
 
 SCALES = ("cpu", "full")
 
@@ -53,6 +60,7 @@ class Layout:
 
     root: Path
     transfer: bool = False
+    datasets: Path = Path("data")
 
     @property
     def data(self) -> Path:
@@ -102,6 +110,11 @@ CPU_EPOCHS = 10
 # 30 epochs are about twice those steps).
 MOCO_EPOCHS = 30
 FULL_PRETRAIN = ("--preset", "full", "--quiet")
+FULL_IMAGE_SIZE = 224                               # the full preset's ``data.image_size``
+# full scale: ImageNet-layout datasets have train / val (no test split): every probe scores on val
+IMAGENET_SPLITS = ("--test-split", "val")
+COCO_TRAIN = "coco/annotations/instances_train2017.json"   # under the datasets root
+VOC2012 = "VOCdevkit/VOC2012"                               # under the datasets root
 GPUS = 8                                            # full scale: one node of 8 GPUs
 DDP = ("torch.distributed.run", "--standalone", f"--nproc_per_node={GPUS}", "-m")   # = torchrun
 ON_GPU = ("evaluate.suite", "invariance")           # the steps that take --device
@@ -147,16 +160,21 @@ def report_steps(lay: Layout, paper: str, saliency: Path | None = None) -> list[
                                                   "--out", str(lay.report)))]
 
 
-def saliency_steps(data: Path, algos: tuple[str, ...] = ("hc", "rc")) -> list[Step]:
-    """Precompute the saliency cache of ``data`` (once, content-hashed) for the saliency policies."""
+def saliency_steps(data: Path, algos: tuple[str, ...] = ("hc", "rc"), scale: str = "cpu") -> list[Step]:
+    """Precompute the saliency cache of ``data`` (once, content-hashed) for the saliency policies;
+    at full scale at the pretraining's image size (file datasets have no size of their own)."""
+    size = ("--image-size", str(FULL_IMAGE_SIZE)) if scale == "full" else ()
     return [Step(f"saliency cache {a}", "pretrain.saliency", ("precompute", "--data", str(data), "--algo", a,
-                                                               "--workers", "2")) for a in algos]
+                                                               "--workers", "2", *size)) for a in algos]
 
 
-def examples_step(lay: Layout, data: Path) -> tuple[Step, Path]:
-    """The report's saliency examples: images, HC / RC maps, masks and the policies' views."""
+def examples_step(lay: Layout, data: Path, scale: str = "cpu") -> tuple[Step, Path]:
+    """The report's saliency examples: images, HC / RC maps, masks and the policies' views (at full
+    scale at the pretraining's image size: file datasets have none of their own)."""
     out = lay.root / "saliency_examples.npz"
-    return Step("saliency examples", "pretrain.saliency", ("examples", "--data", str(data), "--out", str(out))), out
+    size = ("--image-size", str(FULL_IMAGE_SIZE)) if scale == "full" else ()
+    return Step("saliency examples", "pretrain.saliency", ("examples", "--data", str(data), "--out", str(out),
+                                                           *size)), out
 
 
 def seeds(scale: str) -> tuple[int, ...]:
@@ -205,24 +223,42 @@ def transfer_steps(lay: Layout, scale: str, group: str = "", tasks: str = "") ->
         return [step, suite_step(lay, scenes, tasks or "detection,segmentation_transfer", "--transfer-iters", "150",
                                  group=group)]
     gpu = ("--device", "cuda", "--num-gpus", str(GPUS))
-    return [suite_step(lay, "data", "detection", "--detectron2-protocol", proto, *gpu, group=group)
+    return [suite_step(lay, lay.datasets, "detection", "--detectron2-protocol", proto, *gpu, group=group)
             for proto in ("voc-r50-c4", "coco-r50-fpn-1x")] + \
-        [suite_step(lay, "data", "segmentation_transfer", "--mmseg-protocol", "voc12aug-fcn", *gpu, group=group)]
+        [suite_step(lay, lay.datasets, "segmentation_transfer", "--mmseg-protocol", "voc12aug-fcn", *gpu, group=group)]
 
 
 # ------------------------------------------------------------------------------------- running
 
 def plan(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions",
-         transfer: bool = False) -> tuple[Layout, list[Step]]:
+         transfer: bool = False, *, smoke: bool = False, datasets: tuple[str, ...] = (),
+         data_root: Path | str = "data", keep: Callable[[Step], bool] | None = None) -> tuple[Layout, list[Step]]:
     """The layout and steps of ``paper`` (its name) at ``scale``, from its plan function
     ``steps_of`` (``reports.papers.get_plan(paper)``); ``transfer``: a cpu plan runs its framework
     transfers too (``Layout.transfer``). A command named twice, e.g. the scenes data of a plan
-    that also transfers on it, is run once. ValueError for an unknown scale."""
+    that also transfers on it, is run once. ``data_root``: where a full plan reads the papers'
+    datasets. ``smoke`` (full only): the full plan on tiny fixtures of its ``datasets`` (layout
+    names, ``reports.papers.DATASETS``) under ``<out>/<paper>-full-smoke`` (``reports.smoke``),
+    of the steps ``keep`` accepts (``reports.papers.SMOKE_KEEPS``; all by default).
+    ValueError for an unknown scale, or ``smoke`` at cpu scale."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
-    lay = Layout(Path(out) / f"{paper}-{scale}", transfer=transfer or scale == "full")
+    if smoke and scale != "full":
+        raise ValueError("--smoke runs a full plan on tiny fixtures: use it with --scale full")
+    root = Path(out) / f"{paper}-{scale}{'-smoke' if smoke else ''}"
+    lay = Layout(root, transfer=transfer or scale == "full", datasets=root / "datasets" if smoke else Path(data_root))
     steps = list(dict.fromkeys(steps_of(lay, scale)))
-    return lay, [_on_gpus(s) for s in steps] if scale == "full" else steps
+    steps = [_on_gpus(s) for s in steps] if scale == "full" else steps
+    if smoke:
+        steps = smoke_steps([s for s in steps if keep is None or keep(s)], lay.datasets, datasets)
+    return lay, steps
+
+
+def check_datasets(lay: Layout, datasets: tuple[str, ...]) -> None:
+    """Every dataset a full plan reads, in its layout under ``lay.datasets``: else one line naming the
+    first missing path and the layout expected (``imagedata.layouts.DatasetLayoutError``)."""
+    for name in datasets:
+        check_layout(name, lay.datasets)
 
 
 def _on_gpus(step: Step) -> Step:
@@ -243,23 +279,54 @@ def progress(elapsed: float, done: int, total: int) -> str:
 
 
 def run(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproductions", dry_run: bool = False,
-        transfer: bool = False) -> Path:
-    """Run (or with ``dry_run`` print) every step of ``paper``'s reproduction (its plan function
+        transfer: bool = False, *, smoke: bool = False, datasets: tuple[str, ...] = (),
+        data_root: Path | str = "data", gpu_memory: float = 80.0, keep: Callable[[Step], bool] | None = None,
+        submit: str | None = None, partition: str | None = None, timeout_min: int = 4320) -> Path:
+    """Run (or with ``dry_run`` print, with a full plan's GPU-hour estimate per step: ``reports.cost``;
+    ``gpu_memory``: GB a GPU holds, a step needing more is warned about; ``submit``: "slurm" or
+    "local", the steps as submitit jobs, ``reports.submit``) every step of ``paper``'s reproduction (its plan function
     ``steps_of``) at ``scale``, with its framework transfers at cpu scale if ``transfer``; returns
-    its report folder."""
-    lay, steps = plan(paper, steps_of, scale, out, transfer)
+    its report folder. A full plan first checks its ``datasets`` under ``data_root`` (all of them,
+    before any step); ``smoke``: the full plan on fixtures (:func:`plan`)."""
+    lay, steps = plan(paper, steps_of, scale, out, transfer, smoke=smoke, datasets=datasets, data_root=data_root,
+                      keep=keep)
+    if scale == "full" and not smoke and not dry_run:
+        check_datasets(lay, datasets)
+    env = {**os.environ, "DETECTRON2_DATASETS": str(lay.datasets)} if scale == "full" else None
+    if submit and not dry_run:
+        procs = SMOKE_PROCS if smoke else GPUS if scale == "full" else 1
+        begin = time.perf_counter()
+        submit_plan(steps, lay.root / "jobs", submit, procs=procs, gpus=GPUS if scale == "full" else 0,
+                    timeout_min=timeout_min, partition=partition,
+                    env={"DETECTRON2_DATASETS": str(lay.datasets)} if scale == "full" else {})
+        print(f"{paper} ({scale}) reproduced through {submit} jobs in {(time.perf_counter() - begin) / 60:.1f} min: "
+              f"{lay.report / 'report.html'}", flush=True)
+        return lay.report
+    costs = plan_estimates(steps, gpu_memory) if dry_run and scale == "full" and not smoke else None
     begin = time.perf_counter()
     for i, step in enumerate(steps, 1):
         cmd = step.command()
-        print(f"[{i}/{len(steps)}] {step.what}: {' '.join(cmd[1:])}", flush=True)
+        cost = ""
+        if costs is not None and (costs[i - 1].gpu_hours or costs[i - 1].note):
+            e = costs[i - 1]
+            cost = f"  [~{format_hours(e.gpu_hours)} V100 GPU-h{'; ' + e.note if e.note else ''}]" if e.gpu_hours \
+                else f"  [{e.note}]"
+        print(f"[{i}/{len(steps)}] {step.what}: {' '.join(cmd[1:])}{cost}", flush=True)
+        if costs is not None and costs[i - 1].note.startswith("batch"):
+            print(f"warning: step {i} ({step.what}): {costs[i - 1].note}", file=sys.stderr, flush=True)
         if dry_run:
             continue
         start = time.perf_counter()
-        rc = subprocess.run(cmd).returncode
+        rc = subprocess.run(cmd, env=env).returncode
         if rc != 0:
             raise RuntimeError(f"step {i} ({step.what}) failed with exit code {rc}: {' '.join(cmd)}")
         print(f"[{i}/{len(steps)}] done in {time.perf_counter() - start:.0f} s; "
               f"{progress(time.perf_counter() - begin, i, len(steps))}", flush=True)
+    if costs is not None:
+        total = sum(e.gpu_hours for e in costs)
+        left = sorted({e.note for e in costs if e.note and not e.gpu_hours})
+        print(f"estimate: ~{format_hours(total)} V100 GPU-hours, ~{format_hours(total / GPUS)} hours on one node of "
+              f"{GPUS} V100{'; not counted: ' + ', '.join(left) if left else ''} (reports/cost.py)", flush=True)
     if not dry_run:
         print(f"{paper} ({scale}) reproduced in {(time.perf_counter() - begin) / 60:.1f} min: "
               f"{lay.report / 'report.html'}", flush=True)

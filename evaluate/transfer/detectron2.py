@@ -125,7 +125,7 @@ def builtin_data(protocol: str) -> tuple[str, str, int]:
 
 def build_cfg(protocol: str, depth: int, weights: str, out_dir: Path, *, train_set: str, test_set: str,
               num_classes: int, mean: list[float], std: list[float], iters: int | None = None,
-              ims_per_batch: int | None = None, device: str = "cpu") -> Any:
+              ims_per_batch: int | None = None, device: str = "cpu", input_size: int | None = None) -> Any:
     """The Detectron2 CfgNode of ``protocol`` for a ResNet-``depth`` backbone loaded from ``weights``,
     fed RGB images normalised with ``mean`` / ``std`` (0-255; the checkpoint's own, ``pixel_stats``).
     ``train_set``: Detectron2 dataset names joined by +; ``ims_per_batch``: the total over all
@@ -160,6 +160,9 @@ def build_cfg(protocol: str, depth: int, weights: str, out_dir: Path, *, train_s
     cfg.DATALOADER.NUM_WORKERS = 0 if device == "cpu" else 4
     cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN = p.min_size, p.max_size
     cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = p.test_min_size, p.max_size
+    if input_size:                                  # a cut-down run (smoke): shorter side input_size
+        cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TEST = (input_size,), input_size
+        cfg.INPUT.MAX_SIZE_TRAIN = cfg.INPUT.MAX_SIZE_TEST = 2 * input_size
     total = iters or p.iters
     cfg.SOLVER.MAX_ITER = total
     cfg.SOLVER.IMS_PER_BATCH = ims_per_batch or p.ims_per_batch
@@ -248,7 +251,7 @@ def coco_metrics(res: dict[str, dict[str, float]], mask_on: bool) -> dict[str, f
 
 def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, *, iters: int | None = None,
         ims_per_batch: int | None = None, lr: float | None = None, device: str = "cpu", num_gpus: int = 1,
-        store: Path | str | None = None) -> dict[str, float]:
+        store: Path | str | None = None, input_size: int | None = None) -> dict[str, float]:
     """Convert ``ckpt``, train ``protocol`` on ``data`` (the scenes protocol; the paper protocols read
     Detectron2's builtin data sets and need ``device="cuda"``) in ``num_gpus`` processes, return its
     metrics and, with ``store``, write them to the results store (task ``detection``, split ``test``)."""
@@ -260,9 +263,10 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     meta = read_meta(ckpt)
     depth = check_transferable(ckpt, meta)
     scenes = PROTOCOLS[protocol].dataset == "scenes"
-    if not scenes and not device.startswith("cuda"):
+    if not scenes and not device.startswith("cuda") and iters is None:
         raise TransferError(f"protocol {protocol!r} is a full-scale GPU protocol: run it with --device cuda "
-                            "--num-gpus N (docs/evaluate.md, 'Full-scale transfer on GPUs')")
+                            "--num-gpus N, or cut to --transfer-iters N for a check on CPU (docs/evaluate.md, "
+                            "'Full-scale transfer on GPUs')")
     check_devices(num_gpus, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -270,7 +274,8 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     weights = convert(ckpt, "detectron2", out_dir / "backbone.pkl")
     mean, std = pixel_stats(meta)
     cfg = build_cfg(protocol, depth, str(weights), out_dir, train_set=train_set, test_set=test_set,
-                    num_classes=classes, mean=mean, std=std, iters=iters, ims_per_batch=ims_per_batch, device=device)
+                    num_classes=classes, mean=mean, std=std, iters=iters, ims_per_batch=ims_per_batch, device=device,
+                    input_size=input_size)
     if lr is not None:
         cfg.SOLVER.BASE_LR = lr
     if cfg.SOLVER.IMS_PER_BATCH % num_gpus:

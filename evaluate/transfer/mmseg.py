@@ -171,6 +171,22 @@ def paper_config(protocol: str, depth: int, weights: str, data: Path, out_dir: P
     return cfg
 
 
+def _resize_inputs(node: Any, side: int) -> None:
+    """A cut-down run (smoke): every crop and padded size of the config ``side`` x ``side``, every
+    resize scale's shorter side ``side`` (the shipped ratio kept), in place."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("crop_size", "size") and isinstance(v, (tuple, list)) and len(v) == 2:
+                node[k] = (side, side)
+            elif k == "scale" and isinstance(v, (tuple, list)) and len(v) == 2:
+                node[k] = (round(v[0] * side / min(v)), round(v[1] * side / min(v)))
+            else:
+                _resize_inputs(v, side)
+    elif isinstance(node, list):
+        for v in node:
+            _resize_inputs(v, side)
+
+
 def _finite_loss_hook() -> Any:
     """An mmengine hook that stops training when the loss is NaN / inf (mmseg has none of its own)."""
     import math
@@ -212,7 +228,7 @@ def train_and_evaluate(config: dict[str, Any], launcher: str = "none") -> dict[s
 
 def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, *, iters: int | None = None,
         batch: int | None = None, lr: float | None = None, device: str = "cpu", num_gpus: int = 1,
-        store: Path | str | None = None) -> dict[str, float]:
+        store: Path | str | None = None, input_size: int | None = None) -> dict[str, float]:
     """Convert ``ckpt``, train ``protocol`` on ``data`` in ``num_gpus`` processes (``batch`` images
     each, mmseg's convention), return mIoU / mAcc / aAcc and, with ``store``, write them to the
     results store (task ``segmentation_transfer``). The paper protocols need ``device="cuda"``;
@@ -224,9 +240,10 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
         raise TransferError(f"unknown mmseg protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
     meta = read_meta(ckpt)
     depth = check_transferable(ckpt, meta)
-    if protocol in SHIPPED and not device.startswith("cuda"):
+    if protocol in SHIPPED and not device.startswith("cuda") and iters is None:
         raise TransferError(f"protocol {protocol!r} ({SHIPPED[protocol]}) is a full-scale GPU protocol: run it with "
-                            "--device cuda --num-gpus N (docs/evaluate.md, 'Full-scale transfer on GPUs')")
+                            "--device cuda --num-gpus N, or cut to --transfer-iters N for a check on CPU "
+                            "(docs/evaluate.md, 'Full-scale transfer on GPUs')")
     check_devices(num_gpus, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -234,6 +251,8 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     if protocol in SHIPPED:
         weights = convert(ckpt, "mmseg", out_dir / "backbone.pth")
         config = paper_config(protocol, depth, str(weights), Path(data), out_dir, mean, std, iters, batch)
+        if input_size:
+            _resize_inputs(config, input_size)
         if lr is not None:
             config["optim_wrapper"]["optimizer"]["lr"] = lr
     else:

@@ -155,11 +155,13 @@ class SlotCon(Method):
         """InfoNCE of the student slots of one view against the teacher slots of the other."""
         q_mask, k_mask = prototypes_owning_pixels(q_logits), prototypes_owning_pixels(k_logits)
         pos = (q_mask & k_mask).flatten().nonzero().squeeze(1)
-        if pos.numel() < 2:  # the predictor's BatchNorm needs two rows
-            return q_slots.sum() * 0
+        # every process joins the collectives and runs the predictor, matched slots or not: a process
+        # that skipped them would leave the others waiting (the gather; DDP's gradient reduction)
+        keys, key_mask = gather(k_slots.flatten(0, 1)), gather(k_mask.flatten())
+        if pos.numel() < 2:  # the predictor's BatchNorm needs two rows: a zero loss through it
+            return self.predictor(q_slots.flatten(0, 1)[:2]).sum() * 0
         queries = self.predictor(q_slots.flatten(0, 1)[pos])
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        keys, key_mask = gather(k_slots.flatten(0, 1)), gather(k_mask.flatten())
         return slot_contrastive(queries, keys, pos + rank * k_mask.numel(), key_mask, self.cfg.slot_temp)
 
     @torch.no_grad()

@@ -98,7 +98,8 @@ def examples(args: argparse.Namespace) -> int:
     data = Path(args.data)
     if not data.exists():
         raise ValueError(f"{data}: no such dataset file or folder")
-    out = write_examples(data, args.out, n=args.n, seed=args.seed, cache=args.cache, split=args.split)
+    out = write_examples(data, args.out, n=args.n, seed=args.seed, cache=args.cache, split=args.split,
+                         image_size=args.image_size)
     log.info("saliency examples of the first images of %s -> %s", data, out)
     return 0
 
@@ -161,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=int, default=0, help="seed of the policies' random choices (default: 0)")
     ex.add_argument("--cache", default=None, help="saliency cache folder (default: <DATA>/.saliency)")
     ex.add_argument("--split", default="train", help="dataset split (default: train)")
+    ex.add_argument("--image-size", type=int, default=None,
+                    help="side the images are read at (required for image files; default: a synthetic set's own)")
     ex.add_argument("--quiet", action="store_true")
     io = sub.add_parser("iou", help="IoU of HC / RC masks per threshold rule against a synthetic dataset's object masks")
     io.add_argument("--data", required=True, help="synthetic dataset folder (with semantic.npy)")

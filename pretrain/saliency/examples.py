@@ -41,15 +41,16 @@ def _views(name: str, batch, data: Path, mean: torch.Tensor, std: torch.Tensor, 
 
 
 def saliency_examples(data: Path | str, n: int = 6, seed: int = 0, cache: str | None = None,
-                      split: str = "train") -> dict[str, np.ndarray]:
-    """The first ``n`` images of ``data`` (``split``), their maps and policy views, as ordered
-    columns ``{title: array}`` for :func:`reports.plots.saliency_examples`."""
+                      split: str = "train", image_size: int | None = None) -> dict[str, np.ndarray]:
+    """The first ``n`` images of ``data`` (``split``; read at ``image_size``, required for image
+    files), their maps and policy views, as ordered columns ``{title: array}`` for
+    :func:`reports.plots.saliency_examples`."""
     from imagedata.formats import open_source
 
     if n < 1:
         raise ValueError(f"saliency examples: n must be at least 1, got {n}")
     data = Path(data)
-    source = open_source(data, None, split)
+    source = open_source(data, image_size, split)
     idx = np.arange(min(n, len(source)))
     images = source.read(idx)
     batch = RawBatch(images=images, targets=torch.zeros(len(idx), dtype=torch.long), indices=torch.from_numpy(idx))

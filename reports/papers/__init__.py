@@ -13,11 +13,12 @@ and its reproduction plan (``plan(lay, scale)``, the ``reports.reproduce.Step``s
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 from ..compare import PaperSpec
-from ..reproduce import SCALES, Layout, Plan
+from ..reproduce import SCALES, Layout, Plan, Step
 from . import invariance, saliency_aug, saliency_masking, slotcon, utility
 
 MODULES: tuple[ModuleType, ...] = (saliency_aug, saliency_masking, invariance, slotcon, utility)
@@ -41,6 +42,11 @@ def planned_settings(steps_of: Plan) -> frozenset[str]:
 PAPERS: dict[str, PaperSpec] = {m.SPEC.name: dataclasses.replace(m.SPEC, planned=planned_settings(m.plan))
                                 for m in MODULES}
 PLANS: dict[str, Plan] = {m.SPEC.name: m.plan for m in MODULES}
+# what a smoke plan keeps of a full plan's steps besides its first pretraining seed (``reports.smoke``)
+SMOKE_KEEPS: dict[str, Callable[[Step], bool]] = {m.SPEC.name: getattr(m, "smoke_keeps", lambda step: True)
+                                                   for m in MODULES}
+# the papers' datasets each full plan reads (``imagedata.layouts`` names), checked before it starts
+DATASETS: dict[str, tuple[str, ...]] = {m.SPEC.name: m.FULL_DATASETS for m in MODULES}
 
 
 def _check(name: str) -> None:
@@ -60,4 +66,4 @@ def get_plan(name: str) -> Plan:
     return PLANS[name]
 
 
-__all__ = ["MODULES", "PAPERS", "PLANS", "get_paper", "get_plan", "planned_settings"]
+__all__ = ["DATASETS", "MODULES", "SMOKE_KEEPS", "PAPERS", "PLANS", "get_paper", "get_plan", "planned_settings"]

@@ -13,7 +13,10 @@ from typing import Any
 
 from ..compare import OBJECT_CENTRIC, PER_METHOD, SCENE_CENTRIC, WITHIN, Filter, Pair, PaperSpec, Trend, Where
 from ..reproduce import (
+    COCO_TRAIN,
     CPU_OBJECTS,
+    FULL_IMAGE_SIZE,
+    IMAGENET_SPLITS,
     Layout,
     Step,
     data_step,
@@ -82,6 +85,14 @@ INVARIANCE_STEPS = 680
 MOCO_ARGS = ("--method_cfg.symmetric=false",)
 
 
+# full scale: the invariance benchmarks of the paper (imagedata.benchmarks) and their folders under
+# the datasets root (imagedata.layouts)
+FULL_BENCHMARKS = (("got10k-occlusion", "got10k"), ("aloi-viewpoint", "aloi"), ("aloi-illum-color", "aloi"),
+                   ("aloi-illum-dir", "aloi"), ("pascal3d-viewpoint", "pascal3d"))
+# full scale: the datasets a plan reads (imagedata.layouts), checked before any step runs
+FULL_DATASETS = ("imagenet", "coco", "trackingnet", "got10k", "aloi", "pascal3d")
+
+
 def plan(lay: Layout, scale: str) -> list[Step]:
     """Invariance and dataset bias of contrastive SSL: MoCo v2 / PIRL / supervised / temporal
     (video frame pairs and tracked regions, against MoCo v2 on the same frames); occlusion,
@@ -105,8 +116,8 @@ def plan(lay: Layout, scale: str) -> list[Step]:
         s3, video = data_step(lay, "video", 500)
         steps += [s1, s2, s3]
     else:
-        objects, scenes, video = Path("data/imagenet"), Path("data/coco/annotations/instances_train2017.json"), \
-            Path("data/trackingnet")
+        objects, scenes, video = (lay.datasets / "imagenet", lay.datasets / COCO_TRAIN,
+                                  lay.datasets / "trackingnet")
     for seed in seeds(scale):
 
         def run(method: str, aug: str | None, data: Path, *extra: str) -> Step:
@@ -126,7 +137,11 @@ def plan(lay: Layout, scale: str) -> list[Step]:
     # test images (``--images``) at ~4 minutes a checkpoint (bench/RESULTS.md), some 90 minutes for
     # the plan's 24 runs.
     quick = ("--transforms", "none") if scale == "cpu" else ()
+    if scale == "full":       # the paper's real probe sets (sec. 3): GOT-10k, ALOI, PASCAL3D+
+        quick = tuple(a for name, folder in FULL_BENCHMARKS
+                      for a in ("--benchmark", f"{name}={lay.datasets / folder}"))
+        quick += ("--image-size", str(FULL_IMAGE_SIZE), "--transform-split", "val")   # ImageNet files: val
     steps.append(Step("invariance", "invariance", (str(lay.runs), "--store", str(lay.store), "--data", str(objects),
                                                    "--probe-dir", str(lay.data / "probes"), *quick)))
-    steps.append(suite_step(lay, objects, "linear"))
+    steps.append(suite_step(lay, objects, "linear", *(IMAGENET_SPLITS if scale == "full" else ())))
     return steps + report_steps(lay, SPEC.name)

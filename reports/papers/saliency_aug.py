@@ -13,6 +13,8 @@ from pathlib import Path
 from ..compare import LINEAR, PER_METHOD, Pair, PaperSpec, Trend
 from ..reproduce import (
     CPU_OBJECTS,
+    IMAGENET_SPLITS,
+    VOC2012,
     Layout,
     Step,
     data_step,
@@ -56,6 +58,9 @@ SPEC = PaperSpec(
 # RC masks, BYOL with RC masks (the paper's better map), each against its default pipeline
 SGD_ALGOS = {("cpu", "simclr"): ("hc", "rc"), ("cpu", "byol"): ("rc",)}
 
+# full scale: the datasets the plan reads (imagedata.layouts), checked before any step runs
+FULL_DATASETS = ("imagenet", "voc")
+
 
 def plan(lay: Layout, scale: str) -> list[Step]:
     """Saliency (HC / RC) segmentation as an SSL augmentation: SGD with HC and RC maps (and, at
@@ -68,12 +73,14 @@ def plan(lay: Layout, scale: str) -> list[Step]:
     evaluations' own seeds, averaged inside each run). SGD-only and the 64-px views are full-scale
     / by-hand arms (no claim reads them; the 90 minutes do not hold them). The object's mask:
     sgd's default rule, SaliencyCut of the map (the best IoU with the objects on these sets:
-    bench/RESULTS.md "Salient-object masks against the objects"), cached before the runs."""
-    steps, data = [], Path("data/imagenet")
+    bench/RESULTS.md "Salient-object masks against the objects"), cached before the runs. full:
+    ImageNet (the probes score on its val split), every arm of both methods, segmentation probed on
+    VOC 2012's masks (ImageNet has none)."""
+    steps, data = [], lay.datasets / "imagenet"
     if scale == "cpu":
         step, data = data_step(lay, "shapes64-clutter-heldout", CPU_OBJECTS)
         steps.append(step)
-    steps += saliency_steps(data, ("hc-cut", "rc-cut"))     # sgd's default rule: the SaliencyCut masks
+    steps += saliency_steps(data, ("hc-cut", "rc-cut"), scale)     # sgd's default rule: the SaliencyCut masks
     for seed in seeds(scale):
         for method in ("simclr", "byol"):
             steps.append(pretrain_step(lay, scale, method, "default", data, seed=seed))
@@ -81,6 +88,11 @@ def plan(lay: Layout, scale: str) -> list[Step]:
                 steps.append(pretrain_step(lay, scale, method, "sgd", data, f"--aug_cfg.algo={algo}", seed=seed))
             if scale == "full":
                 steps.append(pretrain_step(lay, scale, method, "sgd-only", data, seed=seed))
-    steps.append(suite_step(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1"))
-    step, examples = examples_step(lay, data)
+    if scale == "cpu":
+        steps.append(suite_step(lay, data, "linear,knn,clustering,segmentation", "--seeds", "0,1"))
+    else:       # ImageNet has no masks: the segmentation probe on VOC 2012's (train / val)
+        steps.append(suite_step(lay, data, "linear,knn,clustering", "--seeds", "0,1", *IMAGENET_SPLITS))
+        steps.append(suite_step(lay, lay.datasets / VOC2012, "segmentation", "--seeds", "0,1",
+                                "--train-split", "train", "--test-split", "val"))
+    step, examples = examples_step(lay, data, scale)
     return steps + [step] + report_steps(lay, SPEC.name, examples)

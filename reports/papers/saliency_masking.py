@@ -18,6 +18,7 @@ from typing import Any
 from ..compare import LINEAR, Filter, Pair, PaperSpec, Trend, variant_is
 from ..reproduce import (
     CPU_OBJECTS,
+    IMAGENET_SPLITS,
     Layout,
     Step,
     data_step,
@@ -165,6 +166,10 @@ def method_args(method: str, aug: str, scale: str) -> tuple[str, ...]:
 # order, query-only masking and hard negatives are full-scale arms.
 CPU_FILLS = {"simclr": ("highpass",), "mocov2": ("highpass",)}
 
+# full scale: the datasets the plan reads (imagedata.layouts: ImageNet-100, and VOC / COCO for the
+# transfers), checked before any step runs
+FULL_DATASETS = ("imagenet-100", "voc", "coco")
+
 
 def plan(lay: Layout, scale: str) -> list[Step]:
     """Saliency-guided masking for ConvNets: random vs saliency-guided masks, three fills,
@@ -180,11 +185,11 @@ def plan(lay: Layout, scale: str) -> list[Step]:
     ``method_args`` (MoCo v2 asymmetric in every arm). Data: ``shapes64-clutter-heldout``,
     ``CPU_OBJECTS`` (12 500) images, held-out meshes, 2544 test images (seed 0). full: every
     variant of both methods, each transferred."""
-    steps, data = [], Path("data/imagenet-100")
+    steps, data = [], lay.datasets / "imagenet-100"
     if scale == "cpu":
         step, data = data_step(lay, "shapes64-clutter-heldout", CPU_OBJECTS)
         steps.append(step)
-    steps += saliency_steps(data, ("rc",))
+    steps += saliency_steps(data, ("rc",), scale)
     variants = [("default", ()), ("random-mask", ())] + \
         [("sal-mask", (SAL, f"--aug_cfg.fill={fill}")) for fill in ("highpass", "blur", "mean")] + \
         [("sal-mask", (SAL, "--aug_cfg.branch=both")), ("sal-mask-hn", (SAL,))]
@@ -199,7 +204,7 @@ def plan(lay: Layout, scale: str) -> list[Step]:
                                         seed=seed, chosen=chosen)
         if scale == "cpu":
             steps.append(pretrain_step(lay, scale, "random", None, data, seed=seed))
-    steps.append(suite_step(lay, data, "linear,knn", "--seeds", "0"))
+    steps.append(suite_step(lay, data, "linear,knn", "--seeds", "0", *(IMAGENET_SPLITS if scale == "full" else ())))
     steps += transfer_steps(lay, scale, "transfer", tasks="detection" if scale == "cpu" else "")
-    step, examples = examples_step(lay, data)
+    step, examples = examples_step(lay, data, scale)
     return steps + [step] + report_steps(lay, SPEC.name, examples)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..compare import OBJECT_CENTRIC, SCENE_CENTRIC, Filter, Pair, PaperSpec, Trend
 from ..reproduce import (
+    COCO_TRAIN,
     Layout,
     Step,
     data_step,
@@ -77,6 +78,9 @@ SPEC = PaperSpec(
 # cpu preset's batch of 128 the 1646 training scenes make 12 steps an epoch: 600 steps in all.
 SCENE_EPOCHS = 50
 
+# full scale: the datasets the plan reads (imagedata.layouts), checked before any step runs
+FULL_DATASETS = ("coco", "voc")
+
 
 def plan(lay: Layout, scale: str) -> list[Step]:
     """SlotCon on scene-centric data: detection, segmentation, unsupervised segmentation, against
@@ -96,7 +100,7 @@ def plan(lay: Layout, scale: str) -> list[Step]:
         step, scenes = data_step(lay, "scenes", 2000)
         steps.append(step)
     else:
-        scenes = Path("data/coco/annotations/instances_train2017.json")
+        scenes = lay.datasets / COCO_TRAIN
     for seed in seeds(scale):
         for m in ("slotcon", "mocov2", "byol", "random"):
             steps += pretrain_steps(lay, scale, m, None, scenes, seed=seed, cpu_epochs=SCENE_EPOCHS,

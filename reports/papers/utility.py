@@ -47,9 +47,12 @@ SCRATCH_FACTORS = (2, 4)
 def finetune_args(scale: str) -> tuple[str, ...]:
     """The suite's finetuning flags of the plan: finetuned sizes, the scratch curve at 2x and 4x the
     largest (cpu: 2000 and 4000 of 8673 training images; full: 40 000 and 80 000 of 96 000), and no
-    step ceiling: 20 epochs at least 100 steps per size, as ``evaluate.finetune`` defaults."""
+    step ceiling: 20 epochs at least 100 steps per size, as ``evaluate.finetune`` defaults (cpu); the
+    paper's own schedule at full scale (``evaluate.finetune.newell_deng_steps``: 200 epochs of at
+    least 10 000 samples below 20 000 labels, 600 from there)."""
+    schedule = ("--finetune-schedule", "newell-deng") if scale == "full" else ()
     return ("--sizes", ",".join(map(str, FINETUNED_SIZES[scale])),
-            "--scratch-factors", ",".join(map(str, SCRATCH_FACTORS)))
+            "--scratch-factors", ",".join(map(str, SCRATCH_FACTORS)), *schedule)
 
 
 # cpu: colour alone random, and every factor random; the claims are judged per (method, variant),
@@ -67,6 +70,18 @@ CPU_METHODS = {"0100": ("simclr",), "1111": ("rotation", "simclr")}
 # cpu: one finetuning draw per checkpoint and label count, and one scratch curve, per variant. The
 # replicate is the pretraining seed; a second draw cost 12.5 minutes a variant (106.6-minute plan)
 CPU_EVAL_SEEDS = "0"
+
+# full scale: the plan renders its own data (synthetic.generate); no dataset to check
+FULL_DATASETS: tuple[str, ...] = ()
+
+
+def smoke_keeps(step: Step) -> bool:
+    """A smoke plan (``reports.smoke``) keeps the first variant's steps: the other eleven repeat its
+    commands on another rendering (10 pretrainings each)."""
+    from synthetic.presets import TCVL_VARIANTS
+
+    named = {f"tcvl-{v}" for v in TCVL_VARIANTS if any(f"tcvl-{v}" in a for a in step.args)}
+    return not named or named == {f"tcvl-{TCVL_VARIANTS[0]}"}
 
 
 def plan(lay: Layout, scale: str) -> list[Step]:
@@ -96,6 +111,8 @@ def plan(lay: Layout, scale: str) -> list[Step]:
     full_methods = ("rotation", "simclr", "vae", "cmc", "supervised")
     backbones = ("resnet18",) if scale == "cpu" else ("resnet9", "resnet50")   # cpu: bounded time on 2 cores
     size = ("--size", "32") if scale == "cpu" else ()     # cpu: the 32-px views the cpu preset trains at
+    # full: the renders' own 64 px (the full preset's 224 is for ImageNet-size files)
+    own_size = ("--data.image_size=64",) if scale == "full" else ()
     variants = CPU_VARIANTS if scale == "cpu" else TCVL_VARIANTS
     tasks = "linear,finetune" if scale == "cpu" else "linear,finetune,pose,segmentation,depth"
     for variant in variants:
@@ -106,7 +123,7 @@ def plan(lay: Layout, scale: str) -> list[Step]:
             for backbone in backbones:
                 for method in (CPU_METHODS[variant] if scale == "cpu" else full_methods):
                     steps.append(pretrain_step(lay, scale, method, None, data, f"--backbone.name={backbone}",
-                                               seed=seed, group=group))
+                                               *own_size, seed=seed, group=group))
         eval_seeds = CPU_EVAL_SEEDS if scale == "cpu" else "0,1"
         steps.append(suite_step(lay, data, tasks, *finetune_args(scale), "--seeds", eval_seeds, group=group))
     return steps + report_steps(lay, SPEC.name)

@@ -38,6 +38,21 @@ def test_schedule_steps_per_default_size() -> None:
     assert [FT.schedule_steps(n, small) for n in (10, 500, 1000, 10_000)] == [30, 100, 200, 2000]
 
 
+@pytest.mark.parametrize("n,epochs,samples", [(100, 200, 10_000), (1000, 200, 10_000), (4000, 200, 20_000),
+                                               (5000, 200, 10_000), (19_999, 200, 19_999), (20_000, 600, 20_000),
+                                               (100_000, 600, 50_000)])
+def test_newell_deng_schedule_is_the_papers(n: int, epochs: int, samples: int) -> None:
+    """princeton-vl/selfstudy: 200 epochs below 20 000 labels, 600 from there; an epoch is the
+    labelled set tiled to >= 10 000 samples (20 000 at 4000 labels), at most 50 000."""
+    cfg = FT.FinetuneConfig(schedule="newell-deng", batch_size=512)
+    assert FT.schedule_steps(n, cfg) == brute_force_steps(samples, epochs, 512, cfg.min_steps)
+
+
+def test_an_unknown_schedule_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown schedule 'fast'; valid: epochs, newell-deng"):
+        FT.check_config(FT.FinetuneConfig(schedule="fast"))
+
+
 def test_step_ceiling_is_opt_in_and_warned(tiny_ckpt: Path, eval_data: Path, caplog: pytest.LogCaptureFixture) -> None:
     capped = FT.FinetuneConfig(max_steps=400)
     assert [FT.schedule_steps(n, capped) for n in (100, 2000, 100_000)] == [100, 400, 400]

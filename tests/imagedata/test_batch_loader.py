@@ -47,6 +47,19 @@ def epoch_indices(loader: BatchLoader) -> list[int]:
     return out
 
 
+def test_worker_processes_read_the_same_batches_in_order() -> None:
+    """workers > 0: the plan's batches decoded in DataLoader worker processes, as the thread reads them."""
+    thread = BatchLoader(ListSource(20), 4, seed=3, prefetch=2)
+    workers = BatchLoader(ListSource(20), 4, seed=3, prefetch=2, workers=2)
+    plan = thread.batches(1)
+    for (a, ta, ia), (b, tb, ib) in zip(thread.iter_plan(plan), workers.iter_plan(plan), strict=True):
+        assert torch.equal(a, b) and torch.equal(ta, tb) and torch.equal(ia, ib)
+    with pytest.raises(RuntimeError, match="cannot read 5"):
+        list(BatchLoader(ListSource(10, fail=5), 5, shuffle=False, workers=1))
+    with pytest.raises(ValueError, match="prefetch and workers must be >= 0"):
+        BatchLoader(ListSource(4), 2, workers=-1)
+
+
 @pytest.mark.parametrize("prefetch", [0, 2])
 def test_loader_covers_every_index_once(prefetch: int) -> None:
     loader = BatchLoader(ListSource(10), 3, drop_last=False, prefetch=prefetch)
@@ -135,3 +148,20 @@ def test_as_torch_dataset_with_dataloader(tmp_path: Path) -> None:
     assert images.shape == (4, 3, SIZE, SIZE) and images.dtype == torch.uint8
     np.testing.assert_array_equal(as_hwc(images), src.dataset.images[:4])
     np.testing.assert_array_equal(targets.numpy(), src.targets[:4])
+
+
+@pytest.mark.timeout(120)
+def test_worker_processes_decode_image_files(tmp_path: Path) -> None:
+    """Files decode on a thread pool; a forked DataLoader worker makes its own (the parent's
+    threads do not exist in the child)."""
+    from imagedata.formats import open_source
+    from imagedata.layouts import write_layouts
+    write_layouts(tmp_path, ["imagenet"])
+    src = open_source(tmp_path / "imagenet", 32, "train", cache=False)
+    src.read(np.arange(4))                                   # the parent's pool exists before the fork
+    thread = BatchLoader(src, 6, seed=1)
+    workers = BatchLoader(src, 6, seed=1, workers=2)
+    got = list(workers.iter_plan(thread.batches(0)))
+    want = list(thread.iter_plan(thread.batches(0)))
+    assert len(got) == len(want) == 4
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[2], b[2]) for a, b in zip(got, want))

@@ -342,3 +342,17 @@ def test_cli_values_parse_as_yaml_but_words_stay_strings(args: list[str], expect
 def test_cli_malformed_settings_are_refused(args: list[str]) -> None:
     with pytest.raises(ValueError, match="--"):
         C.parse_overrides(args)
+
+
+def test_the_gpu_data_path_trains_the_same_weights(shapes_dir: Path, tmp_path: Path) -> None:
+    """Decoding in worker processes and augmenting on the training device (the full preset's data
+    path) change where the work runs, not what is trained: same run id, same weights."""
+    over = {"train.steps": 3}
+    a = T.train(cfg_for("simclr", shapes_dir, tmp_path / "a", **over), progress=False)
+    b = T.train(cfg_for("simclr", shapes_dir, tmp_path / "b", **over, **{
+        "data.workers": 2, "data.pin_memory": True, "train.aug_device": "train"}), progress=False)
+    assert a.name == b.name
+    wa, wb = (torch.load(p / "ckpt.pt", weights_only=True)["state_dict"] for p in (a, b))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(ValueError, match="--train.aug_device 'gpu': valid: cpu, train"):
+        T.build_run(cfg_for("simclr", shapes_dir, tmp_path / "c", **{"train.aug_device": "gpu"}))
