@@ -26,8 +26,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from imagedata.voc import VOC_CLASSES
-
 SIZE = (80, 64)               # width, height of every fixture image (not square: readers crop)
 COLOURS = [(220, 40, 40), (40, 200, 60), (50, 70, 220), (230, 200, 30)]
 
@@ -134,6 +132,8 @@ def write_coco(root: Path, train: int = 12, val: int = 6) -> None:
 
 
 def _voc_xml(name: str, k: int, seed: int) -> str:
+    from imagedata.voc import VOC_CLASSES            # imports torch: only when VOC is written
+
     x0, y0, x1, y1 = _box(k, seed)
     return (f"<annotation><filename>{name}.jpg</filename><size><width>{SIZE[0]}</width><height>{SIZE[1]}"
             f"</height><depth>3</depth></size><object><name>{VOC_CLASSES[k]}</name><pose>Unspecified</pose>"

@@ -25,8 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagedata.layouts import check_layout
-
 from .cost import format_hours, plan_estimates
 from .smoke import SMOKE_PROCS, smoke_steps
 from .submit import submit_plan
@@ -257,6 +255,8 @@ def plan(paper: str, steps_of: Plan, scale: str, out: Path | str = "reproduction
 def check_datasets(lay: Layout, datasets: tuple[str, ...]) -> None:
     """Every dataset a full plan reads, in its layout under ``lay.datasets``: else one line naming the
     first missing path and the layout expected (``imagedata.layouts.DatasetLayoutError``)."""
+    from imagedata.layouts import check_layout
+
     for name in datasets:
         check_layout(name, lay.datasets)
 

@@ -263,10 +263,10 @@ def run(ckpt: Path | str, protocol: str, data: Path | str, out_dir: Path | str, 
     meta = read_meta(ckpt)
     depth = check_transferable(ckpt, meta)
     scenes = PROTOCOLS[protocol].dataset == "scenes"
-    if not scenes and not device.startswith("cuda") and iters is None:
+    if not scenes and not device.startswith("cuda") and not (iters and input_size):
         raise TransferError(f"protocol {protocol!r} is a full-scale GPU protocol: run it with --device cuda "
-                            "--num-gpus N, or cut to --transfer-iters N for a check on CPU (docs/evaluate.md, "
-                            "'Full-scale transfer on GPUs')")
+                            "--num-gpus N, or cut to --transfer-iters N --transfer-input-size S for a check on CPU "
+                            "(docs/evaluate.md, 'Full-scale transfer on GPUs')")
     check_devices(num_gpus, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

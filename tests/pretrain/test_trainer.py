@@ -321,7 +321,8 @@ def test_temporal_on_tracked_regions(video_dir: Path, tmp_path: Path) -> None:
 
 
 def test_temporal_needs_a_video_dataset(shapes_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="expected a dataset made with `--preset video`"):
+    with pytest.raises(ValueError, match="expected video frames \\(TrackingNet, GOT-10k\\) or a dataset made with "
+                                         "`--preset video`"):
         T.build_run(cfg_for("temporal", shapes_dir, tmp_path))
 
 
