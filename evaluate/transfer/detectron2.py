@@ -163,6 +163,10 @@ def build_cfg(protocol: str, depth: int, weights: str, out_dir: Path, *, train_s
     if input_size:                                  # a cut-down run (smoke): shorter side input_size
         cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MIN_SIZE_TEST = (input_size,), input_size
         cfg.INPUT.MAX_SIZE_TRAIN = cfg.INPUT.MAX_SIZE_TEST = 2 * input_size
+        # and few proposals: the C4 head runs res5 once per region (512 a training image, 1000 at test)
+        cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 200
+        cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 32
+        cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 32
     total = iters or p.iters
     cfg.SOLVER.MAX_ITER = total
     cfg.SOLVER.IMS_PER_BATCH = ims_per_batch or p.ims_per_batch
