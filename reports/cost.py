@@ -31,7 +31,7 @@ DATASET_IMAGES = {"imagenet": 1281167, "imagenet-100": 126689, "instances_train2
                   "trackingnet": 14431266}
 # 224-px views a step per image, by pixel count (multi-crop: 2 x 224 + 6 x 96 -> 2 + 6 x (96/224)^2;
 # rotation: four rotated copies; PIRL: the image and 9 jigsaw tiles of 64 px)
-VIEWS = {"simclr": 2.0, "mocov2": 2.0, "byol": 2.0, "simsiam": 2.0, "mocov3": 3.0, "swav": 2 + 6 * (96 / 224) ** 2,
+VIEWS = {"simclr": 2.0, "mocov2": 2.0, "byol": 2.0, "simsiam": 2.0, "mocov3": 2.0, "swav": 2 + 6 * (96 / 224) ** 2,
          "dino": 2 + 6 * (96 / 224) ** 2, "pirl": 1 + 9 * (64 / 224) ** 2, "slotcon": 2.0, "temporal": 2.0,
          "cmc": 2.0, "rotation": 4.0, "vae": 1.0, "supervised": 1.0, "random": 0.0}
 # Detectron2 protocols: (V100 node-seconds per iteration on 8 GPUs, MODEL_ZOO.md) - iterations from the protocol

@@ -71,7 +71,7 @@ def launcher(launch: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"--nproc_per_node={SMOKE_PROCS}" if a.startswith("--nproc_per_node=") else a for a in launch)
 
 
-def smoke_step(step, datasets: Path):  # noqa: ANN001, ANN201 - reproduce.Step, imported late (no cycle)
+def smoke_step(step):  # noqa: ANN001, ANN201 - reproduce.Step, imported late (no cycle)
     """``step`` of a full plan with its sizes cut (module by module, the table above)."""
     from .reproduce import Step
 
@@ -101,4 +101,4 @@ def smoke_steps(steps: list, datasets: Path, layouts: tuple[str, ...]) -> list:
     first = [Step("dataset fixtures", "imagedata.layouts", ("write", "--root", str(datasets), *layouts))] \
         if layouts else []
     kept = [s for s in steps if s.module != "pretrain" or seed_of(s.args) == SMOKE_SEED]
-    return first + [smoke_step(s, datasets) for s in kept]
+    return first + [smoke_step(s) for s in kept]
